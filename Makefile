@@ -1,0 +1,39 @@
+# The commands the README shows. `make demo` runs the live demo, `make test` every test,
+# `make bench` the benchmarks. Each installs what it needs (see mk/deps.mk).
+#
+# Components add themselves through mk/*.mk: each fragment appends its test target to
+# TEST_SUITES (and its bench target to BENCH_SUITES), so no shared list needs editing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+ROOT := $(abspath .)
+TARGET_DIR := $(ROOT)/target
+
+TEST_SUITES :=
+BENCH_SUITES :=
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: help demo test bench bench-quick lib header
+help:
+	@echo "make demo   - run the live demo (single node, no external service)"
+	@echo "make test   - run every test suite: $(TEST_SUITES)"
+	@echo "make bench  - run the benchmarks and write bench/BENCHMARKS.md"
+
+## The release library (static and shared) and the header.
+lib:
+	$(CARGO) build --release --lib
+
+## Regenerate include/presence.h after changing src/ffi.
+header:
+	UPDATE_HEADER=1 $(CARGO) test --test header
+
+test: $(TEST_SUITES)
+	@echo "all test suites passed: $(TEST_SUITES)"
+
+bench: $(BENCH_SUITES)
+
+bench-quick:
+	$(MAKE) bench BENCH_QUICK=1

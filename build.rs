@@ -1,0 +1,35 @@
+//! Generates the C header with cbindgen into OUT_DIR. The committed copy in
+//! `include/presence.h` is compared with it by `tests/header.rs`, never written from here:
+//! a build must not modify the source tree.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    let mut config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let version = env::var("CARGO_PKG_VERSION").expect("set by cargo");
+    let part = |name: &str| env::var(name).expect("set by cargo");
+    config.after_includes = Some(format!(
+        "\n/* The version of this header; compare with presence_version() at run time. */\n\
+         #define PRESENCE_VERSION \"{version}\"\n\
+         #define PRESENCE_VERSION_MAJOR {}\n\
+         #define PRESENCE_VERSION_MINOR {}\n\
+         #define PRESENCE_VERSION_PATCH {}\n",
+        part("CARGO_PKG_VERSION_MAJOR"),
+        part("CARGO_PKG_VERSION_MINOR"),
+        part("CARGO_PKG_VERSION_PATCH"),
+    ));
+    cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header")
+        .write_to_file(out_dir.join("presence.h"));
+    println!("cargo:include={}", out_dir.display());
+}

@@ -1,0 +1,399 @@
+//! The exported functions. Their doc comments are copied into `include/presence.h`,
+//! which is the manual for C, C++ and FFI users.
+
+use super::guard::{
+    engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error,
+};
+use super::types::*;
+use crate::{Config, Counts, Engine};
+use std::ffi::{c_char, c_int, c_void};
+
+/// Creates an engine.
+///
+/// `config_json` is a JSON object of settings, or NULL (same as `{}`) for the defaults:
+/// `format` (`"counts"`, the default, or `"phoenix"`), `viewers_key` (phoenix format: the
+/// key anonymous presences are listed under, default `"viewers"`), `shards` (64),
+/// `max_topic_bytes` (256), `max_key_bytes` (256), `max_meta_bytes` (4096), `max_topics`
+/// (1000000), `max_presences` (10000000). An unknown field is an error.
+///
+/// On success `*out` receives the engine, which the caller owns and must release with
+/// `presence_engine_free`. `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_engine_new(
+    config_json: *const c_char,
+    out: *mut *mut presence_engine,
+) -> presence_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: caller passes NULL or a NUL-terminated string.
+        let config = match unsafe { optional_text(config_json, "config_json") }? {
+            Some(json) => Config::from_json(json)?,
+            None => Config::default(),
+        };
+        let engine = Box::new(Engine::new(config)?);
+        // SAFETY: `out` is non-NULL and points to writable storage by contract.
+        unsafe { *out = Box::into_raw(engine).cast() };
+        Ok(())
+    })
+}
+
+/// Destroys an engine and everything it holds, and closes its wake-up descriptor.
+///
+/// Calling with NULL does nothing. Must not be called twice for the same engine, nor
+/// while another thread is using it. Buffers returned earlier stay valid.
+#[no_mangle]
+pub unsafe extern "C" fn presence_engine_free(engine: *mut presence_engine) {
+    guard_value((), || {
+        if !engine.is_null() {
+            // SAFETY: a non-NULL handle came from `presence_engine_new` (Box::into_raw).
+            drop(unsafe { Box::from_raw(engine.cast::<Engine>()) });
+        }
+    })
+}
+
+/// Tracks connection `conn` in `topic`.
+///
+/// `key` is the user id (NUL-terminated UTF-8), or NULL for an anonymous viewer. `meta` is
+/// a JSON object text, or NULL for `{}`; counts format checks it and keeps nothing of it.
+/// `topic` and `key` must not be empty. Tracking a (topic, conn) pair that is tracked
+/// already fails with `PRESENCE_STATUS_ALREADY_TRACKED`. The strings are copied: the
+/// caller may free them when the call returns.
+#[no_mangle]
+pub unsafe extern "C" fn presence_track(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    conn: u64,
+    key: *const c_char,
+    meta: *const c_char,
+) -> presence_status {
+    guard(|| {
+        // SAFETY (all four): pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        let key = unsafe { optional_text(key, "key") }?;
+        let meta = unsafe { optional_text(meta, "meta") }?;
+        Ok(e.track(topic, conn, key, meta)?)
+    })
+}
+
+/// Stops tracking connection `conn` in `topic`. Fails with `PRESENCE_STATUS_NOT_TRACKED`
+/// if the pair is not tracked.
+#[no_mangle]
+pub unsafe extern "C" fn presence_untrack(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    conn: u64,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        Ok(e.untrack(topic, conn)?)
+    })
+}
+
+/// Stops tracking connection `conn` in every topic: call it when the connection closes.
+///
+/// An unknown connection is not an error (it removes nothing). If `removed` is not NULL,
+/// `*removed` receives the number of presences removed.
+#[no_mangle]
+pub unsafe extern "C" fn presence_untrack_conn(
+    engine: *const presence_engine,
+    conn: u64,
+    removed: *mut usize,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let n = e.untrack_conn(conn);
+        if !removed.is_null() {
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { *removed = n };
+        }
+        Ok(())
+    })
+}
+
+/// Replaces the meta of a tracked presence (a JSON object text, or NULL for `{}`).
+///
+/// In phoenix format the next diff shows the old meta leaving and the new one joining
+/// with `phx_ref_prev`, as Phoenix does. Counts format keeps no meta: the call only
+/// checks its arguments. Fails with `PRESENCE_STATUS_NOT_TRACKED` for an unknown pair.
+#[no_mangle]
+pub unsafe extern "C" fn presence_update(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    conn: u64,
+    meta: *const c_char,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        let meta = unsafe { optional_text(meta, "meta") }?;
+        Ok(e.update(topic, conn, meta)?)
+    })
+}
+
+/// Reads the live counts of `topic` into `*out`, in constant time. An unknown topic has
+/// zero counts. `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_get_counts(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    out: *mut presence_counts,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let c = e.counts(topic)?;
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = c.into() };
+        Ok(())
+    })
+}
+
+/// Renders the `presence_state` payload of `topic` into `*out`: the state as of the last
+/// poll, which is what a client joining now must start from so that the diffs of the
+/// following polls apply exactly. An unknown topic gives the empty state.
+///
+/// The caller owns `*out` and must release it with `presence_buf_free`. If `seq` is not
+/// NULL, `*seq` receives the seq of the last diff included (0 before the first); the next
+/// diff of this topic will have `*seq + 1`.
+#[no_mangle]
+pub unsafe extern "C" fn presence_list(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    out: *mut presence_buf,
+    seq: *mut u64,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let state = e.list(topic)?;
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_buf::from_string(state.json);
+            if !seq.is_null() {
+                *seq = state.seq;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Takes every change since the last poll as one JSON array in `*out`, `[]` when idle:
+///
+/// `[{"topic":"video:42","seq":7,"counts":{"viewers":2,"users":3,"connections":5},"payload":{"joins":...,"leaves":...}}, ...]`
+///
+/// Each topic appears at most once however many changes it had; a topic whose changes
+/// cancelled out does not appear. `payload` is the `presence_diff` to send to the topic's
+/// clients. The caller owns `*out` and must release it with `presence_buf_free`.
+/// Concurrent polls split the changes between them; none is returned twice.
+#[no_mangle]
+pub unsafe extern "C" fn presence_poll_diff(
+    engine: *const presence_engine,
+    out: *mut presence_buf,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let batch = e.poll_diff();
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = presence_buf::from_string(batch.into_json()) };
+        Ok(())
+    })
+}
+
+/// Takes every change since the last poll, like `presence_poll_diff`, and calls
+/// `callback(userdata, diff)` once per changed topic, in order, before returning. This
+/// saves a C host from parsing JSON: `diff->payload` is ready to send as it is.
+/// `callback` must not be NULL; `userdata` is passed through untouched.
+#[no_mangle]
+pub unsafe extern "C" fn presence_poll_diff_each(
+    engine: *const presence_engine,
+    callback: presence_diff_cb,
+    userdata: *mut c_void,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let Some(callback) = callback else {
+            return Err(null("callback"));
+        };
+        // The batch is complete and every lock released before the first callback runs.
+        let batch = e.poll_diff();
+        for d in batch.iter() {
+            let diff = presence_topic_diff {
+                topic: presence_str::from(d.topic),
+                seq: d.seq,
+                counts: d.counts.into(),
+                payload: presence_str::from(d.payload),
+            };
+            // SAFETY: the callback's contract is the caller's; `diff` lives across the call.
+            unsafe { callback(userdata, &diff) };
+        }
+        Ok(())
+    })
+}
+
+/// Releases a buffer returned by this library and sets it to `{NULL, 0}`.
+///
+/// Calling with NULL, or with a buffer that is already `{NULL, 0}`, does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn presence_buf_free(buf: *mut presence_buf) {
+    guard_value((), || {
+        // SAFETY: NULL or a valid presence_buf by contract.
+        if let Some(buf) = unsafe { buf.as_mut() } {
+            if !buf.data.is_null() {
+                // SAFETY: `data`/`len` came from `from_string`: a boxed slice of len + 1 bytes.
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        buf.data.cast_mut(),
+                        buf.len + 1,
+                    ))
+                });
+            }
+            buf.data = std::ptr::null();
+            buf.len = 0;
+        }
+    })
+}
+
+/// Returns a descriptor that becomes readable when a poll may return something, for
+/// epoll, poll(2), libuv or asyncio. The engine owns it: wait on it, never read, write
+/// or close it. Wake-ups can be spurious (a poll may then return `[]`); the descriptor
+/// stays readable until the next poll. Returns -1 if `engine` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_wakeup_fd(engine: *const presence_engine) -> c_int {
+    guard_value(-1, || {
+        // SAFETY: NULL or a live handle by contract.
+        match unsafe { self::engine(engine) } {
+            Ok(e) => e.wakeup_fd(),
+            Err(f) => {
+                set_last_error(&f.message);
+                -1
+            }
+        }
+    })
+}
+
+/// Reads engine-wide figures into `*out`. Computing `bytes` visits every topic, so this
+/// costs time in proportion to the number of topics: call it for monitoring, not per
+/// event. `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_get_stats(
+    engine: *const presence_engine,
+    out: *mut presence_stats,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let s = e.stats();
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_stats {
+                topics: s.topics,
+                presences: s.presences,
+                bytes: s.bytes,
+                topics_pending: s.topics_pending,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Copies the message of the last failed call on this thread into `buf`, NUL-terminated
+/// and truncated to `cap - 1` bytes, and returns the message's full length (excluding
+/// the NUL), like snprintf. With `buf` NULL or `cap` 0 nothing is written: call it that
+/// way to learn the size. Returns 0 when no call has failed on this thread yet.
+#[no_mangle]
+pub unsafe extern "C" fn presence_last_error_message(buf: *mut c_char, cap: usize) -> usize {
+    guard_value(0, || {
+        with_last_error(|message| {
+            if !buf.is_null() && cap > 0 {
+                let n = message.len().min(cap - 1);
+                // SAFETY: `buf` has room for `cap` bytes by contract, and n < cap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
+                    *buf.add(n) = 0;
+                }
+            }
+            message.len()
+        })
+    })
+}
+
+/// Returns the name of a status value, such as `"PRESENCE_STATUS_NOT_TRACKED"`, as a
+/// static string the caller must not free. An unknown value gives `"PRESENCE_STATUS_UNKNOWN"`.
+#[no_mangle]
+pub extern "C" fn presence_status_name(status: u32) -> *const c_char {
+    let name: &'static [u8] = match status {
+        0 => b"PRESENCE_STATUS_OK\0",
+        1 => b"PRESENCE_STATUS_NULL_ARGUMENT\0",
+        2 => b"PRESENCE_STATUS_INVALID_UTF8\0",
+        3 => b"PRESENCE_STATUS_INVALID_META\0",
+        4 => b"PRESENCE_STATUS_INVALID_CONFIG\0",
+        5 => b"PRESENCE_STATUS_INVALID_ARGUMENT\0",
+        6 => b"PRESENCE_STATUS_TOO_LONG\0",
+        7 => b"PRESENCE_STATUS_ALREADY_TRACKED\0",
+        8 => b"PRESENCE_STATUS_NOT_TRACKED\0",
+        9 => b"PRESENCE_STATUS_LIMIT_REACHED\0",
+        10 => b"PRESENCE_STATUS_IO\0",
+        99 => b"PRESENCE_STATUS_PANIC\0",
+        _ => b"PRESENCE_STATUS_UNKNOWN\0",
+    };
+    name.as_ptr().cast()
+}
+
+/// Returns the library version (for example `"0.1.0"`) as a static string the caller must
+/// not free. Compare it with `PRESENCE_VERSION` to detect a header/library mismatch.
+#[no_mangle]
+pub extern "C" fn presence_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+impl presence_buf {
+    fn from_string(s: String) -> presence_buf {
+        let mut bytes = s.into_bytes();
+        bytes.push(0);
+        let len = bytes.len() - 1;
+        let data = Box::into_raw(bytes.into_boxed_slice()).cast::<u8>();
+        presence_buf { data, len }
+    }
+}
+
+impl From<&str> for presence_str {
+    fn from(s: &str) -> presence_str {
+        presence_str {
+            data: s.as_ptr().cast(),
+            len: s.len(),
+        }
+    }
+}
+
+impl From<Counts> for presence_counts {
+    fn from(c: Counts) -> presence_counts {
+        presence_counts {
+            viewers: c.viewers,
+            users: c.users,
+            connections: c.connections,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What every exported function shares: the panic boundary, the thread's last error, and
+//! the checks that turn raw pointers into Rust references.
+
+use super::types::{presence_engine, presence_status};
+use crate::{Engine, Error, ErrorKind};
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A failed call: the status to return and the message to keep for this thread.
+pub(crate) struct Failure {
+    pub status: presence_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: presence_status, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let status = match e.kind() {
+            ErrorKind::InvalidUtf8 => presence_status::InvalidUtf8,
+            ErrorKind::InvalidMeta => presence_status::InvalidMeta,
+            ErrorKind::InvalidConfig => presence_status::InvalidConfig,
+            ErrorKind::InvalidArgument => presence_status::InvalidArgument,
+            ErrorKind::TooLong => presence_status::TooLong,
+            ErrorKind::AlreadyTracked => presence_status::AlreadyTracked,
+            ErrorKind::NotTracked => presence_status::NotTracked,
+            ErrorKind::LimitReached => presence_status::LimitReached,
+            ErrorKind::Io => presence_status::Io,
+        };
+        Failure::new(status, e.message())
+    }
+}
+
+/// Runs an exported body: a failure or a panic becomes a status and this thread's last
+/// error; nothing unwinds into the caller.
+pub(crate) fn guard(f: impl FnOnce() -> Result<(), Failure>) -> presence_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => presence_status::Ok,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (panic): {what}"));
+            presence_status::Panic
+        }
+    }
+}
+
+/// Like `guard` for functions that return a plain value: `fallback` on a panic.
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        set_last_error("internal error (panic)");
+        fallback
+    })
+}
+
+pub(crate) fn set_last_error(message: &str) {
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        e.clear();
+        e.push_str(message);
+    });
+}
+
+pub(crate) fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
+    LAST_ERROR.with(|e| f(&e.borrow()))
+}
+
+/// The engine behind a handle, or `NullArgument`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle from `presence_engine_new`.
+pub(crate) unsafe fn engine<'a>(engine: *const presence_engine) -> Result<&'a Engine, Failure> {
+    // SAFETY: handles are `Box<Engine>` pointers (see `presence_engine_new`).
+    unsafe { engine.cast::<Engine>().as_ref() }.ok_or_else(|| null("engine"))
+}
+
+/// A required NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    // SAFETY: forwarded from the caller.
+    unsafe { optional_text(p, what) }?.ok_or_else(|| null(what))
+}
+
+/// An optional NUL-terminated UTF-8 string: NULL gives `None`.
+///
+/// # Safety
+/// As for `text`.
+pub(crate) unsafe fn optional_text<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    std::str::from_utf8(bytes).map(Some).map_err(|e| {
+        Failure::new(
+            presence_status::InvalidUtf8,
+            format!("{what} is not valid UTF-8: {e}"),
+        )
+    })
+}
+
+/// Writes an out-parameter, which the caller has checked for NULL.
+pub(crate) fn null(what: &str) -> Failure {
+    Failure::new(
+        presence_status::NullArgument,
+        format!("{what} must not be NULL"),
+    )
+}

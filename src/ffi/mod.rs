@@ -1,0 +1,11 @@
+//! The C ABI. Everything here is a thin translation: check pointers and UTF-8, call the
+//! core, map errors to a status. The conventions (after rustls-ffi) are in the README:
+//! a status from every fallible call, out-parameters written only on success, library
+//! buffers freed by the library, a per-thread last error, and no panic across the boundary.
+
+mod api;
+mod guard;
+mod types;
+
+pub use api::*;
+pub use types::*;

@@ -1,0 +1,122 @@
+//! The C types: an opaque engine handle, the status enum and the plain structs.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_void};
+
+/// A presence engine.
+///
+/// Created by `presence_engine_new` and destroyed by `presence_engine_free`. Every
+/// function that takes a `presence_engine *` or `const presence_engine *` is safe to
+/// call from any number of threads at once; only `presence_engine_free` must not
+/// overlap with any other call on the same engine.
+pub struct presence_engine {
+    _private: [u8; 0],
+}
+
+/// The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
+/// its own value and `presence_last_error_message` has the details. Out-parameters are
+/// written only when the call returns `PRESENCE_STATUS_OK`, and a failed call leaves
+/// the engine's state as it was.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum presence_status {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument is NULL.
+    NullArgument = 1,
+    /// A string argument is not valid UTF-8.
+    InvalidUtf8 = 2,
+    /// A meta is not a JSON object, or it carries a reserved key (`phx_ref`, `phx_ref_prev`).
+    InvalidMeta = 3,
+    /// The configuration JSON is malformed, has an unknown field or a bad value.
+    InvalidConfig = 4,
+    /// A topic or key is empty, or (phoenix format) a key equals the viewers group name.
+    InvalidArgument = 5,
+    /// A topic, key or meta is longer than its configured limit.
+    TooLong = 6,
+    /// The connection is already tracked in that topic.
+    AlreadyTracked = 7,
+    /// The connection is not tracked in that topic.
+    NotTracked = 8,
+    /// The configured maximum number of topics or presences is reached.
+    LimitReached = 9,
+    /// The operating system refused a resource (the wake-up descriptor).
+    Io = 10,
+    /// A bug inside the engine was caught before it could cross into the caller.
+    Panic = 99,
+}
+
+/// The counts of one topic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct presence_counts {
+    /// Anonymous presences (tracked without a key).
+    pub viewers: u64,
+    /// Distinct keys (a user with three tabs counts once).
+    pub users: u64,
+    /// All presences.
+    pub connections: u64,
+}
+
+/// Engine-wide figures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct presence_stats {
+    /// Topics held.
+    pub topics: u64,
+    /// Presences held.
+    pub presences: u64,
+    /// Estimated heap bytes held by the engine.
+    pub bytes: u64,
+    /// Topics changed since the last poll.
+    pub topics_pending: u64,
+}
+
+/// A byte buffer allocated by the library: JSON text, followed by a NUL byte that `len`
+/// does not count, so `data` can also be used as a C string.
+///
+/// The caller owns it and must release it with `presence_buf_free`, never with `free()`.
+/// A zeroed `presence_buf` (`{NULL, 0}`) holds nothing and may be freed.
+#[repr(C)]
+#[derive(Debug)]
+pub struct presence_buf {
+    /// The bytes, or NULL for an empty buffer.
+    pub data: *const u8,
+    /// The number of bytes, excluding the trailing NUL.
+    pub len: usize,
+}
+
+/// A borrowed string view; not NUL-terminated. Valid only as long as the documentation
+/// of the function that gave it says.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct presence_str {
+    /// The first byte.
+    pub data: *const c_char,
+    /// The number of bytes.
+    pub len: usize,
+}
+
+/// One changed topic, as passed to a `presence_diff_cb`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct presence_topic_diff {
+    /// The topic name.
+    pub topic: presence_str,
+    /// The per-topic sequence number: 1 for a topic's first diff, then one more each time.
+    /// A client that sees a gap has missed a diff and should ask for the state again.
+    pub seq: u64,
+    /// The live counts after this diff.
+    pub counts: presence_counts,
+    /// The `presence_diff` payload (JSON) to send to the topic's clients.
+    pub payload: presence_str,
+}
+
+/// Receives one changed topic from `presence_poll_diff_each`.
+///
+/// `diff` and the strings it points to are valid only during the call. The callback runs
+/// on the polling thread with no engine lock held, so it may call any engine function
+/// except `presence_engine_free`. It must not unwind or `longjmp` out.
+pub type presence_diff_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, diff: *const presence_topic_diff)>;

@@ -1,0 +1,38 @@
+//! presence-engine: tells socket servers how many (or who) are present in each channel.
+//!
+//! The host keeps its transport and hands the engine only bookkeeping: "connection 17
+//! joined `video:42` as alice", "connection 17 left", "what changed since I last asked?".
+//! The engine answers with ready-to-send payloads: anonymous counts by default
+//! ([`Format::Counts`]) or Phoenix-compatible presence lists ([`Format::Phoenix`]), with
+//! all changes of a topic between two polls coalesced into one diff.
+//!
+//! ```
+//! use presence::{Engine, Config};
+//! let engine = Engine::new(Config::default()).unwrap();
+//! engine.track("video:42", 1, Some("alice"), None).unwrap();
+//! engine.track("video:42", 2, None, None).unwrap();
+//! let batch = engine.poll_diff();
+//! let diff = batch.iter().next().unwrap();
+//! assert_eq!(diff.payload, r#"{"joins":{"viewers":{"count":1},"users":{"count":1}},"leaves":{"viewers":{"count":0},"users":{"count":0}}}"#);
+//! ```
+//!
+//! The core knows nothing of FFI; the C ABI lives in [`ffi`].
+
+mod config;
+mod engine;
+mod error;
+pub mod ffi;
+mod hash;
+mod json;
+mod meta;
+mod shard;
+mod topic;
+mod waker;
+
+pub use config::{Config, Format, CONFIG_FIELDS};
+pub use engine::{DiffBatch, Engine, State, Stats, TopicDiff};
+pub use error::{Error, ErrorKind, Result};
+pub use topic::Counts;
+
+/// The library version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

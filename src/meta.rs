@@ -1,0 +1,94 @@
+//! Validation of the host's meta JSON, and the splice that adds `phx_ref` to it.
+//!
+//! A meta is kept as the host's own JSON text (trimmed), never as a parsed tree: it is
+//! only ever re-emitted, so parsing it once to check it is all the work it needs.
+
+use crate::error::{Error, ErrorKind, Result};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+
+/// Keys the engine writes into every phoenix meta; a host meta may not carry them.
+pub const RESERVED_KEYS: [&str; 2] = ["phx_ref", "phx_ref_prev"];
+
+/// Checks that `text` is one JSON object without reserved keys and returns it trimmed.
+pub fn validate(text: &str) -> Result<&str> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(ObjectCheck).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidMeta,
+            format!("meta must be a JSON object: {e}"),
+        )
+    })?;
+    de.end().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidMeta,
+            format!("meta has trailing data: {e}"),
+        )
+    })?;
+    Ok(text.trim())
+}
+
+/// The members of a validated, trimmed object, without the braces: `{"a":1}` gives `"a":1`.
+pub fn members(object: &str) -> &str {
+    object[1..object.len() - 1].trim()
+}
+
+struct ObjectCheck;
+
+impl<'de> Visitor<'de> for ObjectCheck {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if RESERVED_KEYS.contains(&key.as_ref()) {
+                return Err(de::Error::custom(format!(
+                    "the key {key:?} is reserved for the engine"
+                )));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_objects_and_trims() {
+        assert_eq!(
+            validate(" {\"a\": [1, {\"b\": null}]} \n").unwrap(),
+            "{\"a\": [1, {\"b\": null}]}"
+        );
+        assert_eq!(validate("{}").unwrap(), "{}");
+        assert_eq!(members("{ }"), "");
+        assert_eq!(members("{\"a\":1}"), "\"a\":1");
+    }
+
+    #[test]
+    fn rejects_non_objects_reserved_keys_and_trailing_data() {
+        for text in [
+            "",
+            "[]",
+            "1",
+            "\"x\"",
+            "null",
+            "{",
+            "{}{}",
+            "{\"phx_ref\":1}",
+            "{\"a\":1,\"phx_ref_prev\":2}",
+            "{'a':1}",
+        ] {
+            assert_eq!(
+                validate(text).unwrap_err().kind(),
+                ErrorKind::InvalidMeta,
+                "{text:?}"
+            );
+        }
+    }
+}
