@@ -14,6 +14,8 @@ TARGET_DIR := $(ROOT)/target
 
 TEST_SUITES :=
 BENCH_SUITES :=
+# Which demo `make demo` runs; components register theirs as demo-<name>.
+DEMO ?= c
 include $(sort $(wildcard mk/*.mk))
 
 .PHONY: help demo test bench bench-quick lib header
@@ -29,6 +31,8 @@ lib:
 ## Regenerate include/presence.h after changing src/ffi.
 header:
 	UPDATE_HEADER=1 $(CARGO) test --test header
+
+demo: demo-$(DEMO)
 
 test: $(TEST_SUITES)
 	@echo "all test suites passed: $(TEST_SUITES)"

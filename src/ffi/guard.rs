@@ -130,3 +130,27 @@ pub(crate) fn null(what: &str) -> Failure {
         format!("{what} must not be NULL"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard(|| panic!("boom {}", 7));
+        assert_eq!(status, presence_status::Panic);
+        with_last_error(|m| assert!(m.contains("boom 7"), "{m}"));
+        assert_eq!(guard_value(-1, || -> i32 { panic!("static message") }), -1);
+        with_last_error(|m| assert!(m.contains("panic"), "{m}"));
+    }
+
+    #[test]
+    fn failures_keep_their_message_per_thread() {
+        let status = guard(|| Err(Failure::new(presence_status::NotTracked, "gone")));
+        assert_eq!(status, presence_status::NotTracked);
+        with_last_error(|m| assert_eq!(m, "gone"));
+        std::thread::spawn(|| with_last_error(|m| assert_eq!(m, "")))
+            .join()
+            .unwrap();
+    }
+}

@@ -1,0 +1,374 @@
+/*
+ * The C harness: every exported function, every status a caller can provoke, and each
+ * kind of bad input, through nothing but include/presence.h. tests/c_abi.rs builds it
+ * with AddressSanitizer and UndefinedBehaviorSanitizer, and again plain for valgrind.
+ */
+#include "presence.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      passed++;                                                                \
+    } else {                                                                   \
+      failed++;                                                                \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                          \
+  } while (0)
+
+#define CHECK_STATUS(call, want)                                               \
+  do {                                                                         \
+    presence_status got_ = (call);                                             \
+    if (got_ == (want)) {                                                      \
+      passed++;                                                                \
+    } else {                                                                   \
+      char msg_[256];                                                          \
+      presence_last_error_message(msg_, sizeof msg_);                          \
+      failed++;                                                                \
+      fprintf(stderr, "%s:%d: %s returned %s, want %s (%s)\n", __FILE__,       \
+              __LINE__, #call, presence_status_name(got_),                     \
+              presence_status_name(want), msg_);                               \
+    }                                                                          \
+  } while (0)
+
+/* The last error message of this thread contains `part`. */
+static int last_error_has(const char *part) {
+  char msg[512];
+  presence_last_error_message(msg, sizeof msg);
+  return strstr(msg, part) != NULL;
+}
+
+static presence_engine *engine_with(const char *config) {
+  presence_engine *e = NULL;
+  if (presence_engine_new(config, &e) != PRESENCE_STATUS_OK) {
+    fprintf(stderr, "cannot create engine with %s\n", config ? config : "NULL");
+    exit(2);
+  }
+  return e;
+}
+
+static int fd_readable(int fd) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void test_lifecycle_and_version(void) {
+  presence_engine *e = NULL;
+  CHECK_STATUS(presence_engine_new(NULL, &e), PRESENCE_STATUS_OK);
+  CHECK(e != NULL);
+  presence_engine_free(e);
+  e = NULL;
+  CHECK_STATUS(presence_engine_new("{}", &e), PRESENCE_STATUS_OK);
+  presence_engine_free(e);
+  presence_engine_free(NULL); /* a no-op */
+
+  CHECK(strcmp(presence_version(), PRESENCE_VERSION) == 0);
+  CHECK(strcmp(presence_status_name(PRESENCE_STATUS_OK), "PRESENCE_STATUS_OK") == 0);
+  CHECK(strcmp(presence_status_name(PRESENCE_STATUS_NOT_TRACKED), "PRESENCE_STATUS_NOT_TRACKED") == 0);
+  CHECK(strcmp(presence_status_name(PRESENCE_STATUS_PANIC), "PRESENCE_STATUS_PANIC") == 0);
+  CHECK(strcmp(presence_status_name(12345), "PRESENCE_STATUS_UNKNOWN") == 0);
+}
+
+static void test_bad_configs(void) {
+  presence_engine *e = (presence_engine *)0x1; /* must stay untouched on failure */
+  CHECK_STATUS(presence_engine_new("{\"format\":\"xml\"}", &e), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK(e == (presence_engine *)0x1);
+  CHECK(last_error_has("format"));
+  CHECK_STATUS(presence_engine_new("{\"max_topicz\":1}", &e), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK(last_error_has("unknown config field"));
+  CHECK_STATUS(presence_engine_new("not json", &e), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK_STATUS(presence_engine_new("[1]", &e), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK_STATUS(presence_engine_new("{\"shards\":0}", &e), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK_STATUS(presence_engine_new("{\"format\":\"\xff\"}", &e), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_engine_new(NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(e == (presence_engine *)0x1);
+}
+
+static void test_null_arguments(void) {
+  presence_engine *e = engine_with(NULL);
+  presence_counts c;
+  presence_stats s;
+  presence_buf b = {NULL, 0};
+  size_t removed = 99;
+
+  CHECK_STATUS(presence_track(NULL, "t", 1, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("engine"));
+  CHECK_STATUS(presence_track(e, NULL, 1, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topic"));
+  CHECK_STATUS(presence_untrack(NULL, "t", 1), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_untrack(e, NULL, 1), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_untrack_conn(NULL, 1, &removed), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(removed == 99);
+  CHECK_STATUS(presence_update(NULL, "t", 1, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_update(e, NULL, 1, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_get_counts(NULL, "t", &c), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_get_counts(e, NULL, &c), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_get_counts(e, "t", NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_list(NULL, "t", &b, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_list(e, NULL, &b, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_list(e, "t", NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_diff(NULL, &b), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_diff(e, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_diff_each(NULL, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_diff_each(e, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_get_stats(NULL, &s), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_get_stats(e, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(presence_wakeup_fd(NULL) == -1);
+  CHECK(b.data == NULL && b.len == 0); /* never written by a failed call */
+  presence_buf_free(NULL);
+  presence_buf_free(&b); /* an empty buffer is fine too */
+  presence_engine_free(e);
+}
+
+static void test_bad_strings_and_limits(void) {
+  presence_engine *e = engine_with("{\"max_topic_bytes\":16,\"max_key_bytes\":8,\"max_meta_bytes\":32}");
+  presence_counts c;
+  char long_topic[64];
+  memset(long_topic, 'x', sizeof long_topic - 1);
+  long_topic[sizeof long_topic - 1] = '\0';
+
+  CHECK_STATUS(presence_track(e, "bad\xc3(", 1, NULL, NULL), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_track(e, "t", 1, "\xe2\x28\xa1", NULL), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "{\"a\":\"\xff\"}"), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_untrack(e, "\xff", 1), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_get_counts(e, "\xff", &c), PRESENCE_STATUS_INVALID_UTF8);
+
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "[1,2]"), PRESENCE_STATUS_INVALID_META);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "\"str\""), PRESENCE_STATUS_INVALID_META);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "{\"a\":"), PRESENCE_STATUS_INVALID_META);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "{}{}"), PRESENCE_STATUS_INVALID_META);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "{\"phx_ref\":\"x\"}"), PRESENCE_STATUS_INVALID_META);
+  CHECK(last_error_has("reserved"));
+
+  CHECK_STATUS(presence_track(e, "", 1, NULL, NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_track(e, "t", 1, "", NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+
+  CHECK_STATUS(presence_track(e, long_topic, 1, NULL, NULL), PRESENCE_STATUS_TOO_LONG);
+  CHECK(last_error_has("limit is 16"));
+  CHECK_STATUS(presence_track(e, "t", 1, "a-very-long-key", NULL), PRESENCE_STATUS_TOO_LONG);
+  CHECK_STATUS(presence_track(e, "t", 1, NULL, "{\"a\":\"0123456789012345678901234567890\"}"), PRESENCE_STATUS_TOO_LONG);
+  CHECK_STATUS(presence_get_counts(e, long_topic, &c), PRESENCE_STATUS_TOO_LONG);
+
+  /* None of that changed anything. */
+  CHECK_STATUS(presence_get_counts(e, "t", &c), PRESENCE_STATUS_OK);
+  CHECK(c.connections == 0);
+  presence_engine_free(e);
+
+  e = engine_with("{\"format\":\"phoenix\",\"viewers_key\":\"anon\"}");
+  CHECK_STATUS(presence_track(e, "t", 1, "anon", NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("anonymous"));
+  presence_engine_free(e);
+}
+
+static void test_track_untrack_counts(void) {
+  presence_engine *e = engine_with(NULL);
+  presence_counts c;
+  size_t removed = 0;
+
+  CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 2, "alice", "{\"tab\":2}"), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:2", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 1, "bob", NULL), PRESENCE_STATUS_ALREADY_TRACKED);
+  CHECK(last_error_has("already tracked"));
+
+  CHECK_STATUS(presence_get_counts(e, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.viewers == 1 && c.users == 1 && c.connections == 3);
+  CHECK_STATUS(presence_get_counts(e, "nowhere", &c), PRESENCE_STATUS_OK);
+  CHECK(c.viewers == 0 && c.users == 0 && c.connections == 0);
+
+  CHECK_STATUS(presence_untrack(e, "video:1", 2), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_untrack(e, "video:1", 2), PRESENCE_STATUS_NOT_TRACKED);
+  CHECK_STATUS(presence_untrack(e, "nowhere", 2), PRESENCE_STATUS_NOT_TRACKED);
+  CHECK_STATUS(presence_update(e, "video:1", 1, "{\"x\":1}"), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_update(e, "video:1", 1, "[]"), PRESENCE_STATUS_INVALID_META);
+  CHECK_STATUS(presence_update(e, "video:1", 42, NULL), PRESENCE_STATUS_NOT_TRACKED);
+
+  CHECK_STATUS(presence_untrack_conn(e, 1, &removed), PRESENCE_STATUS_OK);
+  CHECK(removed == 2);
+  /* Use after untrack_conn: the conn is gone everywhere. */
+  CHECK_STATUS(presence_untrack(e, "video:1", 1), PRESENCE_STATUS_NOT_TRACKED);
+  CHECK_STATUS(presence_update(e, "video:2", 1, NULL), PRESENCE_STATUS_NOT_TRACKED);
+  CHECK_STATUS(presence_untrack_conn(e, 1, &removed), PRESENCE_STATUS_OK);
+  CHECK(removed == 0);
+  CHECK_STATUS(presence_untrack_conn(e, 3, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_get_counts(e, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.connections == 0);
+  /* The conn can come back. */
+  CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  presence_engine_free(e); /* frees what is still tracked */
+}
+
+static void test_limits_reached(void) {
+  presence_engine *e = engine_with("{\"max_topics\":2,\"max_presences\":3}");
+  presence_stats s;
+  CHECK_STATUS(presence_track(e, "a", 1, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "b", 1, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "c", 1, NULL, NULL), PRESENCE_STATUS_LIMIT_REACHED);
+  CHECK(last_error_has("topics"));
+  CHECK_STATUS(presence_track(e, "a", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "a", 3, NULL, NULL), PRESENCE_STATUS_LIMIT_REACHED);
+  CHECK(last_error_has("presences"));
+  CHECK_STATUS(presence_get_stats(e, &s), PRESENCE_STATUS_OK);
+  CHECK(s.topics == 2 && s.presences == 3 && s.bytes > 0 && s.topics_pending == 2);
+  CHECK_STATUS(presence_untrack(e, "a", 2), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "a", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  presence_engine_free(e);
+}
+
+static void test_poll_json_and_wakeup(void) {
+  presence_engine *e = engine_with(NULL);
+  presence_buf b = {NULL, 0};
+  uint64_t seq = 99;
+  int fd = presence_wakeup_fd(e);
+
+  CHECK(fd >= 0);
+  CHECK(!fd_readable(fd));
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(b.len == 2 && strcmp((const char *)b.data, "[]") == 0);
+  presence_buf_free(&b);
+  CHECK(b.data == NULL && b.len == 0);
+
+  CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK(fd_readable(fd));
+  CHECK_STATUS(presence_track(e, "video:1", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_untrack(e, "video:1", 3), PRESENCE_STATUS_OK);
+  /* Before the poll, list shows what clients were last told: nothing yet. */
+  CHECK_STATUS(presence_list(e, "video:1", &b, &seq), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "{\"viewers\":{\"count\":0},\"users\":{\"count\":0}}") == 0);
+  CHECK(seq == 0);
+  presence_buf_free(&b);
+
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data,
+               "[{\"topic\":\"video:1\",\"seq\":1,\"counts\":{\"viewers\":1,\"users\":1,\"connections\":2},"
+               "\"payload\":{\"joins\":{\"viewers\":{\"count\":1},\"users\":{\"count\":1}},"
+               "\"leaves\":{\"viewers\":{\"count\":0},\"users\":{\"count\":0}}}}]") == 0);
+  CHECK(b.len == strlen((const char *)b.data));
+  presence_buf_free(&b);
+  CHECK(!fd_readable(fd));
+
+  CHECK_STATUS(presence_list(e, "video:1", &b, &seq), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "{\"viewers\":{\"count\":1},\"users\":{\"count\":1}}") == 0);
+  CHECK(seq == 1);
+  presence_buf_free(&b);
+  CHECK_STATUS(presence_list(e, "video:1", &b, NULL), PRESENCE_STATUS_OK); /* seq is optional */
+  presence_buf_free(&b);
+
+  /* A join and a leave in one window cancel: the fd may wake, the poll is empty. */
+  CHECK_STATUS(presence_track(e, "video:1", 9, "zed", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_untrack(e, "video:1", 9), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "[]") == 0);
+  presence_buf_free(&b);
+  presence_engine_free(e);
+}
+
+struct collected {
+  int calls;
+  char topics[4][32];
+  uint64_t seqs[4];
+  presence_counts counts[4];
+  char payload[512];
+  presence_engine *engine;
+  presence_status reentrant;
+};
+
+static void collect(void *userdata, const presence_topic_diff *d) {
+  struct collected *c = (struct collected *)userdata;
+  if (c->calls < 4) {
+    snprintf(c->topics[c->calls], sizeof c->topics[0], "%.*s", (int)d->topic.len, d->topic.data);
+    c->seqs[c->calls] = d->seq;
+    c->counts[c->calls] = d->counts;
+    snprintf(c->payload, sizeof c->payload, "%.*s", (int)d->payload.len, d->payload.data);
+  }
+  /* No lock is held: calling back into the engine must work. */
+  c->reentrant = presence_track(c->engine, "from-callback", 1000 + (uint64_t)c->calls, NULL, NULL);
+  c->calls++;
+}
+
+static void test_poll_each_phoenix(void) {
+  presence_engine *e = engine_with("{\"format\":\"phoenix\"}");
+  struct collected c;
+  presence_buf b = {NULL, 0};
+  memset(&c, 0, sizeof c);
+  c.engine = e;
+
+  CHECK_STATUS(presence_track(e, "room", 1, "alice", "{\"status\":\"online\"}"), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "room", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff_each(e, collect, &c), PRESENCE_STATUS_OK);
+  CHECK(c.calls == 1);
+  CHECK(strcmp(c.topics[0], "room") == 0 && c.seqs[0] == 1);
+  CHECK(c.counts[0].viewers == 1 && c.counts[0].users == 1 && c.counts[0].connections == 2);
+  CHECK(strstr(c.payload, "\"alice\":{\"metas\":[{\"phx_ref\":\"") != NULL);
+  CHECK(strstr(c.payload, "\"status\":\"online\"}]}") != NULL);
+  CHECK(strstr(c.payload, "\"viewers\":{\"metas\":[{\"phx_ref\":\"") != NULL);
+  CHECK(strstr(c.payload, "\"leaves\":{}") != NULL);
+  CHECK(c.reentrant == PRESENCE_STATUS_OK);
+
+  CHECK_STATUS(presence_update(e, "room", 1, "{\"status\":\"away\"}"), PRESENCE_STATUS_OK);
+  memset(c.payload, 0, sizeof c.payload);
+  c.calls = 0;
+  CHECK_STATUS(presence_poll_diff_each(e, collect, &c), PRESENCE_STATUS_OK);
+  CHECK(c.calls == 2); /* "room" and "from-callback" */
+  CHECK_STATUS(presence_list(e, "room", &b, NULL), PRESENCE_STATUS_OK);
+  CHECK(strstr((const char *)b.data, "\"phx_ref_prev\":") != NULL);
+  CHECK(strstr((const char *)b.data, "\"status\":\"away\"") != NULL);
+  CHECK(strstr((const char *)b.data, "online") == NULL);
+  presence_buf_free(&b);
+  presence_engine_free(e);
+}
+
+static void test_last_error_message(void) {
+  presence_engine *e = engine_with(NULL);
+  char small[8];
+  size_t need;
+  CHECK_STATUS(presence_untrack(e, "t", 7), PRESENCE_STATUS_NOT_TRACKED);
+  need = presence_last_error_message(NULL, 0);
+  CHECK(need > sizeof small);
+  CHECK(presence_last_error_message(small, sizeof small) == need);
+  CHECK(strlen(small) == sizeof small - 1); /* truncated and terminated */
+  CHECK(presence_last_error_message(small, 0) == need);
+  presence_engine_free(e);
+}
+
+static void test_io_failure_when_out_of_descriptors(void) {
+  struct rlimit old, none;
+  presence_engine *e = (presence_engine *)0x1;
+  getrlimit(RLIMIT_NOFILE, &old);
+  none = old;
+  none.rlim_cur = 0;
+  if (setrlimit(RLIMIT_NOFILE, &none) != 0) {
+    fprintf(stderr, "skipping: cannot lower RLIMIT_NOFILE\n");
+    return;
+  }
+  CHECK_STATUS(presence_engine_new(NULL, &e), PRESENCE_STATUS_IO);
+  setrlimit(RLIMIT_NOFILE, &old);
+  CHECK(e == (presence_engine *)0x1);
+}
+
+int main(void) {
+  test_lifecycle_and_version();
+  test_bad_configs();
+  test_null_arguments();
+  test_bad_strings_and_limits();
+  test_track_untrack_counts();
+  test_limits_reached();
+  test_poll_json_and_wakeup();
+  test_poll_each_phoenix();
+  test_last_error_message();
+  test_io_failure_when_out_of_descriptors();
+  printf("c harness: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,307 @@
+//! Model-based test: long random sequences of operations, checked against a plain
+//! reference model and against the format's real client logic after every poll.
+//!
+//! After every poll, for every topic: the client that started from `list()` and applied
+//! every polled diff holds exactly the engine's new `list()`, the engine's counts equal
+//! the model's, and seqs have no gaps.
+
+mod support;
+
+use presence::{Config, Counts, Engine, ErrorKind, Format};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use support::{host_meta, normalize, phoenix_state, sync_diff, Rng, SeedReducer};
+
+const TOPICS: &[&str] = &["video:1", "video:2", "room:\"quoted\"", "é:ünï"];
+const KEYS: &[&str] = &["alice", "bob", "carol", "dave\\slash"];
+
+/// What the host did, as plainly as possible.
+#[derive(Default)]
+struct Model {
+    /// (topic, conn) → (key, meta JSON)
+    presences: HashMap<(String, u64), (Option<String>, Value)>,
+}
+
+impl Model {
+    fn counts(&self, topic: &str) -> Counts {
+        let mut c = Counts::default();
+        let mut users = HashSet::new();
+        for ((t, _), (key, _)) in &self.presences {
+            if t == topic {
+                c.connections += 1;
+                match key {
+                    Some(k) => {
+                        users.insert(k.clone());
+                    }
+                    None => c.viewers += 1,
+                }
+            }
+        }
+        c.users = users.len() as u64;
+        c
+    }
+
+    /// key → sorted host metas, the phoenix list of the model with refs stripped.
+    fn listing(&self, topic: &str, viewers_key: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ((t, _), (key, meta)) in &self.presences {
+            if t == topic {
+                out.entry(key.clone().unwrap_or_else(|| viewers_key.to_owned()))
+                    .or_default()
+                    .push(meta.to_string());
+            }
+        }
+        out.values_mut().for_each(|v| v.sort());
+        out
+    }
+}
+
+/// One client per topic, fed `list()` once and then every polled diff.
+enum Client {
+    Counts(SeedReducer),
+    Phoenix(BTreeMap<String, Vec<Value>>),
+}
+
+impl Client {
+    fn is_empty(&self) -> bool {
+        match self {
+            Client::Counts(r) => *r == SeedReducer::default(),
+            Client::Phoenix(s) => s.is_empty(),
+        }
+    }
+}
+
+fn random_meta(rng: &mut Rng) -> Option<String> {
+    match rng.below(4) {
+        0 => None,
+        1 => Some("{}".into()),
+        2 => Some(format!("{{\"status\":\"s{}\"}}", rng.below(3))),
+        _ => Some(format!(
+            " {{ \"n\" : {}, \"tags\": [\"a\", {{\"b\": null}}] }} ",
+            rng.below(5)
+        )),
+    }
+}
+
+fn run(format: Format, seed: u64, steps: usize) {
+    let config = Config {
+        format,
+        max_topics: 64,
+        ..Config::default()
+    };
+    let viewers_key = config.viewers_key.clone();
+    let engine = Engine::new(config).unwrap();
+    let mut model = Model::default();
+    let mut rng = Rng(seed);
+    let mut clients: HashMap<&str, (Client, u64)> = HashMap::new();
+    for t in TOPICS {
+        let state = engine.list(t).unwrap();
+        let json: Value = serde_json::from_str(&state.json).unwrap();
+        let client = match format {
+            Format::Counts => {
+                let mut r = SeedReducer::default();
+                r.set(&json);
+                Client::Counts(r)
+            }
+            Format::Phoenix => Client::Phoenix(phoenix_state(&json)),
+        };
+        clients.insert(t, (client, state.seq));
+    }
+    let mut polls_with_changes = 0;
+    let mut last_counts: HashMap<String, Counts> = HashMap::new();
+    for step in 0..steps {
+        let topic = TOPICS[rng.below(TOPICS.len() as u64) as usize];
+        let conn = rng.below(12);
+        match rng.below(100) {
+            0..=39 => {
+                let key = rng
+                    .chance(60)
+                    .then(|| KEYS[rng.below(KEYS.len() as u64) as usize]);
+                let meta = random_meta(&mut rng);
+                let result = engine.track(topic, conn, key, meta.as_deref());
+                let k = (topic.to_owned(), conn);
+                if let std::collections::hash_map::Entry::Vacant(slot) = model.presences.entry(k) {
+                    result.unwrap();
+                    let meta: Value =
+                        serde_json::from_str(meta.as_deref().unwrap_or("{}")).unwrap();
+                    slot.insert((key.map(str::to_owned), meta));
+                } else {
+                    assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyTracked);
+                }
+            }
+            40..=64 => {
+                let result = engine.untrack(topic, conn);
+                match model.presences.remove(&(topic.to_owned(), conn)) {
+                    Some(_) => result.unwrap(),
+                    None => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked),
+                }
+            }
+            65..=74 => {
+                let expected = model.presences.keys().filter(|(_, c)| *c == conn).count();
+                model.presences.retain(|(_, c), _| *c != conn);
+                assert_eq!(engine.untrack_conn(conn), expected);
+            }
+            75..=84 => {
+                let meta = random_meta(&mut rng);
+                let result = engine.update(topic, conn, meta.as_deref());
+                match model.presences.get_mut(&(topic.to_owned(), conn)) {
+                    Some(entry) => {
+                        result.unwrap();
+                        entry.1 = serde_json::from_str(meta.as_deref().unwrap_or("{}")).unwrap();
+                    }
+                    None => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked),
+                }
+            }
+            _ => {
+                let batch = engine.poll_diff();
+                let whole: Value = serde_json::from_str(batch.json()).expect("poll is valid JSON");
+                assert_eq!(whole.as_array().unwrap().len(), batch.len());
+                let mut seen = HashSet::new();
+                for (d, env) in batch.iter().zip(whole.as_array().unwrap()) {
+                    assert!(seen.insert(d.topic.to_owned()), "topic twice in one poll");
+                    assert_eq!(env["topic"], d.topic);
+                    assert_eq!(env["seq"], d.seq);
+                    let payload: Value = serde_json::from_str(d.payload).unwrap();
+                    assert_eq!(env["payload"], payload, "the envelope embeds the payload");
+                    let (client, seq) = clients.get_mut(d.topic).expect("known topic");
+                    // A dropped topic starts again at seq 1, which applies to the empty state.
+                    assert!(
+                        d.seq == *seq + 1 || (d.seq == 1 && client.is_empty()),
+                        "seq gap on {} at step {step}",
+                        d.topic
+                    );
+                    *seq = d.seq;
+                    match client {
+                        Client::Counts(r) => {
+                            let before = *r;
+                            r.diff(&payload);
+                            let last = last_counts
+                                .insert(d.topic.to_owned(), d.counts)
+                                .unwrap_or_default();
+                            assert!(
+                                *r != before || d.counts != last,
+                                "an empty diff was sent for {}",
+                                d.topic
+                            );
+                        }
+                        Client::Phoenix(s) => {
+                            // Minimal diffs: leaves are refs the client holds, joins are new refs.
+                            let held: HashSet<&str> = s
+                                .values()
+                                .flatten()
+                                .filter_map(|m| m["phx_ref"].as_str())
+                                .collect();
+                            let refs = |side: &str| -> Vec<String> {
+                                payload[side]
+                                    .as_object()
+                                    .unwrap()
+                                    .values()
+                                    .flat_map(|p| p["metas"].as_array().unwrap().iter())
+                                    .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
+                                    .collect()
+                            };
+                            let (joins, leaves) = (refs("joins"), refs("leaves"));
+                            assert!(
+                                !joins.is_empty() || !leaves.is_empty(),
+                                "an empty diff was sent for {}",
+                                d.topic
+                            );
+                            assert!(
+                                leaves.iter().all(|r| held.contains(r.as_str())),
+                                "a leave of a ref the client never saw"
+                            );
+                            assert!(
+                                joins.iter().all(|r| !held.contains(r.as_str())),
+                                "a join of a ref the client holds"
+                            );
+                            sync_diff(s, &payload);
+                            normalize(s);
+                        }
+                    }
+                }
+                polls_with_changes += usize::from(!batch.is_empty());
+                for t in TOPICS {
+                    let want = model.counts(t);
+                    assert_eq!(
+                        engine.counts(t).unwrap(),
+                        want,
+                        "counts of {t} at step {step}"
+                    );
+                    let state = engine.list(t).unwrap();
+                    let listed: Value = serde_json::from_str(&state.json).unwrap();
+                    let (client, seq) = clients.get_mut(t).unwrap();
+                    if state.seq == 0 && *seq != 0 {
+                        // The topic emptied and was dropped; its clients were told so.
+                        assert!(
+                            client.is_empty(),
+                            "{t} was dropped while clients saw it non-empty"
+                        );
+                        *seq = 0;
+                    }
+                    assert_eq!(state.seq, *seq, "list seq of {t}");
+                    let client = &*client;
+                    match client {
+                        Client::Counts(r) => {
+                            assert_eq!(
+                                (r.viewers as u64, r.users as u64),
+                                (want.viewers, want.users),
+                                "reducer of {t} at step {step}"
+                            );
+                            let mut fresh = SeedReducer::default();
+                            fresh.set(&listed);
+                            assert_eq!(&fresh, r, "list of {t} equals the reduced state");
+                        }
+                        Client::Phoenix(s) => {
+                            assert_eq!(
+                                s,
+                                &phoenix_state(&listed),
+                                "synced client of {t} equals list at step {step}"
+                            );
+                            let synced: BTreeMap<String, Vec<String>> = s
+                                .iter()
+                                .map(|(k, metas)| {
+                                    let mut v: Vec<String> =
+                                        metas.iter().map(|m| host_meta(m).to_string()).collect();
+                                    v.sort();
+                                    (k.clone(), v)
+                                })
+                                .collect();
+                            assert_eq!(
+                                synced,
+                                model.listing(t, &viewers_key),
+                                "metas of {t} at step {step}"
+                            );
+                            let users = s.keys().filter(|k| **k != viewers_key).count() as u64;
+                            assert_eq!(users, want.users);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        polls_with_changes > steps / 40,
+        "the sequence exercised the diffs ({polls_with_changes} polls)"
+    );
+    // Once everything is gone and polled, the engine holds no topic.
+    for conn in 0..12 {
+        engine.untrack_conn(conn);
+    }
+    engine.poll_diff();
+    assert_eq!(engine.stats().topics, 0);
+    assert_eq!(engine.stats().presences, 0);
+}
+
+#[test]
+fn counts_format_matches_the_model_and_the_seed_reducer() {
+    for seed in 0..20 {
+        run(Format::Counts, seed, 5_000);
+    }
+}
+
+#[test]
+fn phoenix_format_matches_the_model_and_phoenix_sync_diff() {
+    for seed in 100..120 {
+        run(Format::Phoenix, seed, 5_000);
+    }
+}
