@@ -32,6 +32,11 @@
 
 
 /**
+ * Length of the HMAC-SHA256 tag that ends every message.
+ */
+#define TAG_LEN 32
+
+/**
  * The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
  * its own value and `presence_last_error_message` has the details. Out-parameters are
  * written only when the call returns `PRESENCE_STATUS_OK`, and a failed call leaves
@@ -79,9 +84,18 @@ typedef enum presence_status {
    */
   PRESENCE_STATUS_LIMIT_REACHED = 9,
   /**
-   * The operating system refused a resource (the wake-up descriptor).
+   * The operating system refused a resource (the wake-up descriptor, a thread).
    */
   PRESENCE_STATUS_IO = 10,
+  /**
+   * A cluster call on an engine created without a `cluster` config.
+   */
+  PRESENCE_STATUS_NO_CLUSTER = 11,
+  /**
+   * A replication message was refused (unauthenticated, malformed, oversized or
+   * replayed); it changed nothing and is counted in the cluster stats.
+   */
+  PRESENCE_STATUS_REJECTED = 12,
   /**
    * A bug inside the engine was caught before it could cross into the caller.
    */
@@ -202,6 +216,72 @@ typedef struct presence_stats {
    */
   uint64_t topics_pending;
 } presence_stats;
+
+/**
+ * Receives one replication message to publish to the other nodes.
+ *
+ * `data` is valid only during the call: copy it (or send it) before returning. Called on
+ * the calling thread with no engine lock held; it must not unwind or `longjmp` out.
+ */
+typedef void (*presence_message_cb)(void *userdata, const uint8_t *data, size_t len);
+
+/**
+ * Counters of a node's replication traffic (cluster mode).
+ */
+typedef struct presence_cluster_stats {
+  /**
+   * This node's incarnation: random-tailed and increasing across restarts.
+   */
+  uint64_t incarnation;
+  /**
+   * Other nodes currently live.
+   */
+  uint64_t nodes;
+  /**
+   * Messages handed out by `presence_cluster_tick` and `presence_cluster_leave`.
+   */
+  uint64_t messages_sent;
+  /**
+   * Their bytes.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Messages passed to `presence_cluster_ingest`, echoes of this node's own included.
+   */
+  uint64_t messages_received;
+  /**
+   * Their bytes.
+   */
+  uint64_t bytes_received;
+  /**
+   * Refused: the HMAC did not match (forged, tampered, truncated, another secret).
+   */
+  uint64_t rejected_unauthenticated;
+  /**
+   * Refused: authentic but undecodable, of the other format, or over a bound.
+   */
+  uint64_t rejected_malformed;
+  /**
+   * Refused: larger than `max_message_bytes`.
+   */
+  uint64_t rejected_oversized;
+  /**
+   * Refused: a sequence number or incarnation already seen.
+   */
+  uint64_t rejected_replayed;
+  /**
+   * Snapshots sent.
+   */
+  uint64_t snapshots_sent;
+  /**
+   * Snapshot requests sent after a gap.
+   */
+  uint64_t snapshot_requests_sent;
+  /**
+   * Nodes dropped for silence or after announcing their departure.
+   */
+  uint64_t nodes_dropped;
+} presence_cluster_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -341,6 +421,63 @@ int presence_wakeup_fd(const struct presence_engine *engine);
  */
 enum presence_status presence_get_stats(const struct presence_engine *engine,
                                         struct presence_stats *out);
+
+/**
+ * Cluster mode: hands `callback` every message this node must publish now, in order,
+ * then returns. Call it every `tick_ms` (see the `cluster` config) unless the built-in
+ * Redis link runs. Besides this node's changes (or a heartbeat), a tick sends snapshots
+ * when due or asked for, asks for snapshots after a gap, and drops nodes silent for
+ * `down_after_ms` (their presences leave through `presence_poll_diff`).
+ * Fails with `PRESENCE_STATUS_NO_CLUSTER` on a single-node engine.
+ */
+enum presence_status presence_cluster_tick(const struct presence_engine *engine,
+                                           presence_message_cb callback,
+                                           void *userdata);
+
+/**
+ * Cluster mode: applies a message another node published (`len` bytes at `data`).
+ *
+ * A message that fails authentication, is malformed, larger than `max_message_bytes`,
+ * or replayed is refused with `PRESENCE_STATUS_REJECTED`, changes nothing and is
+ * counted in `presence_cluster_stats`. This node's own messages (pub/sub echoes) are
+ * ignored with `PRESENCE_STATUS_OK`. `data` may be NULL only when `len` is 0.
+ */
+enum presence_status presence_cluster_ingest(const struct presence_engine *engine,
+                                             const uint8_t *data,
+                                             size_t len);
+
+/**
+ * Cluster mode: hands `callback` the message that tells the other nodes this one is
+ * leaving, so they drop its presences at once instead of after `down_after_ms`. Publish
+ * it before shutting down; later ticks publish nothing.
+ */
+enum presence_status presence_cluster_leave(const struct presence_engine *engine,
+                                            presence_message_cb callback,
+                                            void *userdata);
+
+/**
+ * Cluster mode: reads the replication counters into `*out`. `out` must not be NULL.
+ */
+enum presence_status presence_cluster_get_stats(const struct presence_engine *engine,
+                                                struct presence_cluster_stats *out);
+
+/**
+ * Cluster mode: starts the built-in link, a background thread that publishes this
+ * node's messages on the Redis pub/sub `channel` at `url` (e.g.
+ * `"redis://127.0.0.1:6379/"`) every tick and ingests the other nodes' messages. It
+ * reconnects with backoff while Redis is away and resyncs when it returns; an
+ * unreachable Redis at start is not an error. A link already running is replaced.
+ * `presence_engine_free` stops the link after publishing this node's departure.
+ */
+enum presence_status presence_redis_start(const struct presence_engine *engine,
+                                          const char *url,
+                                          const char *channel);
+
+/**
+ * Stops the Redis link after publishing this node's departure; blocks until its thread
+ * ends (at most about one tick plus a connection timeout). Succeeds also when no link runs.
+ */
+enum presence_status presence_redis_stop(const struct presence_engine *engine);
 
 /**
  * Copies the message of the last failed call on this thread into `buf`, NUL-terminated

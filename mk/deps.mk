@@ -15,3 +15,7 @@ endef
 .PHONY: deps-c
 deps-c:
 	$(call apt_install,gcc g++ make valgrind)
+
+.PHONY: deps-redis
+deps-redis:
+	$(call apt_install,redis-server)

@@ -1,10 +1,11 @@
 # The core: formatting, lints, Rust unit/integration tests (which also compile the header
-# as C99 and C++17 and run the C and C++ harnesses, see tests/c_abi.rs).
+# as C99 and C++17, run the C and C++ harnesses (tests/c_abi.rs) and start redis-server
+# for the multi-process cluster tests (tests/cluster_redis.rs)).
 
 TEST_SUITES += test-rust
 
 .PHONY: test-rust
-test-rust: deps-c
+test-rust: deps-c deps-redis
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test

@@ -33,7 +33,54 @@ pub struct Config {
     pub max_topics: usize,
     /// Most presences held at once.
     pub max_presences: usize,
+    /// Cluster mode: share presence with other nodes. `None` for a single node.
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// Settings of cluster mode (see the README's cluster section).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// The shared secret: authenticates messages and keys the user hashes (16+ bytes).
+    pub secret: String,
+    /// How often the host (or the Redis link) calls `cluster_tick`, in milliseconds.
+    pub tick_ms: u64,
+    /// A node silent this long is dropped, in milliseconds.
+    pub down_after_ms: u64,
+    /// Each node sends a full snapshot this often, in milliseconds.
+    pub snapshot_interval_ms: u64,
+    /// Largest message sent or accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most other nodes tracked at once.
+    pub max_nodes: usize,
+}
+
+impl ClusterConfig {
+    /// A cluster config with default timers.
+    pub fn new(node: impl Into<String>, secret: impl Into<String>) -> ClusterConfig {
+        ClusterConfig {
+            node: node.into(),
+            secret: secret.into(),
+            tick_ms: 250,
+            down_after_ms: 3000,
+            snapshot_interval_ms: 30_000,
+            max_message_bytes: 256 * 1024,
+            max_nodes: 64,
+        }
+    }
+}
+
+/// The JSON field names of the `cluster` object.
+pub const CLUSTER_FIELDS: &[&str] = &[
+    "node",
+    "secret",
+    "tick_ms",
+    "down_after_ms",
+    "snapshot_interval_ms",
+    "max_message_bytes",
+    "max_nodes",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -46,6 +93,7 @@ impl Default for Config {
             max_meta_bytes: 4096,
             max_topics: 1_000_000,
             max_presences: 10_000_000,
+            cluster: None,
         }
     }
 }
@@ -60,6 +108,7 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "max_meta_bytes",
     "max_topics",
     "max_presences",
+    "cluster",
 ];
 
 impl Config {
@@ -98,6 +147,8 @@ impl Config {
                 "max_meta_bytes" => config.max_meta_bytes = positive(name, v)?,
                 "max_topics" => config.max_topics = positive(name, v)?,
                 "max_presences" => config.max_presences = positive(name, v)?,
+                "cluster" if v.is_null() => config.cluster = None,
+                "cluster" => config.cluster = Some(cluster_from_json(v)?),
                 other => {
                     return Err(bad(format!(
                         "unknown config field {other:?}; known fields: {}",
@@ -132,14 +183,67 @@ impl Config {
                 return Err(bad(format!("{name} must be at least 1")));
             }
         }
-        // Topic slots are addressed with 24 bits per shard (see `shard::TopicRef`).
-        if self.max_topics > (1 << 24) * self.shards.next_power_of_two() {
-            return Err(bad(
-                "max_topics is too large for the number of shards".into()
-            ));
+        if let Some(c) = &self.cluster {
+            if c.node.is_empty() || c.node.len() > 255 {
+                return Err(bad("cluster.node must be 1 to 255 bytes".into()));
+            }
+            if c.secret.len() < 16 {
+                return Err(bad("cluster.secret must be at least 16 bytes".into()));
+            }
+            if c.tick_ms == 0 || c.down_after_ms <= c.tick_ms {
+                return Err(bad(
+                    "cluster.down_after_ms must exceed cluster.tick_ms, which must be positive"
+                        .into(),
+                ));
+            }
+            if c.snapshot_interval_ms == 0 || c.max_nodes == 0 {
+                return Err(bad(
+                    "cluster.snapshot_interval_ms and cluster.max_nodes must be positive".into(),
+                ));
+            }
+            // A message must hold at least one whole phoenix entry.
+            let floor =
+                (2 * self.max_meta_bytes + self.max_key_bytes + self.max_topic_bytes + 1024)
+                    .max(16 * 1024);
+            if c.max_message_bytes < floor {
+                return Err(bad(format!(
+                    "cluster.max_message_bytes must be at least {floor}"
+                )));
+            }
         }
         Ok(())
     }
+}
+
+fn cluster_from_json(v: &Value) -> Result<ClusterConfig> {
+    let bad = |msg: String| Error::new(ErrorKind::InvalidConfig, msg);
+    let Value::Object(map) = v else {
+        return Err(bad("cluster must be a JSON object".into()));
+    };
+    let text = |name: &str| -> Result<String> {
+        map.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad(format!("cluster.{name} must be a string")))
+    };
+    let mut c = ClusterConfig::new(text("node")?, text("secret")?);
+    for (name, v) in map {
+        match name.as_str() {
+            "node" | "secret" => {}
+            "tick_ms" => c.tick_ms = positive(name, v)? as u64,
+            "down_after_ms" => c.down_after_ms = positive(name, v)? as u64,
+            "snapshot_interval_ms" => c.snapshot_interval_ms = positive(name, v)? as u64,
+            "max_message_bytes" => c.max_message_bytes = positive(name, v)?,
+            "max_nodes" => c.max_nodes = positive(name, v)?,
+            other => {
+                return Err(bad(format!(
+                    "unknown cluster field {other:?}; known fields: {}",
+                    CLUSTER_FIELDS.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn positive(name: &str, v: &Value) -> Result<usize> {
@@ -170,6 +274,19 @@ mod tests {
         assert_eq!(c.format, Format::Phoenix);
         assert_eq!(c.viewers_key, "anon");
         assert_eq!(c.max_topics, 7);
+        let c = Config::from_json(
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","down_after_ms":900}}"#,
+        )
+        .unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(
+            (
+                cluster.node.as_str(),
+                cluster.down_after_ms,
+                cluster.tick_ms
+            ),
+            ("a", 900, 250)
+        );
     }
 
     #[test]
@@ -181,6 +298,11 @@ mod tests {
             r#"{"max_topics":-1}"#,
             r#"{"shards":"4"}"#,
             r#"{"viewers_key":""}"#,
+            r#"{"cluster":{"node":"a"}}"#,
+            r#"{"cluster":{"node":"a","secret":"short"}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":500,"down_after_ms":400}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_message_bytes":100}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
             "[]",
             "nope",
         ] {

@@ -1,33 +1,25 @@
-//! The engine: validates calls, routes them to shards, and drains changes at each poll.
+//! The public engine handle.
 
-use crate::config::{Config, Format};
-use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{self, SipKey};
-use crate::meta;
-use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
-use crate::topic::{self, Counts, Entry, Topic};
-use crate::waker::Waker;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::ops::Range;
+use crate::batch::DiffBatch;
+use crate::cluster::ClusterStats;
+use crate::config::Config;
+use crate::error::Result;
+use crate::shared::Shared;
+use crate::topic::Counts;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// A presence engine. Every method takes `&self` and is safe to call from any thread:
-/// state is split over lock shards, so calls on different topics rarely meet.
+/// A presence engine. Every method takes `&self` and is safe to call from any thread at
+/// once: state is split over lock shards, so calls on different topics rarely meet.
+///
+/// Dropping the engine stops its Redis link, if one runs, after announcing the node's
+/// departure to the cluster.
 pub struct Engine {
-    config: Config,
-    topics: Box<[Mutex<TopicShard>]>,
-    conns: Box<[Mutex<ConnShard>]>,
-    shard_mask: u64,
-    topic_hasher: RandomState,
-    key_hasher: SipKey,
-    next_ref: AtomicU64,
-    topic_count: AtomicUsize,
-    presence_count: AtomicUsize,
-    pending_count: AtomicUsize,
-    waker: Waker,
+    shared: Arc<Shared>,
+    #[cfg(feature = "redis")]
+    link: Mutex<Option<crate::cluster::redis_link::RedisLink>>,
+    #[cfg(not(feature = "redis"))]
+    link: Mutex<Option<()>>,
 }
 
 /// Engine-wide figures for monitoring.
@@ -35,117 +27,12 @@ pub struct Engine {
 pub struct Stats {
     /// Topics held (a topic is dropped at the poll after its last presence leaves).
     pub topics: u64,
-    /// Presences held.
+    /// Local presences held.
     pub presences: u64,
     /// Estimated heap bytes of all tables and strings.
     pub bytes: u64,
     /// Topics changed since the last poll.
     pub topics_pending: u64,
-}
-
-/// One topic's entry in a poll: borrowed from its [`DiffBatch`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopicDiff<'a> {
-    /// The topic name.
-    pub topic: &'a str,
-    /// Per-topic sequence number: 1 for the first diff, +1 for each later one.
-    pub seq: u64,
-    /// The live counts the diff leads to.
-    pub counts: Counts,
-    /// The `presence_diff` payload, in the engine's format.
-    pub payload: &'a str,
-}
-
-/// Everything one poll returned: a JSON array of envelopes, and per-topic views into it.
-///
-/// The JSON form is `[{"topic":T,"seq":S,"counts":{"viewers":V,"users":U,"connections":C},"payload":P},...]`,
-/// where each `P` is the very byte range that [`TopicDiff::payload`] borrows.
-#[derive(Clone, Debug, Default)]
-pub struct DiffBatch {
-    json: String,
-    names: String,
-    items: Vec<Item>,
-}
-
-#[derive(Clone, Debug)]
-struct Item {
-    topic: Range<usize>,
-    seq: u64,
-    counts: Counts,
-    payload: Range<usize>,
-}
-
-impl DiffBatch {
-    /// Opens one envelope and returns where its payload starts; the caller appends the
-    /// payload to `self.json`, then calls `end`.
-    fn begin(&mut self, topic: &str, seq: u64, counts: Counts) -> usize {
-        use crate::json::{push_str, push_u64};
-        let out = &mut self.json;
-        out.push_str(if self.items.is_empty() {
-            "{\"topic\":"
-        } else {
-            ",{\"topic\":"
-        });
-        push_str(out, topic);
-        out.push_str(",\"seq\":");
-        push_u64(out, seq);
-        out.push_str(",\"counts\":{\"viewers\":");
-        push_u64(out, counts.viewers);
-        out.push_str(",\"users\":");
-        push_u64(out, counts.users);
-        out.push_str(",\"connections\":");
-        push_u64(out, counts.connections);
-        out.push_str("},\"payload\":");
-        let name_start = self.names.len();
-        self.names.push_str(topic);
-        let start = self.json.len();
-        self.items.push(Item {
-            topic: name_start..self.names.len(),
-            seq,
-            counts,
-            payload: start..start,
-        });
-        start
-    }
-
-    /// Closes the envelope opened by `begin`.
-    fn end(&mut self) {
-        let len = self.json.len();
-        if let Some(item) = self.items.last_mut() {
-            item.payload.end = len;
-        }
-        self.json.push('}');
-    }
-
-    /// The whole poll as one JSON array (`[]` when nothing changed).
-    pub fn json(&self) -> &str {
-        &self.json
-    }
-
-    /// Takes the JSON array out of the batch.
-    pub fn into_json(self) -> String {
-        self.json
-    }
-
-    /// Number of changed topics.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// True when no topic changed.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The topics in the order of the JSON array.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = TopicDiff<'_>> + '_ {
-        self.items.iter().map(|i| TopicDiff {
-            topic: &self.names[i.topic.clone()],
-            seq: i.seq,
-            counts: i.counts,
-            payload: &self.json[i.payload.clone()],
-        })
-    }
 }
 
 /// A topic's published state, for a client that joins now.
@@ -160,21 +47,9 @@ pub struct State {
 impl Engine {
     /// Creates an engine.
     pub fn new(config: Config) -> Result<Engine> {
-        config.validate()?;
-        let shards = config.shards.next_power_of_two();
         Ok(Engine {
-            topics: (0..shards).map(|_| Mutex::default()).collect(),
-            conns: (0..shards).map(|_| Mutex::default()).collect(),
-            shard_mask: shards as u64 - 1,
-            topic_hasher: RandomState::new(),
-            key_hasher: SipKey::random(),
-            // Refs start at a random point so refs of two engines (or two runs) don't meet.
-            next_ref: AtomicU64::new(hash::random_u64() | 1),
-            topic_count: AtomicUsize::new(0),
-            presence_count: AtomicUsize::new(0),
-            pending_count: AtomicUsize::new(0),
-            waker: Waker::new()?,
-            config,
+            shared: Arc::new(Shared::new(config)?),
+            link: Mutex::new(None),
         })
     }
 
@@ -185,11 +60,12 @@ impl Engine {
 
     /// The configuration in force.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
     /// Adds a presence of `conn` in `topic`, with an optional key (none: an anonymous
     /// viewer) and an optional meta (a JSON object; kept in phoenix format only).
+    /// A second track of the same (topic, conn) fails with `AlreadyTracked`.
     pub fn track(
         &self,
         topic: &str,
@@ -197,293 +73,106 @@ impl Engine {
         key: Option<&str>,
         meta: Option<&str>,
     ) -> Result<()> {
-        self.check_topic(topic)?;
-        let key_hash = match key {
-            Some(k) => self.check_key(k)?,
-            None => topic::ANONYMOUS,
-        };
-        let meta = self.check_meta(meta)?;
-        let shard = self.topic_shard(topic);
-        let mut conns = lock(self.conn_shard(conn));
-        let mut topics = lock(&self.topics[shard as usize]);
-        let existing = topics.find(topic);
-        if let Some(slot) = existing {
-            if topics.get(slot).is_some_and(|t| t.contains(conn)) {
-                return Err(Error::new(
-                    ErrorKind::AlreadyTracked,
-                    format!("connection {conn} is already tracked in topic {topic:?}"),
-                ));
-            }
-        }
-        reserve(&self.presence_count, self.config.max_presences, "presences")?;
-        let slot = match existing {
-            Some(slot) => slot,
-            None => {
-                if let Err(e) = reserve(&self.topic_count, self.config.max_topics, "topics") {
-                    self.presence_count.fetch_sub(1, Ordering::Relaxed);
-                    return Err(e);
-                }
-                topics.create(topic)
-            }
-        };
-        let entry = (self.config.format == Format::Phoenix).then(|| {
-            Box::new(Entry {
-                key: key.map(Into::into),
-                meta: meta.into(),
-                phx_ref: self.new_ref(),
-                prev_ref: 0,
-            })
-        });
-        let t = topics.get_mut(slot).expect("slot just found or created");
-        t.insert(conn, key_hash, entry);
-        self.changed(&mut topics, slot);
-        drop(topics);
-        conns.add(conn, TopicRef { shard, slot });
-        Ok(())
+        self.shared.track(topic, conn, key, meta)
     }
 
-    /// Removes the presence of `conn` in `topic`.
+    /// Removes the presence of `conn` in `topic`; `NotTracked` if there is none.
     pub fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
-        self.check_topic(topic)?;
-        let shard = self.topic_shard(topic);
-        let mut conns = lock(self.conn_shard(conn));
-        let mut topics = lock(&self.topics[shard as usize]);
-        let slot = topics.find(topic);
-        let removed = slot
-            .and_then(|s| topics.get_mut(s))
-            .is_some_and(|t| t.remove(conn));
-        let Some(slot) = slot.filter(|_| removed) else {
-            return Err(not_tracked(topic, conn));
-        };
-        self.presence_count.fetch_sub(1, Ordering::Relaxed);
-        self.changed(&mut topics, slot);
-        drop(topics);
-        conns.remove(conn, TopicRef { shard, slot });
-        Ok(())
+        self.shared.untrack(topic, conn)
     }
 
     /// Removes every presence of `conn` (the host's disconnect); returns how many.
     pub fn untrack_conn(&self, conn: u64) -> usize {
-        let mut conns = lock(self.conn_shard(conn));
-        let refs = conns.take(conn);
-        for r in &refs {
-            let mut topics = lock(&self.topics[r.shard as usize]);
-            if topics.get_mut(r.slot).is_some_and(|t| t.remove(conn)) {
-                self.presence_count.fetch_sub(1, Ordering::Relaxed);
-                self.changed(&mut topics, r.slot);
-            }
-        }
-        refs.len()
+        self.shared.untrack_conn(conn)
     }
 
     /// Replaces the meta of a tracked presence. In phoenix format clients see the old
     /// meta leave and the new one join with `phx_ref_prev`; counts format keeps no meta,
     /// so it only checks the call.
     pub fn update(&self, topic: &str, conn: u64, meta: Option<&str>) -> Result<()> {
-        self.check_topic(topic)?;
-        let meta = self.check_meta(meta)?;
-        let mut topics = lock(&self.topics[self.topic_shard(topic) as usize]);
-        let slot = topics.find(topic);
-        let Some(t) = slot
-            .and_then(|s| topics.get_mut(s))
-            .filter(|t| t.contains(conn))
-        else {
-            return Err(not_tracked(topic, conn));
-        };
-        if self.config.format == Format::Phoenix {
-            t.update(conn, meta, self.new_ref());
-            self.changed(&mut topics, slot.expect("found above"));
-        }
-        Ok(())
+        self.shared.update(topic, conn, meta)
     }
 
-    /// The live counts of `topic` (zeros for an unknown topic), in O(1).
+    /// The live counts of `topic` (zeros for an unknown topic), in O(1). In a cluster they
+    /// include every live node's presences.
     pub fn counts(&self, topic: &str) -> Result<Counts> {
-        self.check_topic(topic)?;
-        Ok(self.with_topic(topic, Topic::counts).unwrap_or_default())
+        self.shared.counts(topic)
     }
 
     /// The `presence_state` payload of `topic` as of the last poll, with its seq: send it
     /// to a client that joins now, then the diffs of later polls.
     pub fn list(&self, topic: &str) -> Result<State> {
-        self.check_topic(topic)?;
-        let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
-        let state = self.with_topic(topic, |t| {
-            let mut json = String::new();
-            t.write_state(format, vk, &mut json);
-            State { json, seq: t.seq() }
-        });
-        Ok(state.unwrap_or_else(|| {
-            let mut json = String::new();
-            match format {
-                Format::Counts => topic::write_counts_state(&mut json, Counts::default()),
-                Format::Phoenix => json.push_str("{}"),
-            }
-            State { json, seq: 0 }
-        }))
+        self.shared.list(topic)
     }
 
     /// Takes every change since the last poll: one entry per topic whose clients' view
-    /// changed, with its seq, live counts and diff payload.
+    /// changed, with its seq, live counts and diff payload. Other nodes' changes come out
+    /// here like local ones.
     pub fn poll_diff(&self) -> DiffBatch {
-        self.waker.drain();
-        let mut batch = DiffBatch {
-            json: String::from("["),
-            ..DiffBatch::default()
-        };
-        let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
-        for shard in self.topics.iter() {
-            let mut topics = lock(shard);
-            if topics.dirty.is_empty() {
-                continue;
-            }
-            let dirty = std::mem::take(&mut topics.dirty);
-            for &slot in &dirty {
-                let Some(t) = topics.get_mut(slot) else {
-                    continue;
-                };
-                t.dirty = false;
-                if let Some(diff) = t.next_diff(format) {
-                    batch.begin(&t.name, diff.seq, diff.counts);
-                    t.take_diff(format, vk, &mut batch.json);
-                    batch.end();
-                }
-                if t.is_vacant() {
-                    topics.remove(slot);
-                    self.topic_count.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-            self.pending_count.fetch_sub(dirty.len(), Ordering::AcqRel);
-            // Hand the emptied vector back so the next changes don't reallocate it.
-            if topics.dirty.is_empty() {
-                let mut dirty = dirty;
-                dirty.clear();
-                topics.dirty = dirty;
-            }
-        }
-        batch.json.push(']');
-        // A change that landed in an already-drained shard during this poll found the
-        // counter non-zero and did not signal; signal for it now.
-        if self.pending_count.load(Ordering::Acquire) > 0 {
-            self.waker.signal();
-        }
-        batch
+        self.shared.poll_diff()
     }
 
     /// A descriptor that is readable while a poll may return something. It is owned by
     /// the engine: wait on it, never read or close it. Wake-ups can be spurious.
     pub fn wakeup_fd(&self) -> RawFd {
-        self.waker.fd()
+        self.shared.wakeup_fd()
     }
 
     /// Engine-wide figures. `bytes` walks every shard, so this is O(topics).
     pub fn stats(&self) -> Stats {
-        let mut bytes = std::mem::size_of::<Engine>();
-        for s in self.topics.iter() {
-            bytes += std::mem::size_of::<Mutex<TopicShard>>() + lock(s).heap_bytes();
-        }
-        for s in self.conns.iter() {
-            bytes += std::mem::size_of::<Mutex<ConnShard>>() + lock(s).heap_bytes();
-        }
-        Stats {
-            topics: self.topic_count.load(Ordering::Relaxed) as u64,
-            presences: self.presence_count.load(Ordering::Relaxed) as u64,
-            bytes: bytes as u64,
-            topics_pending: self.pending_count.load(Ordering::Relaxed) as u64,
-        }
+        self.shared.stats()
     }
 
-    fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&Topic) -> R) -> Option<R> {
-        let topics = lock(&self.topics[self.topic_shard(topic) as usize]);
-        topics.find(topic).and_then(|slot| topics.get(slot)).map(f)
+    /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
+    /// changes since the last tick (or a heartbeat), snapshots when due or asked for,
+    /// snapshot requests after a gap, and drops nodes silent for `down_after_ms`.
+    /// Publish every message, in order, to every other node.
+    pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
+        self.shared.cluster()?.tick(&self.shared)
     }
 
-    /// Queues the topic for the next poll, and wakes the host if nothing was queued.
-    fn changed(&self, topics: &mut TopicShard, slot: u32) {
-        if topics.mark_dirty(slot) && self.pending_count.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.waker.signal();
-        }
+    /// Cluster mode: applies a message another node published. A message that is
+    /// unauthenticated, malformed, oversized or replayed is refused with `Rejected`,
+    /// counted in [`ClusterStats`], and changes nothing. This node's own messages, which
+    /// pub/sub systems echo back, are ignored.
+    pub fn cluster_ingest(&self, message: &[u8]) -> Result<()> {
+        self.shared.cluster()?.ingest(&self.shared, message)
     }
 
-    fn new_ref(&self) -> u64 {
-        self.next_ref.fetch_add(1, Ordering::Relaxed)
+    /// Cluster mode: the message that tells other nodes this one is leaving cleanly, so
+    /// they drop its presences at once. Later ticks publish nothing.
+    pub fn cluster_leave(&self) -> Result<Vec<u8>> {
+        Ok(self.shared.cluster()?.leave())
     }
 
-    fn topic_shard(&self, topic: &str) -> u32 {
-        (self.topic_hasher.hash_one(topic) & self.shard_mask) as u32
+    /// Cluster mode: counters of the replication traffic; `None` for a single node.
+    pub fn cluster_stats(&self) -> Option<ClusterStats> {
+        self.shared.cluster.as_ref().map(|c| c.stats())
     }
 
-    fn conn_shard(&self, conn: u64) -> &Mutex<ConnShard> {
-        &self.conns[(hash::mix64(conn) & self.shard_mask) as usize]
+    /// Starts a background thread that publishes this node's messages to the Redis
+    /// pub/sub `channel` at `url` (e.g. `redis://127.0.0.1:6379/`) every tick and ingests
+    /// the other nodes' messages from it. It reconnects with backoff when Redis goes away
+    /// and resyncs when it comes back. Replaces a link already running.
+    #[cfg(feature = "redis")]
+    pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
+        self.shared.cluster()?;
+        let link =
+            crate::cluster::redis_link::RedisLink::start(Arc::clone(&self.shared), url, channel)?;
+        let old = crate::shard::lock(&self.link).replace(link);
+        drop(old);
+        Ok(())
     }
 
-    fn check_topic(&self, topic: &str) -> Result<()> {
-        if topic.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "topic must not be empty",
-            ));
-        }
-        too_long("topic", topic.len(), self.config.max_topic_bytes)
-    }
-
-    /// Validates a key and returns its keyed hash.
-    fn check_key(&self, key: &str) -> Result<u64> {
-        if key.is_empty() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "key must not be empty (pass no key for an anonymous viewer)",
-            ));
-        }
-        too_long("key", key.len(), self.config.max_key_bytes)?;
-        if self.config.format == Format::Phoenix && key == self.config.viewers_key {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("key {key:?} is the group name of anonymous viewers"),
-            ));
-        }
-        Ok(match hash::siphash24(self.key_hasher, key.as_bytes()) {
-            topic::ANONYMOUS => 1,
-            h => h,
-        })
-    }
-
-    fn check_meta<'m>(&self, meta: Option<&'m str>) -> Result<&'m str> {
-        match meta {
-            None => Ok("{}"),
-            Some(m) => {
-                too_long("meta", m.len(), self.config.max_meta_bytes)?;
-                meta::validate(m)
-            }
-        }
+    /// Stops the Redis link after publishing this node's departure. Does nothing if no
+    /// link runs. Returns whether one was running.
+    pub fn stop_redis(&self) -> bool {
+        crate::shard::lock(&self.link).take().is_some()
     }
 }
 
-fn too_long(what: &str, len: usize, max: usize) -> Result<()> {
-    if len > max {
-        return Err(Error::new(
-            ErrorKind::TooLong,
-            format!("{what} is {len} bytes, the limit is {max}"),
-        ));
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_redis();
     }
-    Ok(())
-}
-
-fn not_tracked(topic: &str, conn: u64) -> Error {
-    Error::new(
-        ErrorKind::NotTracked,
-        format!("connection {conn} is not tracked in topic {topic:?}"),
-    )
-}
-
-/// Takes one unit of a limited count, or fails without taking it.
-fn reserve(count: &AtomicUsize, max: usize, what: &str) -> Result<()> {
-    if count.fetch_add(1, Ordering::Relaxed) >= max {
-        count.fetch_sub(1, Ordering::Relaxed);
-        return Err(Error::new(
-            ErrorKind::LimitReached,
-            format!("the limit of {max} {what} is reached"),
-        ));
-    }
-    Ok(())
 }

@@ -25,8 +25,13 @@ pub enum ErrorKind {
     NotTracked,
     /// The configured maximum number of topics or presences is reached.
     LimitReached,
-    /// The operating system refused a resource (the wake-up descriptor).
+    /// The operating system refused a resource (the wake-up descriptor), or the Redis link
+    /// could not start.
     Io,
+    /// A cluster call on an engine created without a `cluster` config.
+    NoCluster,
+    /// A replication message was refused: unauthenticated, malformed, oversized or replayed.
+    Rejected,
 }
 
 /// An error with its kind and a readable message.

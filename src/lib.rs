@@ -18,6 +18,8 @@
 //!
 //! The core knows nothing of FFI; the C ABI lives in [`ffi`].
 
+mod batch;
+pub mod cluster;
 mod config;
 mod engine;
 mod error;
@@ -25,12 +27,17 @@ pub mod ffi;
 mod hash;
 mod json;
 mod meta;
+mod remote;
+mod render;
 mod shard;
+mod shared;
 mod topic;
 mod waker;
 
-pub use config::{Config, Format, CONFIG_FIELDS};
-pub use engine::{DiffBatch, Engine, State, Stats, TopicDiff};
+pub use batch::{DiffBatch, TopicDiff};
+pub use cluster::ClusterStats;
+pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
+pub use engine::{Engine, State, Stats};
 pub use error::{Error, ErrorKind, Result};
 pub use topic::Counts;
 

@@ -23,6 +23,8 @@ pub(crate) struct TopicShard {
     free: Vec<u32>,
     /// Slots whose topic changed since the last poll, each once.
     pub dirty: Vec<u32>,
+    /// Slots whose topic changed locally since the last cluster tick, each once.
+    pub outbox: Vec<u32>,
 }
 
 impl TopicShard {
@@ -39,8 +41,8 @@ impl TopicShard {
     }
 
     /// Adds an empty topic; the caller has checked that the name is absent.
-    pub fn create(&mut self, name: &str) -> u32 {
-        let topic = Topic::new(name);
+    pub fn create(&mut self, name: &str, replicate: bool) -> u32 {
+        let topic = Topic::new(name, replicate);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(topic);
@@ -75,6 +77,23 @@ impl TopicShard {
         }
     }
 
+    /// Queues a topic for the next cluster tick.
+    pub fn mark_outbox(&mut self, slot: u32) {
+        if let Some(o) = self.get_mut(slot).and_then(|t| t.outbox.as_mut()) {
+            if !o.queued {
+                o.queued = true;
+                self.outbox.push(slot);
+            }
+        }
+    }
+
+    /// Every slot with a topic, for snapshots.
+    pub fn slots(&self) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|s| self.slots[*s as usize].is_some())
+            .collect()
+    }
+
     pub fn topics(&self) -> impl Iterator<Item = &Topic> {
         self.slots.iter().flatten()
     }
@@ -83,7 +102,7 @@ impl TopicShard {
         use std::mem::size_of;
         self.index.capacity() * (size_of::<(Box<str>, u32)>() + 1)
             + self.slots.capacity() * size_of::<Option<Topic>>()
-            + (self.free.capacity() + self.dirty.capacity()) * 4
+            + (self.free.capacity() + self.dirty.capacity() + self.outbox.capacity()) * 4
             + self.index.keys().map(|k| k.len()).sum::<usize>()
             + self.topics().map(Topic::heap_bytes).sum::<usize>()
     }

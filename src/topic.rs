@@ -1,14 +1,15 @@
-//! The state of one topic: who is present, the counts, and what changed since the last poll.
+//! The state of one topic: who is present, the counts, and what changed since the last poll
+//! (for clients) and since the last tick (for other nodes).
 //!
 //! Distinct users are counted through a refcount per keyed hash of the key, not per key
-//! string. Counts format keeps nothing else of a key; the same table later takes other
-//! nodes' hashed users, so that a user on two nodes still counts once.
+//! string: counts format keeps nothing else of a key. Other nodes' users arrive as the
+//! same keyed hashes (see `remote.rs`), so a user on two nodes counts once.
 
 use crate::config::Format;
 use crate::hash::{ConnBuild, PrehashedBuild};
-use crate::json;
-use crate::meta;
-use std::collections::HashMap;
+use crate::remote::Remote;
+use crate::render;
+use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -21,7 +22,7 @@ pub struct Counts {
     pub connections: u64,
 }
 
-/// One presence of a topic. In counts format it is only the keyed hash of its key.
+/// One local presence. In counts format it is only the keyed hash of its key.
 pub(crate) struct Presence {
     /// Keyed hash of the key; `ANONYMOUS` for a viewer.
     key_hash: u64,
@@ -33,7 +34,7 @@ pub(crate) struct Presence {
 pub(crate) const ANONYMOUS: u64 = 0;
 
 /// A listed presence of the phoenix format.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// The key, or `None` for a viewer (listed under the configured viewers key).
     pub key: Option<Box<str>>,
@@ -45,35 +46,61 @@ pub(crate) struct Entry {
     pub prev_ref: u64,
 }
 
+/// Where a joined entry lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loc {
+    Local(u64),
+    Remote(u32),
+}
+
 /// A change not yet polled, phoenix format. Keyed by `phx_ref` in `Topic::pending`.
-enum Pending {
-    /// Joined since the last poll; the live entry is `presences[conn]`.
-    Joined { conn: u64 },
+pub(crate) enum Pending {
+    /// Joined since the last poll; the entry is still live at this location.
+    Joined(Loc),
     /// Published at the last poll and gone since; kept to render the leave.
     Left(Box<Entry>),
 }
 
-/// What a topic's `take_diff` hands to the poll.
+/// What a topic's next poll reports.
 pub(crate) struct Diff {
     pub seq: u64,
     pub counts: Counts,
 }
 
+/// Local changes not yet sent to other nodes (cluster mode only). Adds and removes of the
+/// same thing within one tick cancel, as joins and leaves do within a poll.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    /// Queued in its shard's tick list.
+    pub queued: bool,
+    /// Counts format: keyed hashes of users that appeared on / left this node.
+    pub added: HashSet<u64, PrehashedBuild>,
+    pub removed: HashSet<u64, PrehashedBuild>,
+    /// Phoenix format: refs that joined (ref → conn) and refs that left.
+    pub joined: HashMap<u64, u64, ConnBuild>,
+    pub left: HashSet<u64, ConnBuild>,
+}
+
 /// The state of one topic.
 pub(crate) struct Topic {
     pub name: Box<str>,
-    presences: HashMap<u64, Presence, ConnBuild>,
-    users: HashMap<u64, u32, PrehashedBuild>,
+    pub(crate) presences: HashMap<u64, Presence, ConnBuild>,
+    /// Local key-hash refcounts.
+    pub(crate) users: HashMap<u64, u32, PrehashedBuild>,
     viewers: u64,
     published: Counts,
     seq: u64,
-    /// Set while the topic sits in its shard's dirty list.
+    /// Set while the topic sits in its shard's poll list.
     pub dirty: bool,
-    pending: HashMap<u64, Pending, ConnBuild>,
+    pub(crate) pending: HashMap<u64, Pending, ConnBuild>,
+    /// Other nodes' contributions (cluster mode).
+    pub(crate) remote: Option<Box<Remote>>,
+    /// Local changes for other nodes; `Some` only in cluster mode.
+    pub(crate) outbox: Option<Box<Outbox>>,
 }
 
 impl Topic {
-    pub fn new(name: &str) -> Topic {
+    pub fn new(name: &str, replicate: bool) -> Topic {
         Topic {
             name: name.into(),
             presences: HashMap::default(),
@@ -83,11 +110,24 @@ impl Topic {
             seq: 0,
             dirty: false,
             pending: HashMap::default(),
+            remote: None,
+            outbox: replicate.then(Box::default),
         }
     }
 
     /// The live counts, O(1).
     pub fn counts(&self) -> Counts {
+        let mut c = self.local_counts();
+        if let Some(r) = &self.remote {
+            c.viewers += r.viewers;
+            c.connections += r.connections;
+            c.users += r.only_remote;
+        }
+        c
+    }
+
+    /// This node's own counts.
+    pub fn local_counts(&self) -> Counts {
         Counts {
             viewers: self.viewers,
             users: self.users.len() as u64,
@@ -104,26 +144,38 @@ impl Topic {
         self.presences.contains_key(&conn)
     }
 
-    /// True when nothing is present, nothing is pending and clients were last told zero:
-    /// the topic can be dropped without anyone noticing.
+    /// True when nothing is present here or elsewhere, nothing waits for a poll or a tick,
+    /// and clients were last told zero: the topic can be dropped without anyone noticing.
     pub fn is_vacant(&self) -> bool {
-        self.presences.is_empty() && self.pending.is_empty() && self.published == Counts::default()
+        self.presences.is_empty()
+            && self.pending.is_empty()
+            && self.published == Counts::default()
+            && self.remote.as_ref().is_none_or(|r| r.is_empty())
+            && self.outbox.as_ref().is_none_or(|o| !o.queued)
     }
 
-    /// Adds a presence; the caller has checked that `conn` is absent.
+    /// Adds a local presence; the caller has checked that `conn` is absent.
     pub fn insert(&mut self, conn: u64, key_hash: u64, entry: Option<Box<Entry>>) {
         if key_hash == ANONYMOUS {
             self.viewers += 1;
         } else {
-            *self.users.entry(key_hash).or_insert(0) += 1;
+            let n = self.users.entry(key_hash).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.user_appeared(key_hash);
+            }
         }
         if let Some(e) = &entry {
-            self.pending.insert(e.phx_ref, Pending::Joined { conn });
+            self.pending
+                .insert(e.phx_ref, Pending::Joined(Loc::Local(conn)));
+            if let Some(o) = &mut self.outbox {
+                o.joined.insert(e.phx_ref, conn);
+            }
         }
         self.presences.insert(conn, Presence { key_hash, entry });
     }
 
-    /// Removes a presence; false when `conn` is not present.
+    /// Removes a local presence; false when `conn` is not present.
     pub fn remove(&mut self, conn: u64) -> bool {
         let Some(p) = self.presences.remove(&conn) else {
             return false;
@@ -134,9 +186,11 @@ impl Topic {
             *n -= 1;
             if *n == 0 {
                 self.users.remove(&p.key_hash);
+                self.user_left(p.key_hash);
             }
         }
         if let Some(e) = p.entry {
+            self.outbox_left(e.phx_ref);
             self.note_leave(e);
         }
         // Tables never shrink by themselves; after a crowd leaves, give the memory back.
@@ -163,31 +217,86 @@ impl Topic {
             prev_ref: 0,
         });
         let old = std::mem::replace(old, fresh);
+        self.outbox_left(old.phx_ref);
         let prev_ref = self.note_leave(old);
         if let Some(e) = self.presences.get_mut(&conn).and_then(|p| p.entry.as_mut()) {
             e.prev_ref = prev_ref;
         }
-        self.pending.insert(new_ref, Pending::Joined { conn });
+        self.pending
+            .insert(new_ref, Pending::Joined(Loc::Local(conn)));
+        if let Some(o) = &mut self.outbox {
+            o.joined.insert(new_ref, conn);
+        }
         true
     }
 
     /// Records that `old` is gone. A presence clients never saw just vanishes (join and
-    /// leave cancel); one they saw becomes a pending leave. Returns the ref clients know
-    /// this presence by, which an update carries on as `phx_ref_prev`.
-    fn note_leave(&mut self, old: Box<Entry>) -> u64 {
-        match self.pending.remove(&old.phx_ref) {
-            Some(Pending::Joined { .. }) => old.prev_ref,
+    /// leave cancel); one they saw becomes a pending leave. Returns its ref, which an
+    /// update carries on as `phx_ref_prev`, as Phoenix does.
+    pub(crate) fn note_leave(&mut self, old: Box<Entry>) -> u64 {
+        let r = old.phx_ref;
+        match self.pending.remove(&r) {
+            Some(Pending::Joined(_)) => {}
+            // A ref is never reused, so a published ref cannot leave twice.
             Some(left @ Pending::Left(_)) => {
-                // A ref is never reused, so a published ref cannot leave twice.
-                self.pending.insert(old.phx_ref, left);
-                old.prev_ref
+                self.pending.insert(r, left);
             }
             None => {
-                let r = old.phx_ref;
                 self.pending.insert(r, Pending::Left(old));
-                r
             }
         }
+        r
+    }
+
+    /// A key hash got its first local presence.
+    fn user_appeared(&mut self, h: u64) {
+        if let Some(r) = &mut self.remote {
+            r.local_user_appeared(h);
+        }
+        if let Some(o) = &mut self.outbox {
+            if !o.removed.remove(&h) {
+                o.added.insert(h);
+            }
+        }
+    }
+
+    /// A key hash lost its last local presence.
+    fn user_left(&mut self, h: u64) {
+        if let Some(r) = &mut self.remote {
+            r.local_user_left(h);
+        }
+        if let Some(o) = &mut self.outbox {
+            if !o.added.remove(&h) {
+                o.removed.insert(h);
+            }
+        }
+    }
+
+    fn outbox_left(&mut self, phx_ref: u64) {
+        if let Some(o) = &mut self.outbox {
+            if o.joined.remove(&phx_ref).is_none() {
+                o.left.insert(phx_ref);
+            }
+        }
+    }
+
+    /// The entry behind a pending join, wherever it lives.
+    fn joined_entry(&self, phx_ref: u64, loc: Loc) -> Option<&Entry> {
+        match loc {
+            Loc::Local(conn) => self.presences.get(&conn).and_then(|p| p.entry.as_deref()),
+            Loc::Remote(node) => self.remote.as_ref().and_then(|r| r.entry(node, phx_ref)),
+        }
+        .filter(|e| e.phx_ref == phx_ref)
+    }
+
+    /// Local entries, for snapshots (phoenix format).
+    pub fn local_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.presences.values().filter_map(|p| p.entry.as_deref())
+    }
+
+    /// The entry of a local presence by ref, for deltas (phoenix format).
+    pub fn local_entry(&self, conn: u64, phx_ref: u64) -> Option<&Entry> {
+        self.joined_entry(phx_ref, Loc::Local(conn))
     }
 
     /// What the next poll will report for this topic, or `None` when clients' view is
@@ -208,28 +317,21 @@ impl Topic {
     /// the published one.
     pub fn take_diff(&mut self, format: Format, viewers_key: &str, out: &mut String) {
         let now = self.counts();
-        let before = self.published;
         match format {
-            Format::Counts => write_counts_diff(out, before, now),
+            Format::Counts => render::write_counts_diff(out, self.published, now),
             Format::Phoenix => {
                 let mut joins = Vec::new();
                 let mut leaves = Vec::new();
-                for change in self.pending.values() {
+                for (r, change) in &self.pending {
                     match change {
-                        Pending::Joined { conn } => {
-                            if let Some(e) =
-                                self.presences.get(conn).and_then(|p| p.entry.as_deref())
-                            {
-                                joins.push(e);
-                            }
-                        }
+                        Pending::Joined(loc) => joins.extend(self.joined_entry(*r, *loc)),
                         Pending::Left(e) => leaves.push(&**e),
                     }
                 }
                 out.push_str("{\"joins\":");
-                write_grouped(out, &mut joins, viewers_key);
+                render::write_grouped(out, &mut joins, viewers_key);
                 out.push_str(",\"leaves\":");
-                write_grouped(out, &mut leaves, viewers_key);
+                render::write_grouped(out, &mut leaves, viewers_key);
                 out.push('}');
                 self.pending.clear();
                 if self.pending.capacity() > 64 {
@@ -245,21 +347,19 @@ impl Topic {
     /// diffs of the following polls apply exactly.
     pub fn write_state(&self, format: Format, viewers_key: &str, out: &mut String) {
         match format {
-            Format::Counts => write_counts_state(out, self.published),
+            Format::Counts => render::write_counts_state(out, self.published),
             Format::Phoenix => {
-                let mut entries: Vec<&Entry> = self
-                    .presences
-                    .values()
-                    .filter_map(|p| p.entry.as_deref())
-                    .filter(|e| {
-                        !matches!(self.pending.get(&e.phx_ref), Some(Pending::Joined { .. }))
-                    })
-                    .collect();
+                let published =
+                    |e: &&Entry| !matches!(self.pending.get(&e.phx_ref), Some(Pending::Joined(_)));
+                let mut entries: Vec<&Entry> = self.local_entries().filter(published).collect();
+                if let Some(r) = &self.remote {
+                    entries.extend(r.entries().filter(published));
+                }
                 entries.extend(self.pending.values().filter_map(|c| match c {
                     Pending::Left(e) => Some(&**e),
-                    Pending::Joined { .. } => None,
+                    Pending::Joined(_) => None,
                 }));
-                write_grouped(out, &mut entries, viewers_key);
+                render::write_grouped(out, &mut entries, viewers_key);
             }
         }
     }
@@ -267,98 +367,40 @@ impl Topic {
     /// Heap bytes held by this topic, estimated from table capacities.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let table = |cap: usize, entry: usize| if cap == 0 { 0 } else { cap * (entry + 1) + 16 };
-        let entry_bytes =
-            |e: &Entry| size_of::<Entry>() + e.key.as_ref().map_or(0, |k| k.len()) + e.meta.len();
         let mut bytes = self.name.len()
-            + table(self.presences.capacity(), size_of::<(u64, Presence)>())
-            + table(self.users.capacity(), size_of::<(u64, u32)>())
-            + table(self.pending.capacity(), size_of::<(u64, Pending)>());
-        for p in self.presences.values() {
-            bytes += p.entry.as_deref().map_or(0, entry_bytes);
-        }
+            + table_bytes(self.presences.capacity(), size_of::<(u64, Presence)>())
+            + table_bytes(self.users.capacity(), size_of::<(u64, u32)>())
+            + table_bytes(self.pending.capacity(), size_of::<(u64, Pending)>());
+        bytes += self.local_entries().map(Entry::heap_bytes).sum::<usize>();
         for c in self.pending.values() {
             if let Pending::Left(e) = c {
-                bytes += entry_bytes(e);
+                bytes += e.heap_bytes();
             }
+        }
+        if let Some(r) = &self.remote {
+            bytes += size_of::<Remote>() + r.heap_bytes();
+        }
+        if let Some(o) = &self.outbox {
+            bytes += size_of::<Outbox>()
+                + table_bytes(o.added.capacity() + o.removed.capacity(), 8)
+                + table_bytes(o.joined.capacity(), 16)
+                + table_bytes(o.left.capacity(), 8);
         }
         bytes
     }
 }
 
-/// `{"viewers":{"count":V},"users":{"count":U}}`: the seed's state shape, nothing more
-/// (its Immutable Record rejects unknown keys).
-pub(crate) fn write_counts_state(out: &mut String, c: Counts) {
-    out.push_str("{\"viewers\":{\"count\":");
-    json::push_u64(out, c.viewers);
-    out.push_str("},\"users\":{\"count\":");
-    json::push_u64(out, c.users);
-    out.push_str("}}");
+impl Entry {
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Entry>() + self.key.as_ref().map_or(0, |k| k.len()) + self.meta.len()
+    }
 }
 
-/// Net joins and leaves per group, so that before + joins - leaves = now for each group.
-fn write_counts_diff(out: &mut String, before: Counts, now: Counts) {
-    let up = |a: u64, b: u64| b.saturating_sub(a);
-    out.push_str("{\"joins\":");
-    write_counts_state(
-        out,
-        Counts {
-            viewers: up(before.viewers, now.viewers),
-            users: up(before.users, now.users),
-            connections: 0,
-        },
-    );
-    out.push_str(",\"leaves\":");
-    write_counts_state(
-        out,
-        Counts {
-            viewers: up(now.viewers, before.viewers),
-            users: up(now.users, before.users),
-            connections: 0,
-        },
-    );
-    out.push('}');
-}
-
-/// `{"key":{"metas":[{"phx_ref":..., ...meta}, ...]}, ...}`, keys and metas in a stable
-/// order (key, then ref) so equal states render to equal bytes.
-fn write_grouped(out: &mut String, entries: &mut [&Entry], viewers_key: &str) {
-    entries.sort_unstable_by(|a, b| {
-        let (ka, kb) = (
-            a.key.as_deref().unwrap_or(viewers_key),
-            b.key.as_deref().unwrap_or(viewers_key),
-        );
-        ka.cmp(kb).then(a.phx_ref.cmp(&b.phx_ref))
-    });
-    out.push('{');
-    let mut current: Option<&str> = None;
-    for e in entries.iter() {
-        let key = e.key.as_deref().unwrap_or(viewers_key);
-        if current != Some(key) {
-            if current.is_some() {
-                out.push_str("]},");
-            }
-            json::push_str(out, key);
-            out.push_str(":{\"metas\":[");
-            current = Some(key);
-        } else {
-            out.push(',');
-        }
-        out.push_str("{\"phx_ref\":");
-        json::push_ref(out, e.phx_ref);
-        if e.prev_ref != 0 {
-            out.push_str(",\"phx_ref_prev\":");
-            json::push_ref(out, e.prev_ref);
-        }
-        let members = meta::members(&e.meta);
-        if !members.is_empty() {
-            out.push(',');
-            out.push_str(members);
-        }
-        out.push('}');
+/// Heap bytes of a hash table of `cap` entries of `entry` bytes (one control byte each).
+pub(crate) fn table_bytes(cap: usize, entry: usize) -> usize {
+    if cap == 0 {
+        0
+    } else {
+        cap * (entry + 1) + 16
     }
-    if current.is_some() {
-        out.push_str("]}");
-    }
-    out.push('}');
 }

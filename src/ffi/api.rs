@@ -7,7 +7,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use super::guard::{
-    engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error,
+    engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error, Failure,
 };
 use super::types::*;
 use crate::{Config, Counts, Engine};
@@ -324,6 +324,154 @@ pub unsafe extern "C" fn presence_get_stats(
     })
 }
 
+/// Cluster mode: hands `callback` every message this node must publish now, in order,
+/// then returns. Call it every `tick_ms` (see the `cluster` config) unless the built-in
+/// Redis link runs. Besides this node's changes (or a heartbeat), a tick sends snapshots
+/// when due or asked for, asks for snapshots after a gap, and drops nodes silent for
+/// `down_after_ms` (their presences leave through `presence_poll_diff`).
+/// Fails with `PRESENCE_STATUS_NO_CLUSTER` on a single-node engine.
+#[no_mangle]
+pub unsafe extern "C" fn presence_cluster_tick(
+    engine: *const presence_engine,
+    callback: presence_message_cb,
+    userdata: *mut c_void,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let Some(callback) = callback else {
+            return Err(null("callback"));
+        };
+        for msg in e.cluster_tick()? {
+            // SAFETY: the callback's contract is the caller's; `msg` outlives the call.
+            unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
+        }
+        Ok(())
+    })
+}
+
+/// Cluster mode: applies a message another node published (`len` bytes at `data`).
+///
+/// A message that fails authentication, is malformed, larger than `max_message_bytes`,
+/// or replayed is refused with `PRESENCE_STATUS_REJECTED`, changes nothing and is
+/// counted in `presence_cluster_stats`. This node's own messages (pub/sub echoes) are
+/// ignored with `PRESENCE_STATUS_OK`. `data` may be NULL only when `len` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn presence_cluster_ingest(
+    engine: *const presence_engine,
+    data: *const u8,
+    len: usize,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else if data.is_null() {
+            return Err(null("data"));
+        } else {
+            // SAFETY: `data` points to `len` readable bytes by contract.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        Ok(e.cluster_ingest(bytes)?)
+    })
+}
+
+/// Cluster mode: hands `callback` the message that tells the other nodes this one is
+/// leaving, so they drop its presences at once instead of after `down_after_ms`. Publish
+/// it before shutting down; later ticks publish nothing.
+#[no_mangle]
+pub unsafe extern "C" fn presence_cluster_leave(
+    engine: *const presence_engine,
+    callback: presence_message_cb,
+    userdata: *mut c_void,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let Some(callback) = callback else {
+            return Err(null("callback"));
+        };
+        let msg = e.cluster_leave()?;
+        // SAFETY: as in `presence_cluster_tick`.
+        unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
+        Ok(())
+    })
+}
+
+/// Cluster mode: reads the replication counters into `*out`. `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_cluster_get_stats(
+    engine: *const presence_engine,
+    out: *mut presence_cluster_stats,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let s = e.cluster_stats().ok_or_else(|| {
+            Failure::new(
+                presence_status::NoCluster,
+                "the engine was created without a cluster config",
+            )
+        })?;
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_cluster_stats {
+                incarnation: s.incarnation,
+                nodes: s.nodes,
+                messages_sent: s.messages_sent,
+                bytes_sent: s.bytes_sent,
+                messages_received: s.messages_received,
+                bytes_received: s.bytes_received,
+                rejected_unauthenticated: s.rejected_unauthenticated,
+                rejected_malformed: s.rejected_malformed,
+                rejected_oversized: s.rejected_oversized,
+                rejected_replayed: s.rejected_replayed,
+                snapshots_sent: s.snapshots_sent,
+                snapshot_requests_sent: s.snapshot_requests_sent,
+                nodes_dropped: s.nodes_dropped,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Cluster mode: starts the built-in link, a background thread that publishes this
+/// node's messages on the Redis pub/sub `channel` at `url` (e.g.
+/// `"redis://127.0.0.1:6379/"`) every tick and ingests the other nodes' messages. It
+/// reconnects with backoff while Redis is away and resyncs when it returns; an
+/// unreachable Redis at start is not an error. A link already running is replaced.
+/// `presence_engine_free` stops the link after publishing this node's departure.
+#[no_mangle]
+pub unsafe extern "C" fn presence_redis_start(
+    engine: *const presence_engine,
+    url: *const c_char,
+    channel: *const c_char,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let url = unsafe { text(url, "url") }?;
+        let channel = unsafe { text(channel, "channel") }?;
+        Ok(e.start_redis(url, channel)?)
+    })
+}
+
+/// Stops the Redis link after publishing this node's departure; blocks until its thread
+/// ends (at most about one tick plus a connection timeout). Succeeds also when no link runs.
+#[no_mangle]
+pub unsafe extern "C" fn presence_redis_stop(engine: *const presence_engine) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        e.stop_redis();
+        Ok(())
+    })
+}
+
 /// Copies the message of the last failed call on this thread into `buf`, NUL-terminated
 /// and truncated to `cap - 1` bytes, and returns the message's full length (excluding
 /// the NUL), like snprintf. With `buf` NULL or `cap` 0 nothing is written: call it that
@@ -361,6 +509,8 @@ pub extern "C" fn presence_status_name(status: u32) -> *const c_char {
         8 => b"PRESENCE_STATUS_NOT_TRACKED\0",
         9 => b"PRESENCE_STATUS_LIMIT_REACHED\0",
         10 => b"PRESENCE_STATUS_IO\0",
+        11 => b"PRESENCE_STATUS_NO_CLUSTER\0",
+        12 => b"PRESENCE_STATUS_REJECTED\0",
         99 => b"PRESENCE_STATUS_PANIC\0",
         _ => b"PRESENCE_STATUS_UNKNOWN\0",
     };

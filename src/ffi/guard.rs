@@ -38,6 +38,8 @@ impl From<Error> for Failure {
             ErrorKind::NotTracked => presence_status::NotTracked,
             ErrorKind::LimitReached => presence_status::LimitReached,
             ErrorKind::Io => presence_status::Io,
+            ErrorKind::NoCluster => presence_status::NoCluster,
+            ErrorKind::Rejected => presence_status::Rejected,
         };
         Failure::new(status, e.message())
     }

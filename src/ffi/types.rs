@@ -41,8 +41,13 @@ pub enum presence_status {
     NotTracked = 8,
     /// The configured maximum number of topics or presences is reached.
     LimitReached = 9,
-    /// The operating system refused a resource (the wake-up descriptor).
+    /// The operating system refused a resource (the wake-up descriptor, a thread).
     Io = 10,
+    /// A cluster call on an engine created without a `cluster` config.
+    NoCluster = 11,
+    /// A replication message was refused (unauthenticated, malformed, oversized or
+    /// replayed); it changed nothing and is counted in the cluster stats.
+    Rejected = 12,
     /// A bug inside the engine was caught before it could cross into the caller.
     Panic = 99,
 }
@@ -120,3 +125,42 @@ pub struct presence_topic_diff {
 /// except `presence_engine_free`. It must not unwind or `longjmp` out.
 pub type presence_diff_cb =
     Option<unsafe extern "C" fn(userdata: *mut c_void, diff: *const presence_topic_diff)>;
+
+/// Receives one replication message to publish to the other nodes.
+///
+/// `data` is valid only during the call: copy it (or send it) before returning. Called on
+/// the calling thread with no engine lock held; it must not unwind or `longjmp` out.
+pub type presence_message_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, data: *const u8, len: usize)>;
+
+/// Counters of a node's replication traffic (cluster mode).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct presence_cluster_stats {
+    /// This node's incarnation: random-tailed and increasing across restarts.
+    pub incarnation: u64,
+    /// Other nodes currently live.
+    pub nodes: u64,
+    /// Messages handed out by `presence_cluster_tick` and `presence_cluster_leave`.
+    pub messages_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Messages passed to `presence_cluster_ingest`, echoes of this node's own included.
+    pub messages_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Refused: the HMAC did not match (forged, tampered, truncated, another secret).
+    pub rejected_unauthenticated: u64,
+    /// Refused: authentic but undecodable, of the other format, or over a bound.
+    pub rejected_malformed: u64,
+    /// Refused: larger than `max_message_bytes`.
+    pub rejected_oversized: u64,
+    /// Refused: a sequence number or incarnation already seen.
+    pub rejected_replayed: u64,
+    /// Snapshots sent.
+    pub snapshots_sent: u64,
+    /// Snapshot requests sent after a gap.
+    pub snapshot_requests_sent: u64,
+    /// Nodes dropped for silence or after announcing their departure.
+    pub nodes_dropped: u64,
+}

@@ -76,6 +76,7 @@ static void test_lifecycle_and_version(void) {
   CHECK(strcmp(presence_status_name(PRESENCE_STATUS_OK), "PRESENCE_STATUS_OK") == 0);
   CHECK(strcmp(presence_status_name(PRESENCE_STATUS_NOT_TRACKED), "PRESENCE_STATUS_NOT_TRACKED") == 0);
   CHECK(strcmp(presence_status_name(PRESENCE_STATUS_PANIC), "PRESENCE_STATUS_PANIC") == 0);
+  CHECK(strcmp(presence_status_name(PRESENCE_STATUS_REJECTED), "PRESENCE_STATUS_REJECTED") == 0);
   CHECK(strcmp(presence_status_name(12345), "PRESENCE_STATUS_UNKNOWN") == 0);
 }
 
@@ -358,6 +359,99 @@ static void test_io_failure_when_out_of_descriptors(void) {
   CHECK(e == (presence_engine *)0x1);
 }
 
+/* A tiny in-memory bus: messages published by one node, in order. */
+struct bus {
+  int count;
+  size_t lens[64];
+  uint8_t *msgs[64];
+};
+
+static void publish(void *userdata, const uint8_t *data, size_t len) {
+  struct bus *b = (struct bus *)userdata;
+  if (b->count < 64) {
+    b->msgs[b->count] = (uint8_t *)malloc(len);
+    memcpy(b->msgs[b->count], data, len);
+    b->lens[b->count] = len;
+    b->count++;
+  }
+}
+
+static void deliver(struct bus *b, presence_engine *to) {
+  int i;
+  for (i = 0; i < b->count; i++) {
+    CHECK_STATUS(presence_cluster_ingest(to, b->msgs[i], b->lens[i]), PRESENCE_STATUS_OK);
+  }
+}
+
+static void bus_clear(struct bus *b) {
+  int i;
+  for (i = 0; i < b->count; i++) free(b->msgs[i]);
+  b->count = 0;
+}
+
+static void test_cluster(void) {
+  const char *cfg_a = "{\"cluster\":{\"node\":\"a\",\"secret\":\"0123456789abcdef0123\"}}";
+  const char *cfg_b = "{\"cluster\":{\"node\":\"b\",\"secret\":\"0123456789abcdef0123\"}}";
+  presence_engine *a = engine_with(cfg_a), *b = engine_with(cfg_b), *single = engine_with(NULL);
+  struct bus bus;
+  presence_counts c;
+  presence_cluster_stats s;
+  uint8_t junk[40];
+  memset(&bus, 0, sizeof bus);
+  memset(junk, 7, sizeof junk);
+
+  CHECK_STATUS(presence_track(a, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(b, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(b, "video:1", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_cluster_tick(a, publish, &bus), PRESENCE_STATUS_OK);
+  CHECK(bus.count >= 1);
+  deliver(&bus, b);
+  deliver(&bus, a); /* a node's own echo is ignored */
+  bus_clear(&bus);
+  CHECK_STATUS(presence_cluster_tick(b, publish, &bus), PRESENCE_STATUS_OK);
+  deliver(&bus, a);
+  bus_clear(&bus);
+  CHECK_STATUS(presence_get_counts(a, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.users == 1 && c.viewers == 1 && c.connections == 3); /* alice counts once */
+  CHECK_STATUS(presence_get_counts(b, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.users == 1 && c.viewers == 1 && c.connections == 3);
+
+  CHECK_STATUS(presence_cluster_ingest(a, junk, sizeof junk), PRESENCE_STATUS_REJECTED);
+  CHECK(last_error_has("authentication"));
+  CHECK_STATUS(presence_cluster_ingest(a, NULL, 5), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_cluster_ingest(a, NULL, 0), PRESENCE_STATUS_REJECTED);
+  CHECK_STATUS(presence_cluster_get_stats(a, &s), PRESENCE_STATUS_OK);
+  CHECK(s.nodes == 1 && s.rejected_unauthenticated == 2 && s.messages_sent >= 1 && s.incarnation != 0);
+
+  CHECK_STATUS(presence_cluster_leave(b, publish, &bus), PRESENCE_STATUS_OK);
+  CHECK(bus.count == 1);
+  deliver(&bus, a);
+  bus_clear(&bus);
+  CHECK_STATUS(presence_get_counts(a, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.users == 1 && c.viewers == 0 && c.connections == 1);
+
+  CHECK_STATUS(presence_cluster_tick(single, publish, &bus), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_cluster_ingest(single, junk, sizeof junk), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_cluster_leave(single, publish, &bus), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_cluster_get_stats(single, &s), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_redis_start(single, "redis://127.0.0.1:1/", "presence"), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_cluster_tick(a, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_cluster_get_stats(a, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_engine_new("{\"cluster\":{\"node\":\"a\",\"secret\":\"short\"}}", &single),
+               PRESENCE_STATUS_INVALID_CONFIG);
+
+  CHECK_STATUS(presence_redis_start(a, "not a url", "presence"), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_redis_start(a, NULL, "presence"), PRESENCE_STATUS_NULL_ARGUMENT);
+  /* Nothing listens on port 1: the link retries in the background until stopped. */
+  CHECK_STATUS(presence_redis_start(a, "redis://127.0.0.1:1/", "presence"), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_redis_stop(a), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_redis_stop(a), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_redis_start(b, "redis://127.0.0.1:1/", "presence"), PRESENCE_STATUS_OK);
+  presence_engine_free(b); /* stops the link too */
+  presence_engine_free(a);
+  presence_engine_free(single);
+}
+
 int main(void) {
   test_lifecycle_and_version();
   test_bad_configs();
@@ -368,6 +462,7 @@ int main(void) {
   test_poll_json_and_wakeup();
   test_poll_each_phoenix();
   test_last_error_message();
+  test_cluster();
   test_io_failure_when_out_of_descriptors();
   printf("c harness: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -1,0 +1,127 @@
+//! What a poll returns: one JSON array of envelopes, with per-topic views into it.
+
+use crate::topic::Counts;
+use std::ops::Range;
+
+/// One topic's entry in a poll: borrowed from its [`DiffBatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicDiff<'a> {
+    /// The topic name.
+    pub topic: &'a str,
+    /// Per-topic sequence number: 1 for the first diff, +1 for each later one.
+    pub seq: u64,
+    /// The live counts the diff leads to.
+    pub counts: Counts,
+    /// The `presence_diff` payload, in the engine's format.
+    pub payload: &'a str,
+}
+
+/// Everything one poll returned: a JSON array of envelopes, and per-topic views into it.
+///
+/// The JSON form is `[{"topic":T,"seq":S,"counts":{"viewers":V,"users":U,"connections":C},"payload":P},...]`,
+/// where each `P` is the very byte range that [`TopicDiff::payload`] borrows.
+#[derive(Clone, Debug, Default)]
+pub struct DiffBatch {
+    json: String,
+    names: String,
+    items: Vec<Item>,
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    topic: Range<usize>,
+    seq: u64,
+    counts: Counts,
+    payload: Range<usize>,
+}
+
+impl DiffBatch {
+    /// An empty batch, ready for `begin`.
+    pub(crate) fn new() -> DiffBatch {
+        DiffBatch {
+            json: String::from("["),
+            ..DiffBatch::default()
+        }
+    }
+
+    /// Where a payload is written between `begin` and `end`.
+    pub(crate) fn out(&mut self) -> &mut String {
+        &mut self.json
+    }
+
+    /// Closes the JSON array.
+    pub(crate) fn finish(&mut self) {
+        self.json.push(']');
+    }
+
+    /// Opens one envelope and returns where its payload starts; the caller appends the
+    /// payload to `self.json`, then calls `end`.
+    pub(crate) fn begin(&mut self, topic: &str, seq: u64, counts: Counts) -> usize {
+        use crate::json::{push_str, push_u64};
+        let out = &mut self.json;
+        out.push_str(if self.items.is_empty() {
+            "{\"topic\":"
+        } else {
+            ",{\"topic\":"
+        });
+        push_str(out, topic);
+        out.push_str(",\"seq\":");
+        push_u64(out, seq);
+        out.push_str(",\"counts\":{\"viewers\":");
+        push_u64(out, counts.viewers);
+        out.push_str(",\"users\":");
+        push_u64(out, counts.users);
+        out.push_str(",\"connections\":");
+        push_u64(out, counts.connections);
+        out.push_str("},\"payload\":");
+        let name_start = self.names.len();
+        self.names.push_str(topic);
+        let start = self.json.len();
+        self.items.push(Item {
+            topic: name_start..self.names.len(),
+            seq,
+            counts,
+            payload: start..start,
+        });
+        start
+    }
+
+    /// Closes the envelope opened by `begin`.
+    pub(crate) fn end(&mut self) {
+        let len = self.json.len();
+        if let Some(item) = self.items.last_mut() {
+            item.payload.end = len;
+        }
+        self.json.push('}');
+    }
+
+    /// The whole poll as one JSON array (`[]` when nothing changed).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Takes the JSON array out of the batch.
+    pub fn into_json(self) -> String {
+        self.json
+    }
+
+    /// Number of changed topics.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when no topic changed.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The topics in the order of the JSON array.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = TopicDiff<'_>> + '_ {
+        self.items.iter().map(|i| TopicDiff {
+            topic: &self.names[i.topic.clone()],
+            seq: i.seq,
+            counts: i.counts,
+            payload: &self.json[i.payload.clone()],
+        })
+    }
+}

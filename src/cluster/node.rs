@@ -1,0 +1,740 @@
+//! One node's side of the protocol: what it publishes at each tick, and how it applies
+//! (or refuses) what the others publish.
+//!
+//! Lock order: the node state, then one topic shard at a time. Local calls never take the
+//! node state, so replication never blocks tracking for longer than one topic's update.
+
+use super::wire::{self, Body, Change, Message, Reject, TopicChange, WireEntry};
+use super::ClusterStats;
+use crate::config::{ClusterConfig, Format};
+use crate::error::{Error, ErrorKind, Result};
+use crate::remote::Arrival;
+use crate::shard::lock;
+use crate::shared::{reserve, Shared};
+use crate::topic::{Entry, Topic};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A peer that owes a snapshot is asked again after this many ticks.
+const REQUEST_EVERY_TICKS: u32 = 3;
+
+/// Tombstones kept per allowed node, so that a dropped node's old messages stay refused.
+const TOMBSTONES_PER_NODE: usize = 4;
+
+/// Cluster-mode state of an engine.
+pub(crate) struct Cluster {
+    cfg: ClusterConfig,
+    incarnation: u64,
+    state: Mutex<NodeState>,
+}
+
+struct NodeState {
+    /// Sequence number of the last message this node sent.
+    seq: u64,
+    left: bool,
+    snapshot_due: bool,
+    last_snapshot: Instant,
+    peers: HashMap<String, Peer>,
+    /// Nodes that left or were dropped: (incarnation, last seq), to refuse their replays.
+    gone: HashMap<String, (u64, u64)>,
+    next_id: u32,
+    stats: ClusterStats,
+}
+
+/// What this node knows of another.
+struct Peer {
+    /// Short id used in topics' remote parts; never reused.
+    id: u32,
+    incarnation: u64,
+    last_seq: u64,
+    /// True while every message since the last applied snapshot arrived in order.
+    in_sync: bool,
+    last_heard: Instant,
+    /// Ticks to wait before asking this peer for a snapshot again.
+    request_wait: u32,
+    staging: Option<Staging>,
+    /// Topics where this peer has a part.
+    topics: HashSet<String>,
+    /// Users and entries this peer holds over all its parts, bounded by `max_presences`.
+    held: usize,
+}
+
+/// A snapshot being received part by part.
+struct Staging {
+    next_seq: u64,
+    next_part: u32,
+    items: usize,
+    topics: HashMap<String, Change>,
+}
+
+impl Cluster {
+    pub fn new(cfg: ClusterConfig) -> Cluster {
+        // Milliseconds since the epoch in the high bits: a restarted node's incarnation is
+        // larger than its last one, so peers tell the new one from replays of the old.
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let incarnation = (ms << 16) | (crate::hash::random_u64() & 0xffff);
+        let stats = ClusterStats {
+            node: cfg.node.clone(),
+            incarnation,
+            ..ClusterStats::default()
+        };
+        Cluster {
+            cfg,
+            incarnation,
+            state: Mutex::new(NodeState {
+                seq: 0,
+                left: false,
+                snapshot_due: true,
+                last_snapshot: Instant::now(),
+                peers: HashMap::new(),
+                gone: HashMap::new(),
+                next_id: 1,
+                stats,
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> ClusterStats {
+        let st = lock(&self.state);
+        ClusterStats {
+            nodes: st.peers.len() as u64,
+            ..st.stats.clone()
+        }
+    }
+
+    /// The departure message; afterwards ticks publish nothing.
+    pub fn leave(&self) -> Vec<u8> {
+        let mut st = lock(&self.state);
+        st.left = true;
+        self.seal(&mut st, Body::Leave, false)
+    }
+
+    /// Drops silent peers, then returns this tick's messages.
+    pub fn tick(&self, shared: &Shared) -> Result<Vec<Vec<u8>>> {
+        let mut st = lock(&self.state);
+        if st.left {
+            return Ok(Vec::new());
+        }
+        let now = Instant::now();
+        let down = Duration::from_millis(self.cfg.down_after_ms);
+        let silent: Vec<String> = st
+            .peers
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_heard) > down)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in silent {
+            self.drop_peer(&mut st, shared, &name);
+        }
+
+        let phoenix = shared.config.format == Format::Phoenix;
+        let mut out = Vec::new();
+        let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
+        if st.snapshot_due || now.duration_since(st.last_snapshot) >= interval {
+            let parts = self.batches(collect_snapshot(shared, phoenix));
+            let n = parts.len();
+            for (i, topics) in parts.into_iter().enumerate() {
+                let body = Body::Snapshot {
+                    part: i as u32,
+                    last: i + 1 == n,
+                    topics,
+                };
+                out.push(self.seal(&mut st, body, phoenix));
+            }
+            st.snapshot_due = false;
+            st.last_snapshot = now;
+            st.stats.snapshots_sent += 1;
+        } else {
+            let changes = collect_deltas(shared, phoenix);
+            if changes.is_empty() {
+                out.push(self.seal(&mut st, Body::Heartbeat, phoenix));
+            }
+            for topics in self.batches(changes) {
+                out.push(self.seal(&mut st, Body::Delta(topics), phoenix));
+            }
+        }
+
+        // Ask peers we lost track of for a snapshot, at most once every few ticks each.
+        let mut wanted = Vec::new();
+        for (name, p) in st.peers.iter_mut().filter(|(_, p)| !p.in_sync) {
+            if p.request_wait == 0 {
+                p.request_wait = REQUEST_EVERY_TICKS;
+                wanted.push(name.clone());
+            } else {
+                p.request_wait -= 1;
+            }
+        }
+        for target in wanted {
+            st.stats.snapshot_requests_sent += 1;
+            out.push(self.seal(&mut st, Body::SnapshotRequest { target }, phoenix));
+        }
+        Ok(out)
+    }
+
+    /// Asks every node for a snapshot and schedules this node's own: used after the
+    /// transport reconnects, when messages may have been lost both ways.
+    pub fn resync(&self) -> Vec<u8> {
+        let mut st = lock(&self.state);
+        st.snapshot_due = true;
+        for p in st.peers.values_mut() {
+            p.in_sync = false;
+            p.request_wait = REQUEST_EVERY_TICKS;
+        }
+        st.stats.snapshot_requests_sent += 1;
+        self.seal(
+            &mut st,
+            Body::SnapshotRequest {
+                target: String::new(),
+            },
+            false,
+        )
+    }
+
+    /// Applies one message from another node, or refuses it.
+    pub fn ingest(&self, shared: &Shared, bytes: &[u8]) -> Result<()> {
+        let mut st = lock(&self.state);
+        st.stats.messages_received += 1;
+        st.stats.bytes_received += bytes.len() as u64;
+        let msg = match wire::decode(
+            bytes,
+            self.cfg.secret.as_bytes(),
+            self.cfg.max_message_bytes,
+        ) {
+            Ok(m) => m,
+            Err(Reject::Oversized) => {
+                return Err(refuse(
+                    &mut st.stats.rejected_oversized,
+                    "message is too large",
+                ))
+            }
+            Err(Reject::Unauthenticated) => {
+                return Err(refuse(
+                    &mut st.stats.rejected_unauthenticated,
+                    "message failed authentication",
+                ))
+            }
+            Err(Reject::Malformed) => {
+                return Err(refuse(
+                    &mut st.stats.rejected_malformed,
+                    "message is malformed",
+                ))
+            }
+        };
+        if msg.node == self.cfg.node {
+            // Our own message, echoed back by the bus.
+            return Ok(());
+        }
+        let phoenix = shared.config.format == Format::Phoenix;
+        // Requests and departures carry no format-specific body.
+        let neutral = matches!(
+            msg.body,
+            Body::SnapshotRequest { .. } | Body::Leave | Body::Heartbeat
+        );
+        if msg.phoenix != phoenix && !neutral {
+            return Err(refuse(
+                &mut st.stats.rejected_malformed,
+                "message is of the other wire format",
+            ));
+        }
+        if let Some(&(inc, seq)) = st.gone.get(&msg.node) {
+            if msg.incarnation < inc || (msg.incarnation == inc && msg.seq <= seq) {
+                return Err(refuse(
+                    &mut st.stats.rejected_replayed,
+                    "message of a node that left",
+                ));
+            }
+            st.gone.remove(&msg.node);
+        }
+        match st.peers.get(&msg.node) {
+            Some(p)
+                if msg.incarnation < p.incarnation
+                    || (msg.incarnation == p.incarnation && msg.seq <= p.last_seq) =>
+            {
+                return Err(refuse(
+                    &mut st.stats.rejected_replayed,
+                    "message replayed or out of date",
+                ));
+            }
+            Some(p) if msg.incarnation > p.incarnation => {
+                // The node restarted: its old incarnation's presences are gone now.
+                self.drop_peer(&mut st, shared, &msg.node);
+                st.gone.remove(&msg.node);
+            }
+            Some(_) => {}
+            None if st.peers.len() >= self.cfg.max_nodes => {
+                return Err(refuse(&mut st.stats.rejected_malformed, "too many nodes"));
+            }
+            None => {}
+        }
+        if !st.peers.contains_key(&msg.node) {
+            let id = st.next_id;
+            st.next_id += 1;
+            st.peers.insert(
+                msg.node.clone(),
+                Peer {
+                    id,
+                    incarnation: msg.incarnation,
+                    last_seq: 0,
+                    in_sync: false,
+                    last_heard: Instant::now(),
+                    request_wait: 0,
+                    staging: None,
+                    topics: HashSet::new(),
+                    held: 0,
+                },
+            );
+        }
+        let Message {
+            node, seq, body, ..
+        } = msg;
+        let mut peer = st.peers.remove(&node).expect("inserted above");
+        peer.last_heard = Instant::now();
+        let in_order = peer.in_sync && seq == peer.last_seq + 1;
+        peer.last_seq = seq;
+        let mut overfull = false;
+        match body {
+            Body::Leave => {
+                st.peers.insert(node.clone(), peer);
+                self.drop_peer(&mut st, shared, &node);
+                return Ok(());
+            }
+            Body::Heartbeat => peer.in_sync = in_order,
+            Body::SnapshotRequest { target } => {
+                peer.in_sync = in_order;
+                if target.is_empty() || target == self.cfg.node {
+                    st.snapshot_due = true;
+                }
+            }
+            Body::Delta(topics) => {
+                peer.in_sync = in_order;
+                if in_order {
+                    for change in topics {
+                        if self
+                            .apply(shared, &mut peer, change.topic, change.change, false)
+                            .is_err()
+                        {
+                            st.stats.rejected_malformed += 1;
+                        }
+                    }
+                }
+            }
+            Body::Snapshot { part, last, topics } => {
+                let continues = peer
+                    .staging
+                    .as_ref()
+                    .is_some_and(|s| s.next_seq == seq && s.next_part == part);
+                if part == 0 {
+                    peer.staging = Some(Staging {
+                        next_seq: seq,
+                        next_part: 0,
+                        items: 0,
+                        topics: HashMap::new(),
+                    });
+                } else if !continues {
+                    peer.staging = None;
+                    peer.in_sync = false;
+                }
+                if let Some(staging) = &mut peer.staging {
+                    staging.next_seq = seq + 1;
+                    staging.next_part = part + 1;
+                    for t in topics {
+                        staging.items += change_items(&t.change);
+                        merge(&mut staging.topics, t);
+                    }
+                    if staging.items > shared.config.max_presences {
+                        peer.staging = None;
+                        overfull = true;
+                    } else if last {
+                        let staging = peer.staging.take().expect("checked above");
+                        let mut stale: HashSet<String> = peer.topics.clone();
+                        for (topic, change) in staging.topics {
+                            stale.remove(&topic);
+                            if self.apply(shared, &mut peer, topic, change, true).is_err() {
+                                st.stats.rejected_malformed += 1;
+                            }
+                        }
+                        for topic in stale {
+                            self.drop_topic_part(shared, &mut peer, &topic);
+                        }
+                        peer.in_sync = true;
+                    }
+                }
+            }
+        }
+        let overfull = overfull || peer.held > shared.config.max_presences;
+        st.peers.insert(node.clone(), peer);
+        if overfull {
+            // An authenticated node that claims more than this node may hold is dropped.
+            self.drop_peer(&mut st, shared, &node);
+            return Err(refuse(
+                &mut st.stats.rejected_malformed,
+                "a node holds more than max_presences",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs a message with the next sequence number.
+    fn seal(&self, st: &mut NodeState, body: Body, phoenix: bool) -> Vec<u8> {
+        st.seq += 1;
+        let msg = Message {
+            phoenix,
+            node: self.cfg.node.clone(),
+            incarnation: self.incarnation,
+            seq: st.seq,
+            body,
+        };
+        let bytes = wire::encode(&msg, self.cfg.secret.as_bytes());
+        st.stats.messages_sent += 1;
+        st.stats.bytes_sent += bytes.len() as u64;
+        bytes
+    }
+
+    /// Splits topic changes into message-sized groups, splitting a topic's own change
+    /// when it alone is too large (a delta applies in pieces; a snapshot is merged back).
+    fn batches(&self, changes: Vec<TopicChange>) -> Vec<Vec<TopicChange>> {
+        let budget = self.cfg.max_message_bytes - wire::overhead(&self.cfg.node);
+        let mut out = vec![Vec::new()];
+        let mut size = 0;
+        for change in changes {
+            for piece in split(change, budget) {
+                let n = wire::topic_size(&piece);
+                if size + n > budget && !out.last().expect("never empty").is_empty() {
+                    out.push(Vec::new());
+                    size = 0;
+                }
+                size += n;
+                out.last_mut().expect("never empty").push(piece);
+            }
+        }
+        out
+    }
+
+    /// Removes a peer and all its parts; its presences leave through the next poll.
+    fn drop_peer(&self, st: &mut NodeState, shared: &Shared, name: &str) {
+        let Some(mut peer) = st.peers.remove(name) else {
+            return;
+        };
+        for topic in std::mem::take(&mut peer.topics) {
+            self.drop_topic_part(shared, &mut peer, &topic);
+        }
+        if st.gone.len() >= self.cfg.max_nodes * TOMBSTONES_PER_NODE {
+            if let Some(k) = st.gone.keys().next().cloned() {
+                st.gone.remove(&k);
+            }
+        }
+        st.gone
+            .insert(name.to_owned(), (peer.incarnation, peer.last_seq));
+        st.stats.nodes_dropped += 1;
+    }
+
+    fn drop_topic_part(&self, shared: &Shared, peer: &mut Peer, topic: &str) {
+        peer.topics.remove(topic);
+        let mut topics = lock(&shared.topics[shared.topic_shard(topic) as usize]);
+        if let Some(slot) = topics.find(topic) {
+            if let Some(t) = topics.get_mut(slot) {
+                t.drop_remote_node(peer.id);
+            }
+            shared.changed(&mut topics, slot, false);
+        }
+    }
+
+    /// Applies one topic's change from `peer`; `Err` for a change that breaks the limits.
+    fn apply(
+        &self,
+        shared: &Shared,
+        peer: &mut Peer,
+        topic: String,
+        change: Change,
+        replace: bool,
+    ) -> Result<()> {
+        shared.check_topic(&topic)?;
+        let arrivals = match &change {
+            Change::Phoenix { joins, .. } => Some(self.arrivals(shared, joins)?),
+            Change::Counts { .. } => None,
+        };
+        let mut topics = lock(&shared.topics[shared.topic_shard(&topic) as usize]);
+        let slot = match topics.find(&topic) {
+            Some(slot) => slot,
+            None if change_items(&change) == 0
+                && !matches!(change, Change::Counts { viewers: 1.., .. }) =>
+            {
+                // Nothing to hold, nothing to create.
+                peer.topics.remove(&topic);
+                return Ok(());
+            }
+            None => {
+                reserve(&shared.topic_count, shared.config.max_topics, "topics")?;
+                topics.create(&topic, true)
+            }
+        };
+        let t: &mut Topic = topics.get_mut(slot).expect("found or created");
+        let before = t.remote_part_size(peer.id);
+        let holds = match change {
+            Change::Counts {
+                viewers,
+                connections,
+                added,
+                removed,
+            } => t.apply_remote_counts(peer.id, viewers, connections, &added, &removed, replace),
+            Change::Phoenix { leaves, .. } => {
+                t.apply_remote_phoenix(peer.id, arrivals.unwrap_or_default(), &leaves, replace)
+            }
+        };
+        let after = t.remote_part_size(peer.id);
+        peer.held = (peer.held + after).saturating_sub(before);
+        shared.changed(&mut topics, slot, false);
+        if holds {
+            peer.topics.insert(topic);
+        } else {
+            peer.topics.remove(&topic);
+        }
+        if peer.held > shared.config.max_presences {
+            return Err(Error::new(
+                ErrorKind::Rejected,
+                "a node holds more than max_presences",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks remote entries against this node's own limits before they are merged.
+    fn arrivals(&self, shared: &Shared, joins: &[WireEntry]) -> Result<Vec<Arrival>> {
+        joins
+            .iter()
+            .map(|w| {
+                let key_hash = match &w.key {
+                    Some(k) if !k.is_empty() && k.len() <= shared.config.max_key_bytes => {
+                        shared.key_hash(k)
+                    }
+                    Some(_) => {
+                        return Err(Error::new(ErrorKind::Rejected, "remote key out of bounds"))
+                    }
+                    None => crate::topic::ANONYMOUS,
+                };
+                let meta = shared.check_meta(Some(&w.meta))?;
+                Ok(Arrival {
+                    entry: Entry {
+                        key: w.key.as_deref().map(Into::into),
+                        meta: meta.into(),
+                        phx_ref: w.phx_ref,
+                        prev_ref: w.prev_ref,
+                    },
+                    key_hash,
+                })
+            })
+            .collect()
+    }
+}
+
+fn refuse(counter: &mut u64, why: &str) -> Error {
+    *counter += 1;
+    Error::new(ErrorKind::Rejected, why)
+}
+
+fn change_items(c: &Change) -> usize {
+    match c {
+        Change::Counts { added, removed, .. } => added.len() + removed.len(),
+        Change::Phoenix { joins, leaves } => joins.len() + leaves.len(),
+    }
+}
+
+/// Folds a snapshot piece into the staged snapshot (a large topic arrives in pieces).
+fn merge(staged: &mut HashMap<String, Change>, t: TopicChange) {
+    match (staged.get_mut(&t.topic), t.change) {
+        (
+            Some(Change::Counts {
+                viewers,
+                connections,
+                added,
+                ..
+            }),
+            Change::Counts {
+                viewers: v,
+                connections: c,
+                added: a,
+                ..
+            },
+        ) => {
+            *viewers = v;
+            *connections = c;
+            added.extend(a);
+        }
+        (Some(Change::Phoenix { joins, .. }), Change::Phoenix { joins: j, .. }) => joins.extend(j),
+        (_, change) => {
+            staged.insert(t.topic, change);
+        }
+    }
+}
+
+/// Halves a change until each piece fits in `budget` bytes.
+fn split(t: TopicChange, budget: usize) -> Vec<TopicChange> {
+    if wire::topic_size(&t) <= budget || change_items(&t.change) <= 1 {
+        return vec![t];
+    }
+    let halves = match t.change {
+        Change::Counts {
+            viewers,
+            connections,
+            mut added,
+            mut removed,
+        } => {
+            let (a2, r2) = (
+                added.split_off(added.len() / 2),
+                removed.split_off(removed.len() / 2),
+            );
+            [
+                Change::Counts {
+                    viewers,
+                    connections,
+                    added,
+                    removed,
+                },
+                Change::Counts {
+                    viewers,
+                    connections,
+                    added: a2,
+                    removed: r2,
+                },
+            ]
+        }
+        Change::Phoenix {
+            mut joins,
+            mut leaves,
+        } => {
+            let (j2, l2) = (
+                joins.split_off(joins.len() / 2),
+                leaves.split_off(leaves.len() / 2),
+            );
+            [
+                Change::Phoenix { joins, leaves },
+                Change::Phoenix {
+                    joins: j2,
+                    leaves: l2,
+                },
+            ]
+        }
+    };
+    halves
+        .into_iter()
+        .flat_map(|change| {
+            split(
+                TopicChange {
+                    topic: t.topic.clone(),
+                    change,
+                },
+                budget,
+            )
+        })
+        .collect()
+}
+
+/// This node's changes since the last tick, topic by topic; vacant topics are dropped.
+fn collect_deltas(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
+    let mut out = Vec::new();
+    for shard in shared.topics.iter() {
+        let mut topics = lock(shard);
+        if topics.outbox.is_empty() {
+            continue;
+        }
+        for slot in std::mem::take(&mut topics.outbox) {
+            let Some(t) = topics.get_mut(slot) else {
+                continue;
+            };
+            if let Some(change) = drain_outbox(t, phoenix) {
+                out.push(TopicChange {
+                    topic: t.name.to_string(),
+                    change,
+                });
+            }
+            if t.is_vacant() && !t.dirty {
+                topics.remove(slot);
+                shared.topic_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    out
+}
+
+fn drain_outbox(t: &mut Topic, phoenix: bool) -> Option<Change> {
+    let mut o = std::mem::take(t.outbox.as_mut()?);
+    let local = t.local_counts();
+    Some(if phoenix {
+        let joins = o
+            .joined
+            .drain()
+            .filter_map(|(r, conn)| t.local_entry(conn, r).map(wire_entry))
+            .collect();
+        Change::Phoenix {
+            joins,
+            leaves: o.left.drain().collect(),
+        }
+    } else {
+        Change::Counts {
+            viewers: local.viewers,
+            connections: local.connections,
+            added: o.added.drain().collect(),
+            removed: o.removed.drain().collect(),
+        }
+    })
+}
+
+/// Every topic where this node has presences, in full; clears all outboxes, since the
+/// snapshot supersedes what they held.
+fn collect_snapshot(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
+    let mut out = Vec::new();
+    for shard in shared.topics.iter() {
+        let mut topics = lock(shard);
+        let queued = std::mem::take(&mut topics.outbox);
+        for slot in topics.slots() {
+            let Some(t) = topics.get_mut(slot) else {
+                continue;
+            };
+            if let Some(o) = t.outbox.as_mut() {
+                **o = Default::default();
+            }
+            if t.presences.is_empty() {
+                continue;
+            }
+            let local = t.local_counts();
+            let change = if phoenix {
+                Change::Phoenix {
+                    joins: t.local_entries().map(wire_entry).collect(),
+                    leaves: Vec::new(),
+                }
+            } else {
+                Change::Counts {
+                    viewers: local.viewers,
+                    connections: local.connections,
+                    added: t.users.keys().copied().collect(),
+                    removed: Vec::new(),
+                }
+            };
+            out.push(TopicChange {
+                topic: t.name.to_string(),
+                change,
+            });
+        }
+        for slot in queued {
+            if topics.get(slot).is_some_and(|t| t.is_vacant() && !t.dirty) {
+                topics.remove(slot);
+                shared.topic_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    out
+}
+
+fn wire_entry(e: &Entry) -> WireEntry {
+    WireEntry {
+        phx_ref: e.phx_ref,
+        prev_ref: e.prev_ref,
+        key: e.key.as_deref().map(str::to_owned),
+        meta: e.meta.to_string(),
+    }
+}

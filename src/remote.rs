@@ -1,0 +1,315 @@
+//! Other nodes' contributions to a topic (cluster mode).
+//!
+//! Each remote node's part of a topic is kept apart, so that a node that goes away is
+//! removed as a unit. Distinct users stay exact across nodes: a key hash counts once
+//! however many nodes (this one included) hold it.
+
+use crate::hash::{ConnBuild, PrehashedBuild};
+use crate::topic::{table_bytes, Entry, Loc, Pending, Topic, ANONYMOUS};
+use std::collections::{HashMap, HashSet};
+
+/// Every remote node's part of one topic.
+#[derive(Default)]
+pub(crate) struct Remote {
+    parts: Vec<(u32, Part)>,
+    /// Key hash → number of remote nodes holding it.
+    holders: HashMap<u64, u32, PrehashedBuild>,
+    /// Hashes held remotely and not locally: what remote nodes add to `users`.
+    pub only_remote: u64,
+    /// Sums over the parts.
+    pub viewers: u64,
+    pub connections: u64,
+}
+
+/// One remote node's part of a topic.
+#[derive(Default)]
+struct Part {
+    viewers: u64,
+    connections: u64,
+    /// Key hash → presences with that key on the node (always 1 in counts format).
+    users: HashMap<u64, u32, PrehashedBuild>,
+    /// Phoenix format: the node's entries by ref, each with its key hash.
+    entries: HashMap<u64, (Box<Entry>, u64), ConnBuild>,
+}
+
+impl Part {
+    fn is_empty(&self) -> bool {
+        self.viewers == 0
+            && self.connections == 0
+            && self.users.is_empty()
+            && self.entries.is_empty()
+    }
+}
+
+impl Remote {
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    pub fn local_user_appeared(&mut self, h: u64) {
+        if self.holders.contains_key(&h) {
+            self.only_remote -= 1;
+        }
+    }
+
+    pub fn local_user_left(&mut self, h: u64) {
+        if self.holders.contains_key(&h) {
+            self.only_remote += 1;
+        }
+    }
+
+    pub fn entry(&self, node: u32, phx_ref: u64) -> Option<&Entry> {
+        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
+        part.entries.get(&phx_ref).map(|(e, _)| &**e)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.parts
+            .iter()
+            .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e))
+    }
+
+    fn contains_ref(&self, phx_ref: u64) -> bool {
+        self.parts
+            .iter()
+            .any(|(_, p)| p.entries.contains_key(&phx_ref))
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let mut bytes = self.parts.capacity() * size_of::<(u32, Part)>()
+            + table_bytes(self.holders.capacity(), size_of::<(u64, u32)>());
+        for (_, p) in &self.parts {
+            bytes += table_bytes(p.users.capacity(), size_of::<(u64, u32)>())
+                + table_bytes(p.entries.capacity(), size_of::<(u64, (Box<Entry>, u64))>())
+                + p.entries
+                    .values()
+                    .map(|(e, _)| e.heap_bytes())
+                    .sum::<usize>();
+        }
+        bytes
+    }
+
+    fn part_index(&mut self, node: u32) -> usize {
+        match self.parts.iter().position(|(n, _)| *n == node) {
+            Some(i) => i,
+            None => {
+                self.parts.push((node, Part::default()));
+                self.parts.len() - 1
+            }
+        }
+    }
+
+    /// A remote node now holds `h`.
+    fn hold(&mut self, h: u64, local: &HashMap<u64, u32, PrehashedBuild>) {
+        let n = self.holders.entry(h).or_insert(0);
+        *n += 1;
+        if *n == 1 && !local.contains_key(&h) {
+            self.only_remote += 1;
+        }
+    }
+
+    /// A remote node no longer holds `h`.
+    fn release(&mut self, h: u64, local: &HashMap<u64, u32, PrehashedBuild>) {
+        if let Some(n) = self.holders.get_mut(&h) {
+            *n -= 1;
+            if *n == 0 {
+                self.holders.remove(&h);
+                if !local.contains_key(&h) {
+                    self.only_remote -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// A phoenix entry arriving from another node, with the keyed hash of its key.
+pub(crate) struct Arrival {
+    pub entry: Entry,
+    pub key_hash: u64,
+}
+
+impl Topic {
+    /// Counts format: sets `node`'s part. With `replace` (a snapshot) `added` is the full
+    /// set of its users; otherwise users are added and removed. Returns whether the node
+    /// still has a part here.
+    pub fn apply_remote_counts(
+        &mut self,
+        node: u32,
+        viewers: u64,
+        connections: u64,
+        added: &[u64],
+        removed: &[u64],
+        replace: bool,
+    ) -> bool {
+        let remote = self.remote.get_or_insert_with(Box::default);
+        let i = remote.part_index(node);
+        let part = &mut remote.parts[i].1;
+        let (old_viewers, old_connections) = (part.viewers, part.connections);
+        part.viewers = viewers;
+        part.connections = connections;
+        let mut gone: Vec<u64> = Vec::new();
+        let mut new: Vec<u64> = Vec::new();
+        if replace {
+            let keep: HashSet<u64, PrehashedBuild> = added.iter().copied().collect();
+            part.users.retain(|h, _| {
+                let stay = keep.contains(h);
+                if !stay {
+                    gone.push(*h);
+                }
+                stay
+            });
+        } else {
+            gone.extend(removed.iter().filter(|h| part.users.remove(h).is_some()));
+        }
+        for &h in added {
+            if h != ANONYMOUS && part.users.insert(h, 1).is_none() {
+                new.push(h);
+            }
+        }
+        let empty = part.is_empty();
+        remote.viewers = remote.viewers - old_viewers + viewers;
+        remote.connections = remote.connections - old_connections + connections;
+        for h in gone {
+            remote.release(h, &self.users);
+        }
+        for h in new {
+            remote.hold(h, &self.users);
+        }
+        if empty {
+            self.remove_part(node);
+        }
+        !empty
+    }
+
+    /// Phoenix format: applies `node`'s joins and leaves. With `replace` (a snapshot)
+    /// `joins` is the node's full list: entries it no longer names leave, entries already
+    /// known stay untouched, new ones join. Returns whether the node still has a part here.
+    pub fn apply_remote_phoenix(
+        &mut self,
+        node: u32,
+        joins: Vec<Arrival>,
+        leaves: &[u64],
+        replace: bool,
+    ) -> bool {
+        let mut leaving: Vec<u64> = leaves.to_vec();
+        if replace {
+            let named: HashSet<u64, ConnBuild> = joins.iter().map(|a| a.entry.phx_ref).collect();
+            if let Some(part) = self.part(node) {
+                leaving.extend(part.entries.keys().filter(|r| !named.contains(r)));
+            }
+        }
+        for r in leaving {
+            self.remote_leave(node, r);
+        }
+        for a in joins {
+            let known = self.pending.contains_key(&a.entry.phx_ref)
+                || self.local_entries().any(|e| e.phx_ref == a.entry.phx_ref)
+                || self
+                    .remote
+                    .as_ref()
+                    .is_some_and(|r| r.contains_ref(a.entry.phx_ref));
+            if !known {
+                self.remote_join(node, a);
+            }
+        }
+        let empty = self.part(node).is_none_or(Part::is_empty);
+        if empty {
+            self.remove_part(node);
+        }
+        !empty
+    }
+
+    /// Removes everything `node` contributed; its entries leave through the next poll.
+    pub fn drop_remote_node(&mut self, node: u32) {
+        let refs: Vec<u64> = self
+            .part(node)
+            .map(|p| p.entries.keys().copied().collect())
+            .unwrap_or_default();
+        for r in refs {
+            self.remote_leave(node, r);
+        }
+        self.apply_remote_counts(node, 0, 0, &[], &[], true);
+    }
+
+    /// How many users and entries `node` holds here: what bounds a peer's memory.
+    pub fn remote_part_size(&self, node: u32) -> usize {
+        self.part(node)
+            .map_or(0, |p| p.users.len() + p.entries.len())
+    }
+
+    fn part(&self, node: u32) -> Option<&Part> {
+        self.remote
+            .as_ref()?
+            .parts
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, p)| p)
+    }
+
+    fn remove_part(&mut self, node: u32) {
+        if let Some(remote) = &mut self.remote {
+            remote.parts.retain(|(n, _)| *n != node);
+            if remote.parts.is_empty() {
+                self.remote = None;
+            }
+        }
+    }
+
+    fn remote_join(&mut self, node: u32, a: Arrival) {
+        let remote = self.remote.get_or_insert_with(Box::default);
+        let i = remote.part_index(node);
+        let part = &mut remote.parts[i].1;
+        let phx_ref = a.entry.phx_ref;
+        let anonymous = a.entry.key.is_none();
+        let mut first = false;
+        if anonymous {
+            part.viewers += 1;
+        } else {
+            let n = part.users.entry(a.key_hash).or_insert(0);
+            *n += 1;
+            first = *n == 1;
+        }
+        part.connections += 1;
+        part.entries
+            .insert(phx_ref, (Box::new(a.entry), a.key_hash));
+        remote.connections += 1;
+        if anonymous {
+            remote.viewers += 1;
+        }
+        if first {
+            remote.hold(a.key_hash, &self.users);
+        }
+        self.pending
+            .insert(phx_ref, Pending::Joined(Loc::Remote(node)));
+    }
+
+    fn remote_leave(&mut self, node: u32, phx_ref: u64) {
+        let Some(remote) = &mut self.remote else {
+            return;
+        };
+        let Some((_, part)) = remote.parts.iter_mut().find(|(n, _)| *n == node) else {
+            return;
+        };
+        let Some((entry, h)) = part.entries.remove(&phx_ref) else {
+            return;
+        };
+        part.connections -= 1;
+        remote.connections -= 1;
+        let mut last = false;
+        if entry.key.is_none() {
+            part.viewers -= 1;
+            remote.viewers -= 1;
+        } else if let Some(n) = part.users.get_mut(&h) {
+            *n -= 1;
+            if *n == 0 {
+                part.users.remove(&h);
+                last = true;
+            }
+        }
+        if last {
+            remote.release(h, &self.users);
+        }
+        self.note_leave(entry);
+    }
+}
