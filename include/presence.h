@@ -456,6 +456,15 @@ enum presence_status presence_cluster_leave(const struct presence_engine *engine
                                             void *userdata);
 
 /**
+ * Cluster mode: after the host's own bus reconnects (messages may have been lost both
+ * ways), hands `callback` one message to publish that asks every node for a snapshot;
+ * this node's next tick sends its own. The Redis link does this by itself.
+ */
+enum presence_status presence_cluster_resync(const struct presence_engine *engine,
+                                             presence_message_cb callback,
+                                             void *userdata);
+
+/**
  * Cluster mode: reads the replication counters into `*out`. `out` must not be NULL.
  */
 enum presence_status presence_cluster_get_stats(const struct presence_engine *engine,

@@ -8,5 +8,6 @@ TEST_SUITES += test-rust
 test-rust: deps-c deps-redis
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --lib --no-default-features -- -D warnings
 	$(CARGO) test
 	$(CARGO) test --release --test model --test concurrency

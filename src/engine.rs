@@ -145,6 +145,13 @@ impl Engine {
         Ok(self.shared.cluster()?.leave())
     }
 
+    /// Cluster mode: after the host's bus reconnects (messages may have been lost both
+    /// ways), publish the message this returns: it asks every node for a snapshot, and
+    /// this node's next tick sends its own.
+    pub fn cluster_resync(&self) -> Result<Vec<u8>> {
+        Ok(self.shared.cluster()?.resync())
+    }
+
     /// Cluster mode: counters of the replication traffic; `None` for a single node.
     pub fn cluster_stats(&self) -> Option<ClusterStats> {
         self.shared.cluster.as_ref().map(|c| c.stats())
@@ -162,6 +169,16 @@ impl Engine {
         let old = crate::shard::lock(&self.link).replace(link);
         drop(old);
         Ok(())
+    }
+
+    /// Without the `redis` cargo feature there is no built-in link: this fails with `Io`.
+    #[cfg(not(feature = "redis"))]
+    pub fn start_redis(&self, _url: &str, _channel: &str) -> Result<()> {
+        self.shared.cluster()?;
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::Io,
+            "this build has no Redis link (cargo feature `redis` is off)",
+        ))
     }
 
     /// Stops the Redis link after publishing this node's departure. Does nothing if no

@@ -146,10 +146,25 @@ fn c_example_runs_and_coalesces() {
 
 #[test]
 fn own_bus_cluster_example_converges() {
-    let exe = build("cc", "c99", &["examples/cluster/own_bus.c"], true, "own-bus-asan");
+    let exe = build(
+        "cc",
+        "c99",
+        &["examples/cluster/own_bus.c"],
+        true,
+        "own-bus-asan",
+    );
     let out = run(Command::new(exe), "examples/cluster/own_bus");
-    assert!(out.contains("node a sees video:42: 2 users · 2 viewers (5 connections)"), "{out}");
-    assert!(out.contains("node b sees video:42: 2 users · 2 viewers (5 connections)"), "{out}");
-    assert!(out.contains("node a sees video:42: 1 users · 1 viewers (2 connections)"), "{out}");
+    assert!(
+        out.contains("node a sees video:42: 2 users · 2 viewers (5 connections)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node b sees video:42: 2 users · 2 viewers (5 connections)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node a sees video:42: 1 users · 1 viewers (2 connections)"),
+        "{out}"
+    );
     assert!(out.contains("refused 0"), "{out}");
 }

@@ -51,7 +51,7 @@ static void publish(void *userdata, const uint8_t *data, size_t len) {
 
 static void *run(void *arg) {
   struct node *n = (struct node *)arg;
-  static uint8_t buf[1 << 16];
+  uint8_t *buf = (uint8_t *)malloc(1 << 16); /* one per thread */
   long next_tick = now_ms();
   struct pollfd pfd;
   pfd.fd = n->socket;
@@ -64,11 +64,12 @@ static void *run(void *arg) {
       continue;
     }
     if (poll(&pfd, 1, (int)wait) == 1) {
-      ssize_t len = recv(n->socket, buf, sizeof buf, 0);
+      ssize_t len = recv(n->socket, buf, 1 << 16, 0);
       /* A refused message (PRESENCE_STATUS_REJECTED) is counted by the engine; go on. */
       if (len > 0) presence_cluster_ingest(n->engine, buf, (size_t)len);
     }
   }
+  free(buf);
   return NULL;
 }
 
@@ -90,6 +91,12 @@ static void show(struct node *n, const char *topic) {
          (unsigned long long)c.users, (unsigned long long)c.viewers, (unsigned long long)c.connections);
 }
 
+static uint64_t connections(struct node *n, const char *topic) {
+  presence_counts c;
+  check(presence_get_counts(n->engine, topic, &c), "counts");
+  return c.connections;
+}
+
 static void sleep_ms(long ms) {
   struct timespec ts;
   ts.tv_sec = ms / 1000;
@@ -102,6 +109,7 @@ int main(void) {
   struct node a = {"a", NULL, -1, 1}, b = {"b", NULL, -1, 1};
   pthread_t ta, tb;
   presence_cluster_stats s;
+  int i;
 
   if (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) != 0) {
     perror("socketpair");
@@ -121,7 +129,7 @@ int main(void) {
 
   pthread_create(&ta, NULL, run, &a);
   pthread_create(&tb, NULL, run, &b);
-  sleep_ms(6 * TICK_MS);
+  for (i = 0; i < 100 && (connections(&a, "video:42") != 5 || connections(&b, "video:42") != 5); i++) sleep_ms(TICK_MS);
   show(&a, "video:42");
   show(&b, "video:42");
 
@@ -129,17 +137,18 @@ int main(void) {
   b.running = 0;
   pthread_join(tb, NULL);
   check(presence_cluster_leave(b.engine, publish, &b), "leave");
-  sleep_ms(2 * TICK_MS);
+  for (i = 0; i < 100 && connections(&a, "video:42") != 2; i++) sleep_ms(TICK_MS / 5);
   show(&a, "video:42");
 
   a.running = 0;
   pthread_join(ta, NULL);
   check(presence_cluster_get_stats(a.engine, &s), "stats");
-  printf("node a sent %llu messages (%llu bytes), received %llu, refused %llu\n",
+  printf("node a sent %llu messages (%llu bytes), received %llu, refused %llu (replayed %llu, malformed %llu)\n",
          (unsigned long long)s.messages_sent, (unsigned long long)s.bytes_sent,
          (unsigned long long)s.messages_received,
          (unsigned long long)(s.rejected_unauthenticated + s.rejected_malformed + s.rejected_oversized +
-                              s.rejected_replayed));
+                              s.rejected_replayed),
+         (unsigned long long)s.rejected_replayed, (unsigned long long)s.rejected_malformed);
   presence_engine_free(a.engine);
   presence_engine_free(b.engine);
   close(pair[0]);

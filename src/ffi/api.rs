@@ -399,6 +399,28 @@ pub unsafe extern "C" fn presence_cluster_leave(
     })
 }
 
+/// Cluster mode: after the host's own bus reconnects (messages may have been lost both
+/// ways), hands `callback` one message to publish that asks every node for a snapshot;
+/// this node's next tick sends its own. The Redis link does this by itself.
+#[no_mangle]
+pub unsafe extern "C" fn presence_cluster_resync(
+    engine: *const presence_engine,
+    callback: presence_message_cb,
+    userdata: *mut c_void,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let Some(callback) = callback else {
+            return Err(null("callback"));
+        };
+        let msg = e.cluster_resync()?;
+        // SAFETY: as in `presence_cluster_tick`.
+        unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
+        Ok(())
+    })
+}
+
 /// Cluster mode: reads the replication counters into `*out`. `out` must not be NULL.
 #[no_mangle]
 pub unsafe extern "C" fn presence_cluster_get_stats(

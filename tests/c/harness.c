@@ -423,6 +423,19 @@ static void test_cluster(void) {
   CHECK_STATUS(presence_cluster_get_stats(a, &s), PRESENCE_STATUS_OK);
   CHECK(s.nodes == 1 && s.rejected_unauthenticated == 2 && s.messages_sent >= 1 && s.incarnation != 0);
 
+  /* After a reconnection: ask everyone for a snapshot; b answers at its next tick. */
+  CHECK_STATUS(presence_cluster_resync(a, publish, &bus), PRESENCE_STATUS_OK);
+  CHECK(bus.count == 1);
+  deliver(&bus, b);
+  bus_clear(&bus);
+  CHECK_STATUS(presence_cluster_tick(b, publish, &bus), PRESENCE_STATUS_OK);
+  deliver(&bus, a);
+  bus_clear(&bus);
+  CHECK_STATUS(presence_get_counts(a, "video:1", &c), PRESENCE_STATUS_OK);
+  CHECK(c.users == 1 && c.viewers == 1 && c.connections == 3);
+  CHECK_STATUS(presence_cluster_get_stats(b, &s), PRESENCE_STATUS_OK);
+  CHECK(s.snapshots_sent == 2);
+
   CHECK_STATUS(presence_cluster_leave(b, publish, &bus), PRESENCE_STATUS_OK);
   CHECK(bus.count == 1);
   deliver(&bus, a);
@@ -433,6 +446,7 @@ static void test_cluster(void) {
   CHECK_STATUS(presence_cluster_tick(single, publish, &bus), PRESENCE_STATUS_NO_CLUSTER);
   CHECK_STATUS(presence_cluster_ingest(single, junk, sizeof junk), PRESENCE_STATUS_NO_CLUSTER);
   CHECK_STATUS(presence_cluster_leave(single, publish, &bus), PRESENCE_STATUS_NO_CLUSTER);
+  CHECK_STATUS(presence_cluster_resync(single, publish, &bus), PRESENCE_STATUS_NO_CLUSTER);
   CHECK_STATUS(presence_cluster_get_stats(single, &s), PRESENCE_STATUS_NO_CLUSTER);
   CHECK_STATUS(presence_redis_start(single, "redis://127.0.0.1:1/", "presence"), PRESENCE_STATUS_NO_CLUSTER);
   CHECK_STATUS(presence_cluster_tick(a, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
