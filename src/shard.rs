@@ -2,7 +2,7 @@
 //! their id. A track takes one connection shard, then one topic shard (always in that
 //! order, so no two calls can deadlock), for a few hundred nanoseconds.
 
-use crate::hash::ConnBuild;
+use crate::hash::{ConnBuild, PrehashedBuild};
 use crate::topic::Topic;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,9 +16,15 @@ pub(crate) struct TopicRef {
 }
 
 /// The topics of one shard, in a slab addressed by slot.
+///
+/// The index maps the topic name's keyed hash (computed once per call, and also used to
+/// pick the shard) to its slot; the slot's topic holds the name, which is compared on
+/// every lookup. Names whose hash is taken by another name (2^-64 odds per pair) go to
+/// `collided`, so lookups stay exact.
 #[derive(Default)]
 pub(crate) struct TopicShard {
-    index: HashMap<Box<str>, u32>,
+    index: HashMap<u64, u32, PrehashedBuild>,
+    collided: Vec<(u64, u32)>,
     slots: Vec<Option<Topic>>,
     free: Vec<u32>,
     /// Slots whose topic changed since the last poll, each once.
@@ -28,8 +34,17 @@ pub(crate) struct TopicShard {
 }
 
 impl TopicShard {
-    pub fn find(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
+    pub fn find(&self, hash: u64, name: &str) -> Option<u32> {
+        let named = |slot: &u32| self.get(*slot).is_some_and(|t| &*t.name == name);
+        match self.index.get(&hash) {
+            Some(slot) if named(slot) => Some(*slot),
+            Some(_) => self
+                .collided
+                .iter()
+                .find(|(h, s)| *h == hash && named(s))
+                .map(|(_, s)| *s),
+            None => None,
+        }
     }
 
     pub fn get(&self, slot: u32) -> Option<&Topic> {
@@ -41,8 +56,8 @@ impl TopicShard {
     }
 
     /// Adds an empty topic; the caller has checked that the name is absent.
-    pub fn create(&mut self, name: &str, replicate: bool) -> u32 {
-        let topic = Topic::new(name, replicate);
+    pub fn create(&mut self, hash: u64, name: &str, replicate: bool) -> u32 {
+        let topic = Topic::new(name, hash, replicate);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(topic);
@@ -53,14 +68,29 @@ impl TopicShard {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(name.into(), slot);
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(slot);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push((hash, slot)),
+        }
         slot
     }
 
     /// Drops a topic and frees its slot.
     pub fn remove(&mut self, slot: u32) {
         if let Some(topic) = self.slots.get_mut(slot as usize).and_then(Option::take) {
-            self.index.remove(&topic.name);
+            let h = topic.hash;
+            if self.index.get(&h) == Some(&slot) {
+                self.index.remove(&h);
+                // A collided name with this hash takes the freed index entry.
+                if let Some(i) = self.collided.iter().position(|(ch, _)| *ch == h) {
+                    let (_, s) = self.collided.swap_remove(i);
+                    self.index.insert(h, s);
+                }
+            } else {
+                self.collided.retain(|(_, s)| *s != slot);
+            }
             self.free.push(slot);
         }
     }
@@ -100,10 +130,9 @@ impl TopicShard {
 
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.index.capacity() * (size_of::<(Box<str>, u32)>() + 1)
+        self.index.capacity() * (size_of::<(u64, u32)>() + 1)
             + self.slots.capacity() * size_of::<Option<Topic>>()
             + (self.free.capacity() + self.dirty.capacity() + self.outbox.capacity()) * 4
-            + self.index.keys().map(|k| k.len()).sum::<usize>()
             + self.topics().map(Topic::heap_bytes).sum::<usize>()
     }
 }
@@ -129,6 +158,15 @@ impl ConnShard {
     }
 
     pub fn remove(&mut self, conn: u64, topic: TopicRef) {
+        if self.more.is_empty() {
+            // Every connection is in one topic: one probe.
+            if let std::collections::hash_map::Entry::Occupied(e) = self.first.entry(conn) {
+                if *e.get() == topic {
+                    e.remove();
+                }
+            }
+            return;
+        }
         if self.first.get(&conn) == Some(&topic) {
             match self.more.get_mut(&conn).and_then(Vec::pop) {
                 Some(next) => {
@@ -173,4 +211,57 @@ impl ConnShard {
 /// a panic too, so a poisoned lock is taken over as it is.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_one_hash_stay_apart() {
+        let mut s = TopicShard::default();
+        let a = s.create(7, "a", false);
+        let b = s.create(7, "b", false); // a 64-bit collision, forced
+        let c = s.create(8, "c", false);
+        assert_eq!(
+            (s.find(7, "a"), s.find(7, "b"), s.find(8, "c")),
+            (Some(a), Some(b), Some(c))
+        );
+        assert_eq!(s.find(7, "c"), None);
+        s.remove(a);
+        assert_eq!(
+            (s.find(7, "a"), s.find(7, "b")),
+            (None, Some(b)),
+            "b took over the index entry"
+        );
+        let a2 = s.create(7, "a", false);
+        assert_eq!(s.find(7, "a"), Some(a2));
+        s.remove(a2);
+        s.remove(b);
+        assert_eq!(
+            (s.find(7, "a"), s.find(7, "b"), s.find(8, "c")),
+            (None, None, Some(c))
+        );
+        assert!(s.collided.is_empty());
+    }
+
+    #[test]
+    fn connections_in_one_or_many_topics() {
+        let (t1, t2, t3) = (
+            TopicRef { shard: 0, slot: 1 },
+            TopicRef { shard: 0, slot: 2 },
+            TopicRef { shard: 1, slot: 1 },
+        );
+        let mut s = ConnShard::default();
+        s.add(1, t1);
+        s.add(2, t1);
+        s.remove(2, t1);
+        s.add(1, t2);
+        s.add(1, t3);
+        s.remove(1, t1);
+        s.remove(1, t2);
+        assert_eq!(s.take(1), vec![t3]);
+        assert!(s.take(2).is_empty());
+        assert!(s.more.is_empty() && s.first.is_empty());
+    }
 }

@@ -78,10 +78,10 @@ impl Shared {
             None => topic::ANONYMOUS,
         };
         let meta = self.check_meta(meta)?;
-        let shard = self.topic_shard(topic);
+        let (shard, hash) = self.topic_hash(topic);
         let mut conns = lock(self.conn_shard(conn));
         let mut topics = lock(&self.topics[shard as usize]);
-        let existing = topics.find(topic);
+        let existing = topics.find(hash, topic);
         if let Some(slot) = existing {
             if topics.get(slot).is_some_and(|t| t.contains(conn)) {
                 return Err(Error::new(
@@ -98,7 +98,7 @@ impl Shared {
                     self.presence_count.fetch_sub(1, Ordering::Relaxed);
                     return Err(e);
                 }
-                topics.create(topic, self.cluster.is_some())
+                topics.create(hash, topic, self.cluster.is_some())
             }
         };
         let entry = (self.config.format == Format::Phoenix).then(|| {
@@ -120,10 +120,10 @@ impl Shared {
     /// Removes the presence of `conn` in `topic`.
     pub(crate) fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
         self.check_topic(topic)?;
-        let shard = self.topic_shard(topic);
+        let (shard, hash) = self.topic_hash(topic);
         let mut conns = lock(self.conn_shard(conn));
         let mut topics = lock(&self.topics[shard as usize]);
-        let slot = topics.find(topic);
+        let slot = topics.find(hash, topic);
         let removed = slot
             .and_then(|s| topics.get_mut(s))
             .is_some_and(|t| t.remove(conn));
@@ -157,8 +157,9 @@ impl Shared {
     pub(crate) fn update(&self, topic: &str, conn: u64, meta: Option<&str>) -> Result<()> {
         self.check_topic(topic)?;
         let meta = self.check_meta(meta)?;
-        let mut topics = lock(&self.topics[self.topic_shard(topic) as usize]);
-        let slot = topics.find(topic);
+        let (shard, hash) = self.topic_hash(topic);
+        let mut topics = lock(&self.topics[shard as usize]);
+        let slot = topics.find(hash, topic);
         let Some(t) = slot
             .and_then(|s| topics.get_mut(s))
             .filter(|t| t.contains(conn))
@@ -276,8 +277,12 @@ impl Shared {
     }
 
     pub(crate) fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&Topic) -> R) -> Option<R> {
-        let topics = lock(&self.topics[self.topic_shard(topic) as usize]);
-        topics.find(topic).and_then(|slot| topics.get(slot)).map(f)
+        let (shard, hash) = self.topic_hash(topic);
+        let topics = lock(&self.topics[shard as usize]);
+        topics
+            .find(hash, topic)
+            .and_then(|slot| topics.get(slot))
+            .map(f)
     }
 
     /// Queues the topic for the next poll, and wakes the host if nothing was queued.
@@ -295,8 +300,11 @@ impl Shared {
         self.next_ref.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn topic_shard(&self, topic: &str) -> u32 {
-        (self.topic_hasher.hash_one(topic) & self.shard_mask) as u32
+    /// The keyed hash of a topic name and the shard it lives in. The shard comes from
+    /// the middle bits, which the shard's own table (low bits, top seven bits) leaves alone.
+    pub(crate) fn topic_hash(&self, topic: &str) -> (u32, u64) {
+        let h = self.topic_hasher.hash_one(topic);
+        (((h >> 32) & self.shard_mask) as u32, h)
     }
 
     fn conn_shard(&self, conn: u64) -> &Mutex<ConnShard> {

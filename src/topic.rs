@@ -84,6 +84,8 @@ pub(crate) struct Outbox {
 /// The state of one topic.
 pub(crate) struct Topic {
     pub name: Box<str>,
+    /// The keyed hash of `name` its shard indexes it by.
+    pub hash: u64,
     pub(crate) presences: HashMap<u64, Presence, ConnBuild>,
     /// Local key-hash refcounts.
     pub(crate) users: HashMap<u64, u32, PrehashedBuild>,
@@ -100,9 +102,10 @@ pub(crate) struct Topic {
 }
 
 impl Topic {
-    pub fn new(name: &str, replicate: bool) -> Topic {
+    pub fn new(name: &str, hash: u64, replicate: bool) -> Topic {
         Topic {
             name: name.into(),
+            hash,
             presences: HashMap::default(),
             users: HashMap::default(),
             viewers: 0,
@@ -182,10 +185,12 @@ impl Topic {
         };
         if p.key_hash == ANONYMOUS {
             self.viewers -= 1;
-        } else if let Some(n) = self.users.get_mut(&p.key_hash) {
-            *n -= 1;
-            if *n == 0 {
-                self.users.remove(&p.key_hash);
+        } else if let std::collections::hash_map::Entry::Occupied(mut n) =
+            self.users.entry(p.key_hash)
+        {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
                 self.user_left(p.key_hash);
             }
         }

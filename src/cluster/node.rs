@@ -435,8 +435,9 @@ impl Cluster {
 
     fn drop_topic_part(&self, shared: &Shared, peer: &mut Peer, topic: &str) {
         peer.topics.remove(topic);
-        let mut topics = lock(&shared.topics[shared.topic_shard(topic) as usize]);
-        if let Some(slot) = topics.find(topic) {
+        let (shard, hash) = shared.topic_hash(topic);
+        let mut topics = lock(&shared.topics[shard as usize]);
+        if let Some(slot) = topics.find(hash, topic) {
             if let Some(t) = topics.get_mut(slot) {
                 t.drop_remote_node(peer.id);
             }
@@ -458,8 +459,9 @@ impl Cluster {
             Change::Phoenix { joins, .. } => Some(self.arrivals(shared, joins)?),
             Change::Counts { .. } => None,
         };
-        let mut topics = lock(&shared.topics[shared.topic_shard(&topic) as usize]);
-        let slot = match topics.find(&topic) {
+        let (shard, hash) = shared.topic_hash(&topic);
+        let mut topics = lock(&shared.topics[shard as usize]);
+        let slot = match topics.find(hash, &topic) {
             Some(slot) => slot,
             None if change_items(&change) == 0
                 && !matches!(change, Change::Counts { viewers: 1.., .. }) =>
@@ -470,7 +472,7 @@ impl Cluster {
             }
             None => {
                 reserve(&shared.topic_count, shared.config.max_topics, "topics")?;
-                topics.create(&topic, true)
+                topics.create(hash, &topic, true)
             }
         };
         let t: &mut Topic = topics.get_mut(slot).expect("found or created");
