@@ -539,6 +539,19 @@ fn refuse(counter: &mut u64, why: &str) -> Error {
     Error::new(ErrorKind::Rejected, why)
 }
 
+/// A change that leaves the sender with no part in the topic.
+fn holds_nothing(c: &Change) -> bool {
+    match c {
+        Change::Counts {
+            viewers,
+            connections,
+            added,
+            ..
+        } => *viewers == 0 && *connections == 0 && added.is_empty(),
+        Change::Phoenix { joins, .. } => joins.is_empty(),
+    }
+}
+
 fn change_items(c: &Change) -> usize {
     match c {
         Change::Counts { added, removed, .. } => added.len() + removed.len(),
