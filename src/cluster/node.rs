@@ -463,9 +463,7 @@ impl Cluster {
         let mut topics = lock(&shared.topics[shard as usize]);
         let slot = match topics.find(hash, &topic) {
             Some(slot) => slot,
-            None if change_items(&change) == 0
-                && !matches!(change, Change::Counts { viewers: 1.., .. }) =>
-            {
+            None if holds_nothing(&change) => {
                 // Nothing to hold, nothing to create.
                 peer.topics.remove(&topic);
                 return Ok(());
