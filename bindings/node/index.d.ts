@@ -1,0 +1,202 @@
+// Type declarations of presence-engine (hand-written; they follow index.js).
+
+/** A connection id: an unsigned 64-bit integer, as a safe integer or a bigint. */
+export type Conn = number | bigint;
+
+/** A meta: a JSON object, given as an object (JSON.stringify'd) or as JSON text. */
+export type Meta = Record<string, unknown> | string;
+
+export type Format = 'counts' | 'phoenix';
+
+export interface EngineOptions {
+  /** 'counts' (default: anonymous counts only) or 'phoenix' (Phoenix presence lists). */
+  format?: Format;
+  /** Phoenix format: the key anonymous presences are listed under (default 'viewers'). */
+  viewersKey?: string;
+  /** Lock shards (default 64, 1..4096). */
+  shards?: number;
+  /** Longest topic in UTF-8 bytes (default 256). */
+  maxTopicBytes?: number;
+  /** Longest key in UTF-8 bytes (default 256). */
+  maxKeyBytes?: number;
+  /** Longest meta JSON text in bytes (default 4096). */
+  maxMetaBytes?: number;
+  /** Most topics held at once (default 1,000,000). */
+  maxTopics?: number;
+  /** Most presences held at once (default 10,000,000). */
+  maxPresences?: number;
+}
+
+/** The three numbers of a topic. */
+export interface Counts {
+  /** Anonymous presences (tracked without a key). */
+  viewers: number;
+  /** Distinct keys (a user with three tabs counts once). */
+  users: number;
+  /** All presences. */
+  connections: number;
+}
+
+/** Engine-wide figures. */
+export interface Stats {
+  topics: number;
+  presences: number;
+  /** Estimated heap bytes held by the engine. */
+  bytes: number;
+  /** Topics changed since the last poll. */
+  topicsPending: number;
+}
+
+/** A topic's presence_state payload as of the last poll, and the seq of the last diff in it. */
+export interface State {
+  json: string;
+  seq: number;
+}
+
+/** Counts format: `{"viewers":{"count":V},"users":{"count":U}}`. */
+export interface CountsState {
+  viewers: { count: number };
+  users: { count: number };
+}
+
+/** One meta of a phoenix presence list: the host's meta plus the engine's refs. */
+export interface PhoenixMeta {
+  phx_ref: string;
+  phx_ref_prev?: string;
+  [field: string]: unknown;
+}
+
+/** Phoenix format: `{key: {metas: [...]}}`. */
+export type PhoenixState = Record<string, { metas: PhoenixMeta[] }>;
+
+export type PresenceState = CountsState | PhoenixState;
+
+/** A presence_diff payload: what joined and what left, in the state's shape. */
+export interface PresenceDiff<S extends PresenceState = PresenceState> {
+  joins: S;
+  leaves: S;
+}
+
+/** One changed topic of a poll. */
+export interface TopicDiff<S extends PresenceState = PresenceState> {
+  topic: string;
+  /** 1 for a topic's first diff, then one more each time; a gap means a missed diff. */
+  seq: number;
+  /** The live counts after this diff. */
+  counts: Counts;
+  /** The presence_diff payload to send to the topic's clients. */
+  payload: PresenceDiff<S>;
+}
+
+export interface OnDiffOptions {
+  /** How often to check the wake-up descriptor, in ms (default 50). */
+  intervalMs?: number;
+  /** Do not keep the process alive for this timer (default false). */
+  unref?: boolean;
+}
+
+export interface DiffsOptions {
+  /** How often to check the wake-up descriptor, in ms (default 50). */
+  intervalMs?: number;
+  /** Ends the iteration when aborted. */
+  signal?: AbortSignal;
+}
+
+export class Engine {
+  constructor(options?: EngineOptions | null);
+  /** 'counts' or 'phoenix'. */
+  readonly format: Format;
+  /** True once close() has run. */
+  readonly closed: boolean;
+  /** The wake-up descriptor: readable while a poll may return something. Never read or close it. */
+  readonly fd: number;
+  /** Same as `fd`. */
+  fileno(): number;
+  /** Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). */
+  track(topic: string, conn: Conn, key?: string | null, meta?: Meta | null): void;
+  /** Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there. */
+  untrack(topic: string, conn: Conn): void;
+  /** Stops tracking `conn` in every topic; returns how many presences it had. */
+  untrackConn(conn: Conn): number;
+  /** Replaces the meta of a tracked presence. */
+  update(topic: string, conn: Conn, meta?: Meta | null): void;
+  /** The live counts of `topic`, in O(1); zeros for an unknown topic. */
+  counts(topic: string): Counts;
+  /** The presence_state payload as of the last poll, parsed. */
+  list(topic: string): PresenceState;
+  /** The presence_state payload as of the last poll, as JSON text. */
+  listJson(topic: string): string;
+  /** The presence_state payload as of the last poll, with its seq. */
+  state(topic: string): State;
+  /** Every change since the last poll, one entry per changed topic; [] when idle. */
+  pollDiff(): TopicDiff[];
+  /** Every change since the last poll as the JSON array text of presence_poll_diff. */
+  pollDiffJson(): string;
+  /** Engine-wide figures; `bytes` costs O(topics). */
+  stats(): Stats;
+  /** True when the wake-up descriptor is readable (a poll may return something; can be spurious). */
+  hasPending(): boolean;
+  /** Calls `callback` with each non-empty poll, checked every intervalMs; returns a stop function. */
+  onDiff(callback: (batch: TopicDiff[]) => void, options?: OnDiffOptions): () => void;
+  /** Non-empty poll batches, checked every intervalMs; ends on close() or abort. */
+  diffs(options?: DiffsOptions): AsyncIterableIterator<TopicDiff[]>;
+  /** Frees the engine; idempotent. Any other call afterwards throws EngineClosedError. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+/** The status values of include/presence.h. */
+export const Status: Readonly<{
+  OK: 0;
+  NULL_ARGUMENT: 1;
+  INVALID_UTF8: 2;
+  INVALID_META: 3;
+  INVALID_CONFIG: 4;
+  INVALID_ARGUMENT: 5;
+  TOO_LONG: 6;
+  ALREADY_TRACKED: 7;
+  NOT_TRACKED: 8;
+  LIMIT_REACHED: 9;
+  IO: 10;
+  NO_CLUSTER: 11;
+  REJECTED: 12;
+  PANIC: 99;
+}>;
+
+/** Base class of every error reported by the engine. */
+export class PresenceError extends Error {
+  constructor(message: string, status: number, code?: string);
+  /** The presence_status value. */
+  readonly status: number;
+  /** Its name, e.g. 'PRESENCE_STATUS_NOT_TRACKED'. */
+  readonly code: string;
+}
+/** A topic, key or meta the engine refuses (empty, not UTF-8, bad meta, too long). */
+export class InvalidInputError extends PresenceError {}
+/** The meta is not a JSON object, or uses a reserved key. */
+export class InvalidMetaError extends InvalidInputError {}
+/** A topic, key or meta is longer than its configured limit. */
+export class TooLongError extends InvalidInputError {}
+/** Bad engine options. */
+export class ConfigError extends PresenceError {}
+/** The connection is already tracked in that topic. */
+export class AlreadyTrackedError extends PresenceError {}
+/** The connection is not tracked in that topic. */
+export class NotTrackedError extends PresenceError {}
+/** max_topics or max_presences is reached. */
+export class LimitReachedError extends PresenceError {}
+/** The operating system refused a resource (the wake-up descriptor). */
+export class ResourceError extends PresenceError {}
+/** A bug inside the engine was caught at the C boundary. */
+export class PanicError extends PresenceError {}
+/** A call on a closed engine. */
+export class EngineClosedError extends PresenceError {
+  constructor(message?: string);
+}
+
+/** The version of the loaded libpresence, e.g. "0.1.0". */
+export function version(): string;
+/** The name of a status value, e.g. "PRESENCE_STATUS_NOT_TRACKED". */
+export function statusName(status: number): string;
+/** The file the native library was loaded from. */
+export function libraryPath(): string;

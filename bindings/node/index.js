@@ -1,0 +1,470 @@
+'use strict';
+
+// presence-engine for Node: the Engine class over the C ABI of libpresence (see
+// include/presence.h in the repository, which is the manual for every call made here).
+
+const { native, LITTLE_ENDIAN } = require('./lib/native');
+const errors = require('./lib/errors');
+const { Status, errorFor, InvalidInputError, InvalidMetaError, ConfigError, EngineClosedError } = errors;
+
+// ---------------------------------------------------------------------------------------
+// Scratch memory for out-parameters. Calls are synchronous and JS is single-threaded
+// (each worker thread loads its own copy of this module), so one set is enough.
+
+const U64_WORDS = 8; // presence_counts (3 x u64) and presence_stats (4 x u64) fit
+const u64Scratch = new Uint32Array(U64_WORDS * 2);
+const seqScratch = new Uint32Array(2);
+const sizeScratch = new Uint32Array(2);
+const LO = LITTLE_ENDIAN ? 0 : 1;
+const HI = LITTLE_ENDIAN ? 1 : 0;
+
+/** The i-th u64 of a Uint32Array, as a Number (exact below 2^53, which counts stay). */
+function u64(words, i) {
+  return words[2 * i + LO] + words[2 * i + HI] * 4294967296;
+}
+
+// presence_buf {const uint8_t *data; size_t len;}: two pointer-sized words.
+let bufScratch = null;
+let bufWords = null;
+
+function bufferScratch(n) {
+  if (bufScratch === null) {
+    bufScratch = new ArrayBuffer(2 * n.pointerSize);
+    bufWords = n.pointerSize === 8 ? new BigUint64Array(bufScratch) : new Uint32Array(bufScratch);
+  }
+  return bufScratch;
+}
+
+/** Decodes the presence_buf in the scratch as a string, and always frees it. */
+function takeBuffer(n) {
+  try {
+    const ptr = bufWords[0];
+    const len = Number(bufWords[1]);
+    return n.koffi.decode.string(typeof ptr === 'bigint' ? ptr : BigInt(ptr), len);
+  } finally {
+    n.buf_free(bufScratch);
+  }
+}
+
+let errScratch = Buffer.alloc(1024);
+
+function lastErrorMessage(n) {
+  let len = n.last_error_message(errScratch, errScratch.length);
+  if (len >= errScratch.length) {
+    errScratch = Buffer.alloc(len + 1);
+    len = n.last_error_message(errScratch, errScratch.length);
+  }
+  return errScratch.toString('utf8', 0, len);
+}
+
+/** Throws the PresenceError subclass of a failed status, with the C library's message. */
+function fail(n, status) {
+  const message = lastErrorMessage(n);
+  throw errorFor(status, message || `presence call failed with status ${status}`, n.status_name(status));
+}
+
+// ---------------------------------------------------------------------------------------
+// Argument checks: wrong JS types throw TypeError/RangeError before any C call. Strings
+// that C cannot receive intact (an embedded NUL would cut them short; a lone surrogate
+// has no UTF-8 form) throw InvalidInputError with the status C gives the same problem.
+
+const MAX_U64 = (1n << 64n) - 1n;
+
+function checkConn(conn, name = 'conn') {
+  if (typeof conn === 'number') {
+    if (!Number.isSafeInteger(conn) || conn < 0) {
+      throw new RangeError(`${name} must be a non-negative safe integer or a bigint, got ${conn}`);
+    }
+    return conn;
+  }
+  if (typeof conn === 'bigint') {
+    if (conn < 0n || conn > MAX_U64) throw new RangeError(`${name} must fit in 64 unsigned bits, got ${conn}`);
+    return conn;
+  }
+  throw new TypeError(`${name} must be a number or a bigint, got ${describe(conn)}`);
+}
+
+function checkText(value, name, nulStatus, Cls) {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${describe(value)}`);
+  if (value.includes('\0')) {
+    throw new Cls(`${name} must not contain NUL characters`, nulStatus);
+  }
+  if (!value.isWellFormed()) {
+    throw new Cls(`${name} is not well-formed UTF-16 (it has a lone surrogate), so it has no UTF-8 form`, Status.INVALID_UTF8);
+  }
+  return value;
+}
+
+const checkTopic = (topic) => checkText(topic, 'topic', Status.INVALID_ARGUMENT, InvalidInputError);
+
+function checkKey(key) {
+  if (key === undefined || key === null) return null;
+  return checkText(key, 'key', Status.INVALID_ARGUMENT, InvalidInputError);
+}
+
+function checkMeta(meta) {
+  if (meta === undefined || meta === null) return null;
+  if (typeof meta === 'string') return checkText(meta, 'meta', Status.INVALID_META, InvalidMetaError);
+  if (typeof meta === 'object' && !Array.isArray(meta) && !ArrayBuffer.isView(meta)) {
+    // JSON.stringify escapes NULs and lone surrogates, so its output always reaches C intact.
+    return JSON.stringify(meta);
+  }
+  throw new TypeError(`meta must be a plain object, a JSON object string, null or undefined, got ${describe(meta)}`);
+}
+
+function checkInterval(intervalMs) {
+  if (typeof intervalMs !== 'number') throw new TypeError(`intervalMs must be a number, got ${describe(intervalMs)}`);
+  if (!(intervalMs >= 1 && intervalMs <= 2147483647)) {
+    throw new RangeError(`intervalMs must be between 1 and 2147483647, got ${intervalMs}`);
+  }
+  return intervalMs;
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+// camelCase option -> snake_case field of the presence_engine_new JSON config.
+const OPTIONS = Object.freeze({
+  format: ['format', 'string'],
+  viewersKey: ['viewers_key', 'string'],
+  shards: ['shards', 'number'],
+  maxTopicBytes: ['max_topic_bytes', 'number'],
+  maxKeyBytes: ['max_key_bytes', 'number'],
+  maxMetaBytes: ['max_meta_bytes', 'number'],
+  maxTopics: ['max_topics', 'number'],
+  maxPresences: ['max_presences', 'number'],
+});
+
+function configJson(options) {
+  if (options === undefined || options === null) return '{}';
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`);
+  }
+  const config = {};
+  for (const [name, value] of Object.entries(options)) {
+    if (!Object.hasOwn(OPTIONS, name)) {
+      throw new ConfigError(
+        `unknown option ${JSON.stringify(name)}; known options: ${Object.keys(OPTIONS).join(', ')}`,
+        Status.INVALID_CONFIG
+      );
+    }
+    if (value === undefined) continue;
+    const spec = OPTIONS[name];
+    if (typeof value !== spec[1]) throw new TypeError(`option ${name} must be a ${spec[1]}, got ${describe(value)}`);
+    config[spec[0]] = value;
+  }
+  return JSON.stringify(config);
+}
+
+// ---------------------------------------------------------------------------------------
+
+// The backstop for engines that are dropped without close(): the handle (a BigInt
+// address) is freed once the Engine object has been collected.
+const registry = new FinalizationRegistry((handle) => {
+  native().engine_free(handle);
+});
+
+const POLLIN = 1;
+
+class Engine {
+  #handle; // BigInt address of the presence_engine, or null once closed
+  #format;
+  #fd;
+  #stops = new Set(); // onDiff subscriptions and sleeping diffs() iterators
+  #pollfd = null;
+
+  /**
+   * @param {object} [options] format ('counts' | 'phoenix'), viewersKey, shards,
+   *   maxTopicBytes, maxKeyBytes, maxMetaBytes, maxTopics, maxPresences
+   */
+  constructor(options) {
+    const json = configJson(options);
+    const n = native();
+    const out = [null];
+    const status = n.engine_new(json, out);
+    if (status !== Status.OK) fail(n, status);
+    this.#handle = out[0];
+    this.#format = (options && options.format) || 'counts';
+    this.#fd = n.wakeup_fd(this.#handle);
+    registry.register(this, this.#handle, this);
+  }
+
+  #h() {
+    if (this.#handle === null) throw new EngineClosedError();
+    return this.#handle;
+  }
+
+  /** 'counts' or 'phoenix'. */
+  get format() {
+    return this.#format;
+  }
+
+  /** True once close() has run. */
+  get closed() {
+    return this.#handle === null;
+  }
+
+  /**
+   * The wake-up descriptor: readable while a poll may return something. The engine owns
+   * it: wait on it, never read, write or close it.
+   */
+  get fd() {
+    this.#h();
+    return this.#fd;
+  }
+
+  /** Same as `fd`. */
+  fileno() {
+    return this.fd;
+  }
+
+  /** Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). */
+  track(topic, conn, key, meta) {
+    const h = this.#h();
+    checkTopic(topic);
+    checkConn(conn);
+    const k = checkKey(key);
+    const m = checkMeta(meta);
+    const n = native();
+    const status = n.track(h, topic, conn, k, m);
+    if (status !== Status.OK) fail(n, status);
+  }
+
+  /** Stops tracking `conn` in `topic`; NotTrackedError if it is not tracked there. */
+  untrack(topic, conn) {
+    const h = this.#h();
+    checkTopic(topic);
+    checkConn(conn);
+    const n = native();
+    const status = n.untrack(h, topic, conn);
+    if (status !== Status.OK) fail(n, status);
+  }
+
+  /** Stops tracking `conn` everywhere (its socket closed); returns how many presences it had. */
+  untrackConn(conn) {
+    const h = this.#h();
+    checkConn(conn);
+    const n = native();
+    const status = n.untrack_conn(h, conn, sizeScratch);
+    if (status !== Status.OK) fail(n, status);
+    return n.pointerSize === 8 ? u64(sizeScratch, 0) : sizeScratch[0];
+  }
+
+  /** Replaces the meta of a tracked presence (phoenix format shows a leave and a join). */
+  update(topic, conn, meta) {
+    const h = this.#h();
+    checkTopic(topic);
+    checkConn(conn);
+    const m = checkMeta(meta);
+    const n = native();
+    const status = n.update(h, topic, conn, m);
+    if (status !== Status.OK) fail(n, status);
+  }
+
+  /** The live counts of `topic`, O(1); zeros for an unknown topic. */
+  counts(topic) {
+    const h = this.#h();
+    checkTopic(topic);
+    const n = native();
+    const status = n.get_counts(h, topic, u64Scratch);
+    if (status !== Status.OK) fail(n, status);
+    return { viewers: u64(u64Scratch, 0), users: u64(u64Scratch, 1), connections: u64(u64Scratch, 2) };
+  }
+
+  /**
+   * The presence_state payload of `topic` as of the last poll, as JSON text, with the seq
+   * of the last diff it includes (the next diff of the topic has seq + 1).
+   */
+  state(topic) {
+    const h = this.#h();
+    checkTopic(topic);
+    const n = native();
+    const out = bufferScratch(n);
+    const status = n.list(h, topic, out, seqScratch);
+    if (status !== Status.OK) fail(n, status);
+    const json = takeBuffer(n);
+    return { json, seq: u64(seqScratch, 0) };
+  }
+
+  /** The presence_state payload of `topic` as of the last poll, as JSON text. */
+  listJson(topic) {
+    return this.state(topic).json;
+  }
+
+  /** The presence_state payload of `topic` as of the last poll, parsed. */
+  list(topic) {
+    return JSON.parse(this.state(topic).json);
+  }
+
+  /**
+   * Takes every change since the last poll, as the JSON array text of
+   * presence_poll_diff: `[{"topic","seq","counts","payload"}, ...]`, `[]` when idle.
+   */
+  pollDiffJson() {
+    const h = this.#h();
+    const n = native();
+    const out = bufferScratch(n);
+    const status = n.poll_diff(h, out);
+    if (status !== Status.OK) fail(n, status);
+    return takeBuffer(n);
+  }
+
+  /** Takes every change since the last poll: `[{topic, seq, counts, payload}, ...]`. */
+  pollDiff() {
+    return JSON.parse(this.pollDiffJson());
+  }
+
+  /** Engine-wide figures. `bytes` visits every topic: call it for monitoring, not per event. */
+  stats() {
+    const h = this.#h();
+    const n = native();
+    const status = n.get_stats(h, u64Scratch);
+    if (status !== Status.OK) fail(n, status);
+    return {
+      topics: u64(u64Scratch, 0),
+      presences: u64(u64Scratch, 1),
+      bytes: u64(u64Scratch, 2),
+      topicsPending: u64(u64Scratch, 3),
+    };
+  }
+
+  /**
+   * True when the wake-up descriptor is readable, i.e. a poll may return something
+   * (wake-ups can be spurious). One non-blocking poll(2), O(1) whatever the engine holds.
+   */
+  hasPending() {
+    this.#h();
+    const n = native();
+    if (n.poll === null) return true;
+    if (this.#pollfd === null) {
+      const raw = new ArrayBuffer(8); // struct pollfd { int fd; short events; short revents; }
+      this.#pollfd = { raw, i32: new Int32Array(raw), i16: new Int16Array(raw) };
+    }
+    const p = this.#pollfd;
+    p.i32[0] = this.#fd;
+    p.i16[2] = POLLIN;
+    p.i16[3] = 0;
+    const r = n.poll(p.raw, 1, 0);
+    // -1 (EINTR and the like) says nothing: report "maybe", a poll is always safe.
+    return r !== 0;
+  }
+
+  /**
+   * Calls `callback(batch)` with each non-empty poll. Every `intervalMs` (default 50) a
+   * timer asks the wake-up descriptor (one poll(2), no engine work) and polls only when
+   * it is readable. Returns a function that stops it; close() stops it too. With
+   * `unref: true` the timer does not keep the process alive.
+   */
+  onDiff(callback, { intervalMs = 50, unref = false } = {}) {
+    this.#h();
+    if (typeof callback !== 'function') throw new TypeError(`callback must be a function, got ${describe(callback)}`);
+    checkInterval(intervalMs);
+    const timer = setInterval(() => {
+      if (this.#handle === null) return stop();
+      if (!this.hasPending()) return undefined;
+      const batch = this.pollDiff();
+      if (batch.length > 0) callback(batch);
+      return undefined;
+    }, intervalMs);
+    if (unref) timer.unref();
+    const stop = () => {
+      clearInterval(timer);
+      this.#stops.delete(stop);
+    };
+    this.#stops.add(stop);
+    return stop;
+  }
+
+  /**
+   * An async iterator of non-empty poll batches, checking the wake-up descriptor every
+   * `intervalMs` (default 50). It ends when the engine is closed or `signal` aborts.
+   */
+  diffs({ intervalMs = 50, signal } = {}) {
+    this.#h();
+    checkInterval(intervalMs);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
+    }
+    return this.#diffs(intervalMs, signal);
+  }
+
+  async *#diffs(intervalMs, signal) {
+    while (this.#handle !== null && !(signal && signal.aborted)) {
+      if (this.hasPending()) {
+        const batch = this.pollDiff();
+        if (batch.length > 0) yield batch;
+        if (this.#handle === null || (signal && signal.aborted)) return;
+      }
+      await this.#sleep(intervalMs, signal);
+    }
+  }
+
+  /** Waits `ms`, or less if the engine is closed or `signal` aborts meanwhile. */
+  #sleep(ms, signal) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#stops.delete(done);
+        if (signal) signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#stops.add(done);
+      if (signal) signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Frees the engine. Idempotent; every other call afterwards throws EngineClosedError. */
+  close() {
+    const h = this.#handle;
+    if (h === null) return;
+    this.#handle = null;
+    for (const stop of [...this.#stops]) stop();
+    registry.unregister(this);
+    native().engine_free(h);
+  }
+
+  [Symbol.dispose]() {
+    this.close();
+  }
+}
+
+/** The version of the loaded libpresence, e.g. "0.1.0". */
+function version() {
+  return native().version();
+}
+
+/** The name of a status value, from the C library: e.g. "PRESENCE_STATUS_NOT_TRACKED". */
+function statusName(status) {
+  if (!Number.isInteger(status) || status < 0 || status > 0xffffffff) {
+    throw new RangeError(`status must be an unsigned 32-bit integer, got ${status}`);
+  }
+  return native().status_name(status);
+}
+
+/** The file the native library was loaded from. */
+function libraryPath() {
+  return native().path;
+}
+
+module.exports = {
+  Engine,
+  version,
+  statusName,
+  libraryPath,
+  Status,
+  PresenceError: errors.PresenceError,
+  InvalidInputError: errors.InvalidInputError,
+  InvalidMetaError: errors.InvalidMetaError,
+  TooLongError: errors.TooLongError,
+  ConfigError: errors.ConfigError,
+  AlreadyTrackedError: errors.AlreadyTrackedError,
+  NotTrackedError: errors.NotTrackedError,
+  LimitReachedError: errors.LimitReachedError,
+  ResourceError: errors.ResourceError,
+  PanicError: errors.PanicError,
+  EngineClosedError: errors.EngineClosedError,
+};

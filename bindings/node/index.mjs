@@ -1,0 +1,23 @@
+// The ES module entry point: the same objects as the CommonJS one (index.js).
+import cjs from './index.js';
+
+export const {
+  Engine,
+  version,
+  statusName,
+  libraryPath,
+  Status,
+  PresenceError,
+  InvalidInputError,
+  InvalidMetaError,
+  TooLongError,
+  ConfigError,
+  AlreadyTrackedError,
+  NotTrackedError,
+  LimitReachedError,
+  ResourceError,
+  PanicError,
+  EngineClosedError,
+} = cjs;
+
+export default cjs;

@@ -1,0 +1,190 @@
+'use strict';
+
+// Finds libpresence, loads it with koffi and declares the C functions of
+// include/presence.h. Nothing here knows about the JS API; index.js builds on it.
+//
+// Where the library comes from, first match wins:
+//  1. PRESENCE_LIB: an explicit path (an error if the file is missing).
+//  2. A source checkout: when this package sits at bindings/node of the presence-engine
+//     repository (also through `npm install ./bindings/node`, which links it), the
+//     release build in $CARGO_TARGET_DIR or <repo>/target. The live build wins over any
+//     copy so that a Rust change is picked up by `cargo build` alone.
+//  3. prebuilds/<platform>-<arch>/ inside the package: what `npm pack` ships (prepack
+//     builds the library with cargo and copies it there).
+//  4. A source checkout without a build: `cargo build --release --lib` now, once
+//     (set PRESENCE_BUILD=0 to forbid this; CARGO names the cargo binary).
+// npm 11 skips the install scripts of dependencies unless the user approves them, so
+// nothing here relies on an install script.
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+/** The major.minor of the C ABI this binding was written against (include/presence.h). */
+const ABI_VERSION = '0.1';
+
+const PACKAGE_DIR = path.resolve(__dirname, '..');
+
+function libraryFileName(platform = process.platform) {
+  if (platform === 'win32') return 'presence.dll';
+  if (platform === 'darwin') return 'libpresence.dylib';
+  return 'libpresence.so';
+}
+
+function prebuildDir(pkgDir = PACKAGE_DIR) {
+  return path.join(pkgDir, 'prebuilds', `${process.platform}-${process.arch}`);
+}
+
+/** The repository root when this package is bindings/node of a presence-engine checkout. */
+function sourceRoot(pkgDir = PACKAGE_DIR) {
+  const root = path.resolve(pkgDir, '..', '..');
+  const isRepo =
+    fs.existsSync(path.join(root, 'Cargo.toml')) &&
+    fs.existsSync(path.join(root, 'include', 'presence.h')) &&
+    fs.existsSync(path.join(root, 'src', 'ffi'));
+  return isRepo ? root : null;
+}
+
+/** The release library path of a checkout, honouring CARGO_TARGET_DIR. */
+function sourceBuildPath(root, env = process.env) {
+  const targetDir = env.CARGO_TARGET_DIR
+    ? path.resolve(root, env.CARGO_TARGET_DIR)
+    : path.join(root, 'target');
+  return path.join(targetDir, 'release', libraryFileName());
+}
+
+/** Runs `cargo build --release --lib` in the checkout; cargo's output goes to stderr. */
+function cargoBuild(root, env = process.env) {
+  const cargo = env.CARGO || 'cargo';
+  process.stderr.write(`presence-engine: building the native library (${cargo} build --release --lib in ${root})\n`);
+  const r = spawnSync(cargo, ['build', '--release', '--lib'], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 2, 2],
+  });
+  if (r.error) throw new Error(`presence-engine: could not run ${cargo}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`presence-engine: ${cargo} build --release --lib failed (exit ${r.status})`);
+}
+
+/**
+ * Where the library is, and how it was found: {path, source}. Builds it in a checkout
+ * that has none yet. Throws with the places looked at when there is nothing to load.
+ */
+function resolveLibrary({ env = process.env, pkgDir = PACKAGE_DIR } = {}) {
+  if (env.PRESENCE_LIB) {
+    const p = path.resolve(env.PRESENCE_LIB);
+    if (!fs.existsSync(p)) throw new Error(`presence-engine: PRESENCE_LIB=${env.PRESENCE_LIB} does not exist`);
+    return { path: p, source: 'env' };
+  }
+  const root = sourceRoot(pkgDir);
+  const built = root && sourceBuildPath(root, env);
+  if (built && fs.existsSync(built)) return { path: built, source: 'source' };
+  const prebuilt = path.join(prebuildDir(pkgDir), libraryFileName());
+  if (fs.existsSync(prebuilt)) return { path: prebuilt, source: 'prebuild' };
+  if (root && env.PRESENCE_BUILD !== '0') {
+    cargoBuild(root, env);
+    if (fs.existsSync(built)) return { path: built, source: 'built' };
+    throw new Error(`presence-engine: cargo finished but ${built} is missing`);
+  }
+  const looked = [prebuilt, built].filter(Boolean).join(', ');
+  throw new Error(
+    `presence-engine: no native library for ${process.platform}-${process.arch} (looked at ${looked}). ` +
+      'Build it with `cargo build --release --lib` in the presence-engine repository and set PRESENCE_LIB to the file.'
+  );
+}
+
+let loaded = null;
+
+/** Loads the library once and returns the declared functions. */
+function native() {
+  if (loaded) return loaded;
+  let koffi;
+  try {
+    koffi = require('koffi');
+  } catch (err) {
+    // npm links a directory dependency that lies outside the installing project without
+    // installing the linked package's own dependencies.
+    throw new Error(
+      `presence-engine: cannot load koffi from ${PACKAGE_DIR} (${err.message.split('\n')[0]}). ` +
+        'Run `npm install` in that directory, install from inside the repository (`npm install ./bindings/node` ' +
+        'at its root), or install the tarball of `npm pack`.'
+    );
+  }
+  const where = resolveLibrary();
+  const lib = koffi.load(where.path);
+
+  // Out-parameters are passed as typed arrays over scratch memory rather than as
+  // koffi struct objects: the C structs are plain u64/size_t fields in native byte
+  // order, which typed arrays read without allocating an object per call.
+  koffi.opaque('presence_engine');
+  const fn = (decl) => lib.func(decl);
+  const n = {
+    koffi,
+    path: where.path,
+    source: where.source,
+    engine_new: fn('int presence_engine_new(const char *config_json, _Out_ presence_engine **out)'),
+    engine_free: fn('void presence_engine_free(presence_engine *engine)'),
+    track: fn('int presence_track(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta)'),
+    untrack: fn('int presence_untrack(const presence_engine *engine, const char *topic, uint64_t conn)'),
+    untrack_conn: fn('int presence_untrack_conn(const presence_engine *engine, uint64_t conn, void *removed)'),
+    update: fn('int presence_update(const presence_engine *engine, const char *topic, uint64_t conn, const char *meta)'),
+    get_counts: fn('int presence_get_counts(const presence_engine *engine, const char *topic, void *out)'),
+    list: fn('int presence_list(const presence_engine *engine, const char *topic, void *out, void *seq)'),
+    poll_diff: fn('int presence_poll_diff(const presence_engine *engine, void *out)'),
+    buf_free: fn('void presence_buf_free(void *buf)'),
+    wakeup_fd: fn('int presence_wakeup_fd(const presence_engine *engine)'),
+    get_stats: fn('int presence_get_stats(const presence_engine *engine, void *out)'),
+    last_error_message: fn('size_t presence_last_error_message(void *buf, size_t cap)'),
+    status_name: fn('const char *presence_status_name(uint32_t status)'),
+    version: fn('const char *presence_version(void)'),
+    pointerSize: koffi.sizeof('void *'),
+    poll: loadPoll(koffi),
+  };
+  if (koffi.sizeof('size_t') !== n.pointerSize) {
+    throw new Error('presence-engine: size_t and pointers differ in size on this platform; unsupported');
+  }
+  const version = n.version();
+  if (version.split('.').slice(0, 2).join('.') !== ABI_VERSION) {
+    throw new Error(
+      `presence-engine: ${where.path} is libpresence ${version}, but this package speaks the ${ABI_VERSION}.x C ABI`
+    );
+  }
+  loaded = n;
+  return n;
+}
+
+/**
+ * poll(2) from the C library, to ask without blocking whether the wake-up descriptor is
+ * readable; null where no C library with poll() can be loaded (the caller then polls
+ * the engine on every tick instead, which is correct, only a little more work).
+ */
+function loadPoll(koffi) {
+  const names =
+    process.platform === 'darwin'
+      ? ['libSystem.B.dylib']
+      : process.platform === 'linux'
+        ? ['libc.so.6', 'libc.so']
+        : ['libc.so.7', 'libc.so'];
+  for (const name of names) {
+    try {
+      const libc = koffi.load(name);
+      return libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
+    } catch {
+      // try the next name
+    }
+  }
+  return null;
+}
+
+module.exports = {
+  ABI_VERSION,
+  native,
+  resolveLibrary,
+  sourceRoot,
+  sourceBuildPath,
+  prebuildDir,
+  libraryFileName,
+  PACKAGE_DIR,
+  LITTLE_ENDIAN: os.endianness() === 'LE',
+};

@@ -1,0 +1,157 @@
+'use strict';
+
+// Where the native library comes from (lib/native.js resolveLibrary): PRESENCE_LIB, the
+// checkout's cargo build, the package's prebuilds, and a cargo build when a checkout has
+// none. The cargo build is exercised with a stand-in cargo that records how it was run.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync, spawnSync } = require('node:child_process');
+const { resolveLibrary, sourceRoot, libraryFileName, PACKAGE_DIR } = require('../lib/native');
+const pe = require('..');
+
+const LIB = pe.libraryPath();
+const NAME = libraryFileName();
+const PLATFORM_DIR = `${process.platform}-${process.arch}`;
+
+function tmpdir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'presence-loader-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A directory that looks like a presence-engine checkout, with the package inside. */
+function fakeRepo(dir) {
+  fs.mkdirSync(path.join(dir, 'include'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'src', 'ffi'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'bindings', 'node'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'Cargo.toml'), '[package]\nname = "presence"\n');
+  fs.writeFileSync(path.join(dir, 'include', 'presence.h'), '');
+  return path.join(dir, 'bindings', 'node');
+}
+
+/** A stand-in cargo: logs its cwd and arguments, then "builds" by copying the real library. */
+function fakeCargo(dir, exitCode = 0) {
+  const script = path.join(dir, 'fake-cargo');
+  fs.writeFileSync(
+    script,
+    `#!/bin/sh
+echo "$PWD|$*" >> "${dir}/cargo.log"
+[ ${exitCode} -eq 0 ] || exit ${exitCode}
+out="\${CARGO_TARGET_DIR:-target}/release"
+mkdir -p "$out" && cp "${LIB}" "$out/${NAME}"
+`,
+    { mode: 0o755 }
+  );
+  return script;
+}
+
+test('the test run loads the checkout build', () => {
+  const root = sourceRoot();
+  assert.ok(root, 'this package sits in a checkout');
+  const r = resolveLibrary({ env: {} });
+  assert.deepEqual(r, { path: path.join(root, 'target', 'release', NAME), source: 'source' });
+  if (!process.env.PRESENCE_LIB && !process.env.CARGO_TARGET_DIR) assert.equal(LIB, r.path);
+});
+
+test('PRESENCE_LIB overrides everything, and must exist', (t) => {
+  const dir = tmpdir(t);
+  const copy = path.join(dir, 'custom-name.so');
+  fs.copyFileSync(LIB, copy);
+  assert.deepEqual(resolveLibrary({ env: { PRESENCE_LIB: copy } }), { path: copy, source: 'env' });
+  assert.throws(() => resolveLibrary({ env: { PRESENCE_LIB: path.join(dir, 'missing.so') } }), /PRESENCE_LIB=.*missing\.so does not exist/);
+  // And the package really loads that file.
+  const out = execFileSync(
+    process.execPath,
+    ['-e', `const p = require(${JSON.stringify(PACKAGE_DIR)}); const e = new p.Engine(); e.track('t', 1); console.log(p.libraryPath(), e.counts('t').connections)`],
+    { env: { ...process.env, PRESENCE_LIB: copy }, encoding: 'utf8' }
+  );
+  assert.equal(out.trim(), `${copy} 1`);
+});
+
+test('CARGO_TARGET_DIR is honoured, relative to the checkout', (t) => {
+  const dir = tmpdir(t);
+  const pkg = fakeRepo(dir);
+  fs.mkdirSync(path.join(dir, 'out', 'release'), { recursive: true });
+  fs.copyFileSync(LIB, path.join(dir, 'out', 'release', NAME));
+  assert.deepEqual(resolveLibrary({ env: { CARGO_TARGET_DIR: 'out' }, pkgDir: pkg }), {
+    path: path.join(dir, 'out', 'release', NAME),
+    source: 'source',
+  });
+});
+
+test('an installed package uses its prebuilds; a checkout prefers its own build', (t) => {
+  const dir = tmpdir(t);
+  const installed = path.join(dir, 'node_modules', 'presence-engine');
+  fs.mkdirSync(path.join(installed, 'prebuilds', PLATFORM_DIR), { recursive: true });
+  fs.copyFileSync(LIB, path.join(installed, 'prebuilds', PLATFORM_DIR, NAME));
+  assert.deepEqual(resolveLibrary({ env: {}, pkgDir: installed }), {
+    path: path.join(installed, 'prebuilds', PLATFORM_DIR, NAME),
+    source: 'prebuild',
+  });
+
+  const pkg = fakeRepo(path.join(dir, 'repo'));
+  fs.mkdirSync(path.join(pkg, 'prebuilds', PLATFORM_DIR), { recursive: true });
+  fs.copyFileSync(LIB, path.join(pkg, 'prebuilds', PLATFORM_DIR, NAME));
+  assert.equal(resolveLibrary({ env: { PRESENCE_BUILD: '0' }, pkgDir: pkg }).source, 'prebuild');
+  fs.mkdirSync(path.join(dir, 'repo', 'target', 'release'), { recursive: true });
+  fs.copyFileSync(LIB, path.join(dir, 'repo', 'target', 'release', NAME));
+  assert.equal(resolveLibrary({ env: {}, pkgDir: pkg }).source, 'source');
+});
+
+test('nothing to load outside a checkout is a clear error', (t) => {
+  const dir = tmpdir(t);
+  const installed = path.join(dir, 'node_modules', 'presence-engine');
+  fs.mkdirSync(installed, { recursive: true });
+  assert.throws(() => resolveLibrary({ env: {}, pkgDir: installed }), /no native library for .*PRESENCE_LIB/);
+});
+
+test('a checkout without a build runs cargo build --release --lib once', (t) => {
+  const dir = tmpdir(t);
+  const pkg = fakeRepo(path.join(dir, 'repo'));
+  const cargo = fakeCargo(dir);
+  const r = resolveLibrary({ env: { CARGO: cargo }, pkgDir: pkg });
+  assert.deepEqual(r, { path: path.join(dir, 'repo', 'target', 'release', NAME), source: 'built' });
+  assert.equal(fs.readFileSync(path.join(dir, 'cargo.log'), 'utf8'), `${path.join(dir, 'repo')}|build --release --lib\n`);
+  // Built now: found without running cargo again.
+  assert.equal(resolveLibrary({ env: { CARGO: cargo }, pkgDir: pkg }).source, 'source');
+  assert.equal(fs.readFileSync(path.join(dir, 'cargo.log'), 'utf8').split('\n').length, 2);
+});
+
+test('PRESENCE_BUILD=0 forbids the build; a failed build is an error', (t) => {
+  const dir = tmpdir(t);
+  const pkg = fakeRepo(path.join(dir, 'repo'));
+  assert.throws(() => resolveLibrary({ env: { CARGO: fakeCargo(dir), PRESENCE_BUILD: '0' }, pkgDir: pkg }), /no native library/);
+  assert.ok(!fs.existsSync(path.join(dir, 'cargo.log')), 'cargo was not run');
+  const failing = path.join(dir, 'failing');
+  fs.mkdirSync(failing);
+  assert.throws(() => resolveLibrary({ env: { CARGO: fakeCargo(failing, 3) }, pkgDir: pkg }), /build --release --lib failed \(exit 3\)/);
+  assert.throws(() => resolveLibrary({ env: { CARGO: path.join(dir, 'no-such-cargo') }, pkgDir: pkg }), /could not run/);
+});
+
+test('a library of another ABI version is refused at load', (t) => {
+  const cc = spawnSync('cc', ['--version']);
+  if (cc.error) {
+    t.skip('no C compiler to build a stand-in library');
+    return;
+  }
+  const dir = tmpdir(t);
+  const names = [
+    'presence_engine_new', 'presence_engine_free', 'presence_track', 'presence_untrack',
+    'presence_untrack_conn', 'presence_update', 'presence_get_counts', 'presence_list',
+    'presence_poll_diff', 'presence_buf_free', 'presence_wakeup_fd', 'presence_get_stats',
+    'presence_last_error_message', 'presence_status_name',
+  ];
+  const src = `${names.map((n) => `int ${n}(void) { return 0; }`).join('\n')}\nconst char *presence_version(void) { return "9.9.0"; }\n`;
+  fs.writeFileSync(path.join(dir, 'fake.c'), src);
+  execFileSync('cc', ['-shared', '-fPIC', '-o', path.join(dir, 'libfake.so'), path.join(dir, 'fake.c')]);
+  const r = spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(PACKAGE_DIR)}).Engine)()`], {
+    env: { ...process.env, PRESENCE_LIB: path.join(dir, 'libfake.so') },
+    encoding: 'utf8',
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /is libpresence 9\.9\.0, but this package speaks the 0\.1\.x C ABI/);
+});

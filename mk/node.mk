@@ -1,0 +1,29 @@
+# The Node package (bindings/node): koffi over the C ABI of the release library. Needs
+# Node >= 20 with npm (the machine's; Debian's nodejs is the fallback); `npm ci` installs
+# the locked dependencies from the npm registry.
+
+TEST_SUITES += test-node
+
+NODE ?= node
+NPM ?= npm
+NODE_PKG := bindings/node
+NODE_STAMP := $(NODE_PKG)/node_modules/.presence-ci-stamp
+
+.PHONY: test-node deps-node
+
+deps-node:
+	@if ! command -v $(NODE) >/dev/null 2>&1 || ! command -v $(NPM) >/dev/null 2>&1; then \
+	  echo "installing: nodejs npm"; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq nodejs npm >/dev/null; \
+	fi
+	@$(NODE) -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("test-node needs Node >= 20, found " + process.version); process.exit(1) }'
+
+# npm ci again only when the manifest or the lockfile changed.
+$(NODE_STAMP): $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json | deps-node
+	cd $(NODE_PKG) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+test-node: deps-node $(NODE_STAMP)
+	$(CARGO) build --release --lib
+	cd $(NODE_PKG) && $(NODE) --test test/*.test.js
+	$(NODE) bench/node_bench.mjs --check
