@@ -415,6 +415,14 @@ void presence_buf_free(struct presence_buf *buf);
 int presence_wakeup_fd(const struct presence_engine *engine);
 
 /**
+ * Writes into `*out` how many topics changed since the last poll, in constant time: a
+ * cheap "anything to poll?" for hosts that cannot wait on the wake-up descriptor. A
+ * non-zero count does not promise a non-empty poll (changes may cancel out). `out` must
+ * not be NULL.
+ */
+enum presence_status presence_pending_topics(const struct presence_engine *engine, uint64_t *out);
+
+/**
  * Reads engine-wide figures into `*out`. Computing `bytes` visits every topic, so this
  * costs time in proportion to the number of topics: call it for monitoring, not per
  * event. `out` must not be NULL.

@@ -118,6 +118,12 @@ impl Engine {
         self.shared.wakeup_fd()
     }
 
+    /// How many topics changed since the last poll, in O(1): a cheap "anything to poll?"
+    /// for hosts that cannot wait on the wake-up descriptor.
+    pub fn pending_topics(&self) -> u64 {
+        self.shared.pending_topics()
+    }
+
     /// Engine-wide figures. `bytes` walks every shard, so this is O(topics).
     pub fn stats(&self) -> Stats {
         self.shared.stats()

@@ -245,6 +245,10 @@ impl Shared {
 
     /// A descriptor that is readable while a poll may return something. It is owned by
     /// the engine: wait on it, never read or close it. Wake-ups can be spurious.
+    pub(crate) fn pending_topics(&self) -> u64 {
+        self.pending_count.load(Ordering::Acquire) as u64
+    }
+
     pub(crate) fn wakeup_fd(&self) -> RawFd {
         self.waker.fd()
     }

@@ -296,6 +296,27 @@ pub unsafe extern "C" fn presence_wakeup_fd(engine: *const presence_engine) -> c
     })
 }
 
+/// Writes into `*out` how many topics changed since the last poll, in constant time: a
+/// cheap "anything to poll?" for hosts that cannot wait on the wake-up descriptor. A
+/// non-zero count does not promise a non-empty poll (changes may cancel out). `out` must
+/// not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_pending_topics(
+    engine: *const presence_engine,
+    out: *mut u64,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = e.pending_topics() };
+        Ok(())
+    })
+}
+
 /// Reads engine-wide figures into `*out`. Computing `bytes` visits every topic, so this
 /// costs time in proportion to the number of topics: call it for monitoring, not per
 /// event. `out` must not be NULL.

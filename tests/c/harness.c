@@ -235,6 +235,10 @@ static void test_poll_json_and_wakeup(void) {
 
   CHECK(fd >= 0);
   CHECK(!fd_readable(fd));
+  CHECK_STATUS(presence_pending_topics(e, &seq), PRESENCE_STATUS_OK);
+  CHECK(seq == 0);
+  CHECK_STATUS(presence_pending_topics(e, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_pending_topics(NULL, &seq), PRESENCE_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
   CHECK(b.len == 2 && strcmp((const char *)b.data, "[]") == 0);
   presence_buf_free(&b);
@@ -242,6 +246,8 @@ static void test_poll_json_and_wakeup(void) {
 
   CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
   CHECK(fd_readable(fd));
+  CHECK_STATUS(presence_pending_topics(e, &seq), PRESENCE_STATUS_OK);
+  CHECK(seq == 1);
   CHECK_STATUS(presence_track(e, "video:1", 2, NULL, NULL), PRESENCE_STATUS_OK);
   CHECK_STATUS(presence_track(e, "video:1", 3, NULL, NULL), PRESENCE_STATUS_OK);
   CHECK_STATUS(presence_untrack(e, "video:1", 3), PRESENCE_STATUS_OK);
