@@ -3,23 +3,25 @@
 //! and UndefinedBehaviorSanitizer, and the harness again under valgrind. Any sanitizer
 //! report, leak or failed check fails the test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// `target/<profile>`, where cargo put `libpresence.a` for this test run.
-fn profile_dir() -> PathBuf {
+/// The static library cargo built for this test run: `target/<profile>/deps/libpresence.a`.
+/// `cargo test` builds every crate type of the library into `deps/` but copies only
+/// `cargo build`'s outputs up a level, so the one in `deps/` matches the source under test.
+fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().join("libpresence.a")
 }
 
 fn build(compiler: &str, std: &str, sources: &[&str], sanitize: bool, name: &str) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let lib = profile_dir().join("libpresence.a");
+    let lib = static_lib();
     assert!(
         lib.exists(),
-        "{} missing: cargo builds it with the test",
+        "{} missing: cargo test builds it with the library",
         lib.display()
     );
     let mut cmd = Command::new(compiler);
