@@ -36,11 +36,15 @@ struct Item {
 }
 
 impl DiffBatch {
-    /// An empty batch, ready for `begin`.
-    pub(crate) fn new() -> DiffBatch {
+    /// An empty batch, ready for `begin`;
+    /// `topics` is how many topics are expected, to size the buffers once.
+    pub(crate) fn new(topics: usize) -> DiffBatch {
+        let mut json = String::with_capacity(2 + topics * 200);
+        json.push('[');
         DiffBatch {
-            json: String::from("["),
-            ..DiffBatch::default()
+            json,
+            names: String::with_capacity(topics * 16),
+            items: Vec::with_capacity(topics),
         }
     }
 

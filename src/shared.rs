@@ -203,7 +203,7 @@ impl Shared {
     /// changed, with its seq, live counts and diff payload.
     pub(crate) fn poll_diff(&self) -> DiffBatch {
         self.waker.drain();
-        let mut batch = DiffBatch::new();
+        let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
         for shard in self.topics.iter() {
             let mut topics = lock(shard);

@@ -9,6 +9,7 @@ use crate::config::Format;
 use crate::hash::{ConnBuild, PrehashedBuild};
 use crate::remote::Remote;
 use crate::render;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
@@ -20,14 +21,6 @@ pub struct Counts {
     pub users: u64,
     /// All presences.
     pub connections: u64,
-}
-
-/// One local presence. In counts format it is only the keyed hash of its key.
-pub(crate) struct Presence {
-    /// Keyed hash of the key; `ANONYMOUS` for a viewer.
-    key_hash: u64,
-    /// Phoenix format only: what a list shows of this presence.
-    entry: Option<Box<Entry>>,
 }
 
 /// The keyed hash value that stands for "no key". A real key hashing to it is moved to 1.
@@ -86,7 +79,11 @@ pub(crate) struct Topic {
     pub name: Box<str>,
     /// The keyed hash of `name` its shard indexes it by.
     pub hash: u64,
-    pub(crate) presences: HashMap<u64, Presence, ConnBuild>,
+    /// Local presences: conn → keyed hash of its key (`ANONYMOUS` for a viewer). A
+    /// 16-byte entry: all that counts format keeps of a presence.
+    pub(crate) presences: HashMap<u64, u64, ConnBuild>,
+    /// Phoenix format only: conn → what a list shows of that presence.
+    entries: HashMap<u64, Box<Entry>, ConnBuild>,
     /// Local key-hash refcounts.
     pub(crate) users: HashMap<u64, u32, PrehashedBuild>,
     viewers: u64,
@@ -107,6 +104,7 @@ impl Topic {
             name: name.into(),
             hash,
             presences: HashMap::default(),
+            entries: HashMap::default(),
             users: HashMap::default(),
             viewers: 0,
             published: Counts::default(),
@@ -168,33 +166,32 @@ impl Topic {
                 self.user_appeared(key_hash);
             }
         }
-        if let Some(e) = &entry {
+        if let Some(e) = entry {
             self.pending
                 .insert(e.phx_ref, Pending::Joined(Loc::Local(conn)));
             if let Some(o) = &mut self.outbox {
                 o.joined.insert(e.phx_ref, conn);
             }
+            self.entries.insert(conn, e);
         }
-        self.presences.insert(conn, Presence { key_hash, entry });
+        self.presences.insert(conn, key_hash);
     }
 
     /// Removes a local presence; false when `conn` is not present.
     pub fn remove(&mut self, conn: u64) -> bool {
-        let Some(p) = self.presences.remove(&conn) else {
+        let Some(key_hash) = self.presences.remove(&conn) else {
             return false;
         };
-        if p.key_hash == ANONYMOUS {
+        if key_hash == ANONYMOUS {
             self.viewers -= 1;
-        } else if let std::collections::hash_map::Entry::Occupied(mut n) =
-            self.users.entry(p.key_hash)
-        {
+        } else if let Slot::Occupied(mut n) = self.users.entry(key_hash) {
             *n.get_mut() -= 1;
             if *n.get() == 0 {
                 n.remove();
-                self.user_left(p.key_hash);
+                self.user_left(key_hash);
             }
         }
-        if let Some(e) = p.entry {
+        if let Some(e) = self.entries.remove(&conn) {
             self.outbox_left(e.phx_ref);
             self.note_leave(e);
         }
@@ -202,6 +199,7 @@ impl Topic {
         if self.presences.capacity() > 64 && self.presences.len() * 4 < self.presences.capacity() {
             self.presences.shrink_to_fit();
             self.users.shrink_to_fit();
+            self.entries.shrink_to_fit();
         }
         true
     }
@@ -209,24 +207,21 @@ impl Topic {
     /// Phoenix format: replaces the meta of `conn` under a new ref. Returns false when
     /// `conn` is not present. In counts format there is nothing to change.
     pub fn update(&mut self, conn: u64, meta: &str, new_ref: u64) -> bool {
-        let Some(p) = self.presences.get_mut(&conn) else {
+        if !self.presences.contains_key(&conn) {
             return false;
-        };
-        let Some(old) = p.entry.as_mut() else {
+        }
+        let Some(old) = self.entries.get_mut(&conn) else {
             return true;
         };
         let fresh = Box::new(Entry {
             key: old.key.clone(),
             meta: meta.into(),
             phx_ref: new_ref,
-            prev_ref: 0,
+            prev_ref: old.phx_ref,
         });
         let old = std::mem::replace(old, fresh);
         self.outbox_left(old.phx_ref);
-        let prev_ref = self.note_leave(old);
-        if let Some(e) = self.presences.get_mut(&conn).and_then(|p| p.entry.as_mut()) {
-            e.prev_ref = prev_ref;
-        }
+        self.note_leave(old);
         self.pending
             .insert(new_ref, Pending::Joined(Loc::Local(conn)));
         if let Some(o) = &mut self.outbox {
@@ -288,7 +283,7 @@ impl Topic {
     /// The entry behind a pending join, wherever it lives.
     fn joined_entry(&self, phx_ref: u64, loc: Loc) -> Option<&Entry> {
         match loc {
-            Loc::Local(conn) => self.presences.get(&conn).and_then(|p| p.entry.as_deref()),
+            Loc::Local(conn) => self.entries.get(&conn).map(|e| &**e),
             Loc::Remote(node) => self.remote.as_ref().and_then(|r| r.entry(node, phx_ref)),
         }
         .filter(|e| e.phx_ref == phx_ref)
@@ -296,7 +291,7 @@ impl Topic {
 
     /// Local entries, for snapshots (phoenix format).
     pub fn local_entries(&self) -> impl Iterator<Item = &Entry> {
-        self.presences.values().filter_map(|p| p.entry.as_deref())
+        self.entries.values().map(|e| &**e)
     }
 
     /// The entry of a local presence by ref, for deltas (phoenix format).
@@ -373,7 +368,8 @@ impl Topic {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.name.len()
-            + table_bytes(self.presences.capacity(), size_of::<(u64, Presence)>())
+            + table_bytes(self.presences.capacity(), size_of::<(u64, u64)>())
+            + table_bytes(self.entries.capacity(), size_of::<(u64, Box<Entry>)>())
             + table_bytes(self.users.capacity(), size_of::<(u64, u32)>())
             + table_bytes(self.pending.capacity(), size_of::<(u64, Pending)>());
         bytes += self.local_entries().map(Entry::heap_bytes).sum::<usize>();
