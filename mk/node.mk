@@ -1,6 +1,7 @@
 # The Node package (bindings/node): koffi over the C ABI of the release library. Needs
 # Node >= 20 with npm (the machine's; Debian's nodejs is the fallback); `npm ci` installs
-# the locked dependencies from the npm registry.
+# the locked dependencies from the npm registry. The cluster tests start their own
+# redis-server on a loopback port (deps-redis, mk/deps.mk, installs it).
 
 TEST_SUITES += test-node
 
@@ -23,7 +24,7 @@ $(NODE_STAMP): $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json | deps-nod
 	cd $(NODE_PKG) && $(NPM) ci --no-audit --no-fund
 	touch $@
 
-test-node: deps-node $(NODE_STAMP)
+test-node: deps-node deps-redis $(NODE_STAMP)
 	$(CARGO) build --release --lib
 	cd $(NODE_PKG) && $(NODE) --test test/*.test.js
 	$(NODE) bench/node_bench.mjs --check

@@ -1,4 +1,5 @@
 // Type declarations of presence-engine (hand-written; they follow index.js).
+/// <reference types="node" />
 
 /** A connection id: an unsigned 64-bit integer, as a safe integer or a bigint. */
 export type Conn = number | bigint;
@@ -25,6 +26,53 @@ export interface EngineOptions {
   maxTopics?: number;
   /** Most presences held at once (default 10,000,000). */
   maxPresences?: number;
+  /** Cluster mode: share presence with other nodes (null or absent: a single node). */
+  cluster?: ClusterOptions | null;
+}
+
+/** Cluster mode settings; the timers shown are the defaults. */
+export interface ClusterOptions {
+  /** This node's name, unique in the cluster (1 to 255 bytes). */
+  node: string;
+  /** The shared secret, the same on every node (16 bytes or more). */
+  secret: string;
+  /** How often clusterTick() is called (or the Redis link ticks), in ms (250). */
+  tickMs?: number;
+  /** A node silent this long is dropped, in ms (3000; more than tickMs). */
+  downAfterMs?: number;
+  /** Each node sends a full snapshot this often, in ms (30000). */
+  snapshotIntervalMs?: number;
+  /** Largest message sent or accepted, in bytes (262144; at least 16384). */
+  maxMessageBytes?: number;
+  /** Most other nodes tracked at once (64). */
+  maxNodes?: number;
+}
+
+/** Counters of a node's replication traffic. */
+export interface ClusterStats {
+  /** This node's incarnation: milliseconds << 16 plus random bits, so a bigint. */
+  incarnation: bigint;
+  /** Other nodes currently live. */
+  nodes: number;
+  /** Messages handed out by clusterTick() and clusterLeave() (or sent by the Redis link). */
+  messagesSent: number;
+  bytesSent: number;
+  /** Messages ingested, echoes of this node's own included. */
+  messagesReceived: number;
+  bytesReceived: number;
+  /** Refused: forged, tampered, truncated, or of another secret. */
+  rejectedUnauthenticated: number;
+  /** Refused: authentic but undecodable, of the other format, or over a bound. */
+  rejectedMalformed: number;
+  /** Refused: larger than maxMessageBytes. */
+  rejectedOversized: number;
+  /** Refused: a sequence number or incarnation already seen. */
+  rejectedReplayed: number;
+  snapshotsSent: number;
+  /** Snapshot requests sent after a gap. */
+  snapshotRequestsSent: number;
+  /** Nodes dropped for silence or after announcing their departure. */
+  nodesDropped: number;
 }
 
 /** The three numbers of a topic. */
@@ -134,13 +182,29 @@ export class Engine {
   pollDiffJson(): string;
   /** Engine-wide figures; `bytes` costs O(topics). */
   stats(): Stats;
-  /** True when the wake-up descriptor is readable (a poll may return something; can be spurious). */
+  /** Topics changed since the last poll, in O(1) (a poll may still return [] if changes cancelled out). */
+  pendingTopics(): number;
+  /** pendingTopics() > 0: a poll may return something. */
   hasPending(): boolean;
   /** Calls `callback` with each non-empty poll, checked every intervalMs; returns a stop function. */
   onDiff(callback: (batch: TopicDiff[]) => void, options?: OnDiffOptions): () => void;
   /** Non-empty poll batches, checked every intervalMs; ends on close() or abort. */
   diffs(options?: DiffsOptions): AsyncIterableIterator<TopicDiff[]>;
-  /** Frees the engine; idempotent. Any other call afterwards throws EngineClosedError. */
+  /** Own bus: the messages to publish now, in order; call every tickMs. NoClusterError on a single node. */
+  clusterTick(): Buffer[];
+  /** Own bus: applies a message another node published. RejectedError for a refused one. */
+  clusterIngest(message: Uint8Array): void;
+  /** Own bus: the departure message to publish before shutting down. */
+  clusterLeave(): Buffer;
+  /** Own bus: after the bus reconnects, the message asking every node for a snapshot. */
+  clusterResync(): Buffer;
+  /** The replication counters. */
+  clusterStats(): ClusterStats;
+  /** Starts the built-in Redis pub/sub link (a native thread); replaces a running one. */
+  startRedis(url: string, channel: string): void;
+  /** Stops the Redis link after it published this node's departure; resolves when its thread ended. */
+  stopRedis(): Promise<void>;
+  /** Frees the engine (stopping a Redis link first); idempotent. Any other call afterwards throws EngineClosedError. */
   close(): void;
   [Symbol.dispose](): void;
 }
@@ -185,8 +249,12 @@ export class AlreadyTrackedError extends PresenceError {}
 export class NotTrackedError extends PresenceError {}
 /** max_topics or max_presences is reached. */
 export class LimitReachedError extends PresenceError {}
-/** The operating system refused a resource (the wake-up descriptor). */
+/** The operating system refused a resource (the wake-up descriptor, the Redis link's thread). */
 export class ResourceError extends PresenceError {}
+/** A cluster call on an engine created without the `cluster` option. */
+export class NoClusterError extends PresenceError {}
+/** A replication message was refused; nothing of it was merged, and clusterStats() counts it. */
+export class RejectedError extends PresenceError {}
 /** A bug inside the engine was caught at the C boundary. */
 export class PanicError extends PresenceError {}
 /** A call on a closed engine. */

@@ -3,15 +3,16 @@
 // presence-engine for Node: the Engine class over the C ABI of libpresence (see
 // include/presence.h in the repository, which is the manual for every call made here).
 
+const { isUint8Array } = require('node:util/types');
 const { native, LITTLE_ENDIAN } = require('./lib/native');
 const errors = require('./lib/errors');
-const { Status, errorFor, InvalidInputError, InvalidMetaError, ConfigError, EngineClosedError } = errors;
+const { Status, errorFor, statusCode, InvalidInputError, InvalidMetaError, ConfigError, EngineClosedError } = errors;
 
 // ---------------------------------------------------------------------------------------
 // Scratch memory for out-parameters. Calls are synchronous and JS is single-threaded
 // (each worker thread loads its own copy of this module), so one set is enough.
 
-const U64_WORDS = 8; // presence_counts (3 x u64) and presence_stats (4 x u64) fit
+const U64_WORDS = 16; // presence_counts (3 x u64), presence_stats (4) and presence_cluster_stats (13) fit
 const u64Scratch = new Uint32Array(U64_WORDS * 2);
 const seqScratch = new Uint32Array(2);
 const sizeScratch = new Uint32Array(2);
@@ -21,6 +22,11 @@ const HI = LITTLE_ENDIAN ? 1 : 0;
 /** The i-th u64 of a Uint32Array, as a Number (exact below 2^53, which counts stay). */
 function u64(words, i) {
   return words[2 * i + LO] + words[2 * i + HI] * 4294967296;
+}
+
+/** The i-th u64 of a Uint32Array, as a BigInt (for values that use all 64 bits). */
+function u64Big(words, i) {
+  return (BigInt(words[2 * i + HI]) << 32n) | BigInt(words[2 * i + LO]);
 }
 
 // presence_buf {const uint8_t *data; size_t len;}: two pointer-sized words.
@@ -44,6 +50,32 @@ function takeBuffer(n) {
   } finally {
     n.buf_free(bufScratch);
   }
+}
+
+// The messages of a cluster call (presence_message_cb), collected while the call runs.
+// The callback runs synchronously inside the call, on this thread; the bytes are only
+// valid during the callback, so each message is copied out (koffi.decode of a uint8_t
+// array allocates a fresh Uint8Array) and wrapped as a Buffer without a second copy.
+let collected = null;
+
+function onMessage(_userdata, data, len) {
+  const n = Number(len);
+  const bytes = n === 0 ? new Uint8Array(0) : native().koffi.decode(data, 'uint8_t', n);
+  collected.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** Runs a presence_message_cb call and returns the messages it handed out, in order. */
+function collectMessages(n, call, h) {
+  const out = [];
+  collected = out;
+  let status;
+  try {
+    status = call(h, onMessage, null);
+  } finally {
+    collected = null;
+  }
+  if (status !== Status.OK) fail(n, status);
+  return out;
 }
 
 let errScratch = Buffer.alloc(1024);
@@ -127,6 +159,16 @@ function describe(v) {
 }
 
 // camelCase option -> snake_case field of the presence_engine_new JSON config.
+const CLUSTER_OPTIONS = Object.freeze({
+  node: ['node', 'string'],
+  secret: ['secret', 'string'],
+  tickMs: ['tick_ms', 'number'],
+  downAfterMs: ['down_after_ms', 'number'],
+  snapshotIntervalMs: ['snapshot_interval_ms', 'number'],
+  maxMessageBytes: ['max_message_bytes', 'number'],
+  maxNodes: ['max_nodes', 'number'],
+});
+
 const OPTIONS = Object.freeze({
   format: ['format', 'string'],
   viewersKey: ['viewers_key', 'string'],
@@ -136,27 +178,48 @@ const OPTIONS = Object.freeze({
   maxMetaBytes: ['max_meta_bytes', 'number'],
   maxTopics: ['max_topics', 'number'],
   maxPresences: ['max_presences', 'number'],
+  cluster: ['cluster', CLUSTER_OPTIONS],
 });
 
-function configJson(options) {
-  if (options === undefined || options === null) return '{}';
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
-  }
+/**
+ * Translates an options object by its spec: known names only, JS types checked here,
+ * values checked by the engine. `what` names the object in messages ('option',
+ * 'cluster option'). Undefined values keep the engine's defaults.
+ */
+function translate(options, spec, what) {
   const config = {};
   for (const [name, value] of Object.entries(options)) {
-    if (!Object.hasOwn(OPTIONS, name)) {
+    if (!Object.hasOwn(spec, name)) {
       throw new ConfigError(
-        `unknown option ${JSON.stringify(name)}; known options: ${Object.keys(OPTIONS).join(', ')}`,
+        `unknown ${what} ${JSON.stringify(name)}; known ${what}s: ${Object.keys(spec).join(', ')}`,
         Status.INVALID_CONFIG
       );
     }
     if (value === undefined) continue;
-    const spec = OPTIONS[name];
-    if (typeof value !== spec[1]) throw new TypeError(`option ${name} must be a ${spec[1]}, got ${describe(value)}`);
-    config[spec[0]] = value;
+    const [field, type] = spec[name];
+    if (typeof type === 'object') {
+      // A nested object (cluster); null means none, like leaving it out.
+      if (value === null) continue;
+      if (!isPlainObject(value)) throw new TypeError(`${what} ${name} must be an object, got ${describe(value)}`);
+      config[field] = translate(value, type, `${name} option`);
+      continue;
+    }
+    if (typeof value !== type) throw new TypeError(`${what} ${name} must be a ${type}, got ${describe(value)}`);
+    config[field] = value;
   }
-  return JSON.stringify(config);
+  return config;
+}
+
+function isPlainObject(v) {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function configJson(options) {
+  if (options === undefined || options === null) return '{}';
+  if (!isPlainObject(options)) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`);
+  }
+  return JSON.stringify(translate(options, OPTIONS, 'option'));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -167,18 +230,18 @@ const registry = new FinalizationRegistry((handle) => {
   native().engine_free(handle);
 });
 
-const POLLIN = 1;
-
 class Engine {
   #handle; // BigInt address of the presence_engine, or null once closed
   #format;
   #fd;
   #stops = new Set(); // onDiff subscriptions and sleeping diffs() iterators
-  #pollfd = null;
+  #inflight = 0; // stopRedis() calls running on a worker thread
+  #freeLater = null; // the handle close() could not free while #inflight > 0
 
   /**
    * @param {object} [options] format ('counts' | 'phoenix'), viewersKey, shards,
-   *   maxTopicBytes, maxKeyBytes, maxMetaBytes, maxTopics, maxPresences
+   *   maxTopicBytes, maxKeyBytes, maxMetaBytes, maxTopics, maxPresences, cluster
+   *   ({node, secret, tickMs, downAfterMs, snapshotIntervalMs, maxMessageBytes, maxNodes})
    */
   constructor(options) {
     const json = configJson(options);
@@ -332,30 +395,26 @@ class Engine {
   }
 
   /**
-   * True when the wake-up descriptor is readable, i.e. a poll may return something
-   * (wake-ups can be spurious). One non-blocking poll(2), O(1) whatever the engine holds.
+   * How many topics changed since the last poll (presence_pending_topics): O(1), no
+   * syscall. Non-zero does not promise a non-empty poll (changes may cancel out).
    */
-  hasPending() {
-    this.#h();
+  pendingTopics() {
+    const h = this.#h();
     const n = native();
-    if (n.poll === null) return true;
-    if (this.#pollfd === null) {
-      const raw = new ArrayBuffer(8); // struct pollfd { int fd; short events; short revents; }
-      this.#pollfd = { raw, i32: new Int32Array(raw), i16: new Int16Array(raw) };
-    }
-    const p = this.#pollfd;
-    p.i32[0] = this.#fd;
-    p.i16[2] = POLLIN;
-    p.i16[3] = 0;
-    const r = n.poll(p.raw, 1, 0);
-    // -1 (EINTR and the like) says nothing: report "maybe", a poll is always safe.
-    return r !== 0;
+    const status = n.pending_topics(h, u64Scratch);
+    if (status !== Status.OK) fail(n, status);
+    return u64(u64Scratch, 0);
+  }
+
+  /** True when a poll may return something: pendingTopics() > 0. */
+  hasPending() {
+    return this.pendingTopics() > 0;
   }
 
   /**
    * Calls `callback(batch)` with each non-empty poll. Every `intervalMs` (default 50) a
-   * timer asks the wake-up descriptor (one poll(2), no engine work) and polls only when
-   * it is readable. Returns a function that stops it; close() stops it too. With
+   * timer asks hasPending() (one atomic load in the engine) and polls only when it is
+   * true. Returns a function that stops it; close() stops it too. With
    * `unref: true` the timer does not keep the process alive.
    */
   onDiff(callback, { intervalMs = 50, unref = false } = {}) {
@@ -379,7 +438,7 @@ class Engine {
   }
 
   /**
-   * An async iterator of non-empty poll batches, checking the wake-up descriptor every
+   * An async iterator of non-empty poll batches, checking hasPending() every
    * `intervalMs` (default 50). It ends when the engine is closed or `signal` aborts.
    */
   diffs({ intervalMs = 50, signal } = {}) {
@@ -417,14 +476,139 @@ class Engine {
     });
   }
 
-  /** Frees the engine. Idempotent; every other call afterwards throws EngineClosedError. */
+  // --- cluster mode ----------------------------------------------------------------------
+
+  /**
+   * Cluster mode over the host's own bus: the messages this node must publish now, in
+   * order (its changes or a heartbeat; snapshots when due or asked for; snapshot
+   * requests after a gap). Call it every `tickMs`; it also drops nodes silent for
+   * `downAfterMs`, whose presences then leave through pollDiff(). NoClusterError on a
+   * single-node engine.
+   */
+  clusterTick() {
+    const h = this.#h();
+    const n = native();
+    return collectMessages(n, n.cluster_tick, h);
+  }
+
+  /**
+   * Cluster mode: applies a message another node published (this node's own echoes are
+   * ignored). RejectedError for a message that is forged, tampered, truncated, of another
+   * secret or format, oversized or replayed: nothing of it is merged, and it is counted
+   * in clusterStats().
+   */
+  clusterIngest(message) {
+    const h = this.#h();
+    if (!isUint8Array(message)) {
+      throw new TypeError(`message must be a Buffer or a Uint8Array, got ${describe(message)}`);
+    }
+    const n = native();
+    const status = n.cluster_ingest(h, message, message.length);
+    if (status !== Status.OK) fail(n, status);
+  }
+
+  /**
+   * Cluster mode: the message announcing that this node leaves, so the others drop its
+   * presences at once. Publish it before shutting down; later ticks publish nothing.
+   */
+  clusterLeave() {
+    const h = this.#h();
+    const n = native();
+    return collectMessages(n, n.cluster_leave, h)[0];
+  }
+
+  /**
+   * Cluster mode: after the host's bus reconnects (messages may have been lost both
+   * ways), the message to publish that asks every node for a snapshot; this node's next
+   * tick sends its own. The Redis link does this by itself.
+   */
+  clusterResync() {
+    const h = this.#h();
+    const n = native();
+    return collectMessages(n, n.cluster_resync, h)[0];
+  }
+
+  /** Cluster mode: the replication counters (presence_cluster_stats, camelCased). */
+  clusterStats() {
+    const h = this.#h();
+    const n = native();
+    const status = n.cluster_get_stats(h, u64Scratch);
+    if (status !== Status.OK) fail(n, status);
+    const w = u64Scratch;
+    return {
+      incarnation: u64Big(w, 0), // milliseconds << 16 | random: beyond 2^53, hence a bigint
+      nodes: u64(w, 1),
+      messagesSent: u64(w, 2),
+      bytesSent: u64(w, 3),
+      messagesReceived: u64(w, 4),
+      bytesReceived: u64(w, 5),
+      rejectedUnauthenticated: u64(w, 6),
+      rejectedMalformed: u64(w, 7),
+      rejectedOversized: u64(w, 8),
+      rejectedReplayed: u64(w, 9),
+      snapshotsSent: u64(w, 10),
+      snapshotRequestsSent: u64(w, 11),
+      nodesDropped: u64(w, 12),
+    };
+  }
+
+  /**
+   * Cluster mode: starts the built-in Redis link, a native background thread that
+   * publishes this node's messages on the pub/sub `channel` at `url` every tick and
+   * ingests the other nodes' messages. It reconnects with backoff and resyncs by itself;
+   * an unreachable Redis is not an error. Returns at once, except when it replaces a
+   * running link, whose thread it waits for (about one tick).
+   */
+  startRedis(url, channel) {
+    const h = this.#h();
+    checkText(url, 'url', Status.INVALID_ARGUMENT, InvalidInputError);
+    checkText(channel, 'channel', Status.INVALID_ARGUMENT, InvalidInputError);
+    const n = native();
+    const status = n.redis_start(h, url, channel);
+    if (status !== Status.OK) fail(n, status);
+  }
+
+  /**
+   * Stops the Redis link after it has published this node's departure. The native call
+   * blocks until the link's thread ends (about one tick, plus up to a connection timeout
+   * when Redis is away), so it runs on a worker thread and this returns a promise.
+   * Resolves also when no link runs.
+   */
+  async stopRedis() {
+    const h = this.#h();
+    const n = native();
+    this.#inflight++;
+    try {
+      const status = await new Promise((resolve, reject) => {
+        n.redis_stop.async(h, (err, res) => (err ? reject(err) : resolve(res)));
+      });
+      // The error message is thread-local in C, on the worker thread: only the status
+      // reaches this thread.
+      if (status !== Status.OK) throw errorFor(status, `presence_redis_stop failed (${statusCode(status)})`);
+    } finally {
+      this.#inflight--;
+      if (this.#inflight === 0 && this.#freeLater !== null) {
+        const later = this.#freeLater;
+        this.#freeLater = null;
+        n.engine_free(later);
+      }
+    }
+  }
+
+  /**
+   * Frees the engine. Idempotent; every other call afterwards throws EngineClosedError.
+   * A running Redis link is stopped first (its departure published), which blocks for
+   * about one tick: `await stopRedis()` before close() keeps the event loop free. While
+   * a stopRedis() is still running, the free waits for it (the engine is closed at once).
+   */
   close() {
     const h = this.#handle;
     if (h === null) return;
     this.#handle = null;
     for (const stop of [...this.#stops]) stop();
     registry.unregister(this);
-    native().engine_free(h);
+    if (this.#inflight > 0) this.#freeLater = h;
+    else native().engine_free(h);
   }
 
   [Symbol.dispose]() {
@@ -467,4 +651,6 @@ module.exports = {
   ResourceError: errors.ResourceError,
   PanicError: errors.PanicError,
   EngineClosedError: errors.EngineClosedError,
+  NoClusterError: errors.NoClusterError,
+  RejectedError: errors.RejectedError,
 };

@@ -18,6 +18,8 @@ export const {
   ResourceError,
   PanicError,
   EngineClosedError,
+  NoClusterError,
+  RejectedError,
 } = cjs;
 
 export default cjs;

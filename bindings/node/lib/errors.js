@@ -59,10 +59,21 @@ class AlreadyTrackedError extends PresenceError {}
 class NotTrackedError extends PresenceError {}
 /** The configured maximum number of topics or presences is reached. */
 class LimitReachedError extends PresenceError {}
-/** The operating system refused a resource (the wake-up descriptor), e.g. out of file descriptors. */
+/**
+ * The operating system refused a resource (the wake-up descriptor, the Redis link's
+ * thread), or the library was built without its Redis link.
+ */
 class ResourceError extends PresenceError {}
 /** A bug inside the engine was caught at the C boundary. */
 class PanicError extends PresenceError {}
+/** A cluster call on an engine created without the `cluster` option. */
+class NoClusterError extends PresenceError {}
+/**
+ * A replication message was refused (forged, tampered, truncated, another secret or
+ * format, oversized, replayed): nothing of it was merged, and it is counted in
+ * clusterStats().
+ */
+class RejectedError extends PresenceError {}
 /**
  * The engine was closed. There is no engine left to call, which is what C reports as
  * PRESENCE_STATUS_NULL_ARGUMENT for a NULL handle, hence that status.
@@ -73,8 +84,6 @@ class EngineClosedError extends PresenceError {
   }
 }
 
-// NO_CLUSTER and REJECTED belong to the cluster calls of the C ABI, which this package
-// does not expose yet: they stay plain PresenceErrors.
 const CLASS_BY_STATUS = new Map([
   [Status.NULL_ARGUMENT, InvalidInputError],
   [Status.INVALID_UTF8, InvalidInputError],
@@ -86,6 +95,8 @@ const CLASS_BY_STATUS = new Map([
   [Status.NOT_TRACKED, NotTrackedError],
   [Status.LIMIT_REACHED, LimitReachedError],
   [Status.IO, ResourceError],
+  [Status.NO_CLUSTER, NoClusterError],
+  [Status.REJECTED, RejectedError],
   [Status.PANIC, PanicError],
 ]);
 
@@ -110,4 +121,6 @@ module.exports = {
   ResourceError,
   PanicError,
   EngineClosedError,
+  NoClusterError,
+  RejectedError,
 };

@@ -95,6 +95,7 @@ function resolveLibrary({ env = process.env, pkgDir = PACKAGE_DIR } = {}) {
 }
 
 let loaded = null;
+let typesDeclared = false;
 
 /** Loads the library once and returns the declared functions. */
 function native() {
@@ -114,11 +115,38 @@ function native() {
   const where = resolveLibrary();
   const lib = koffi.load(where.path);
 
+  // The version first: a library of another ABI must be refused before any of its
+  // functions is declared with a signature it may not have.
+  const version = lib.func('const char *presence_version(void)');
+  const v = version();
+  if (v.split('.').slice(0, 2).join('.') !== ABI_VERSION) {
+    throw new Error(`presence-engine: ${where.path} is libpresence ${v}, but this package speaks the ${ABI_VERSION}.x C ABI`);
+  }
+
   // Out-parameters are passed as typed arrays over scratch memory rather than as
   // koffi struct objects: the C structs are plain u64/size_t fields in native byte
   // order, which typed arrays read without allocating an object per call.
-  koffi.opaque('presence_engine');
-  const fn = (decl) => lib.func(decl);
+  // koffi's type names are global: declared once, even if a load is retried.
+  if (!typesDeclared) {
+    koffi.opaque('presence_engine');
+    // The cluster calls hand out messages through this callback, synchronously, on the
+    // calling thread (index.js passes a JS function: a koffi transient callback).
+    koffi.proto('void presence_message_cb(void *userdata, const uint8_t *data, size_t len)');
+    typesDeclared = true;
+  }
+  // The 0.1 ABI gained functions without a version change (the cluster calls,
+  // presence_pending_topics): a 0.1 library built before them lacks them.
+  const fn = (decl) => {
+    try {
+      return lib.func(decl);
+    } catch (err) {
+      const name = /(presence_\w+)\(/.exec(decl)[1];
+      throw new Error(
+        `presence-engine: ${where.path} (libpresence ${v}) has no ${name}: it was built before this package's ` +
+          `functions were added; rebuild it (cargo build --release --lib) (${err.message})`
+      );
+    }
+  };
   const n = {
     koffi,
     path: where.path,
@@ -134,47 +162,25 @@ function native() {
     poll_diff: fn('int presence_poll_diff(const presence_engine *engine, void *out)'),
     buf_free: fn('void presence_buf_free(void *buf)'),
     wakeup_fd: fn('int presence_wakeup_fd(const presence_engine *engine)'),
+    pending_topics: fn('int presence_pending_topics(const presence_engine *engine, void *out)'),
     get_stats: fn('int presence_get_stats(const presence_engine *engine, void *out)'),
+    cluster_tick: fn('int presence_cluster_tick(const presence_engine *engine, presence_message_cb *callback, void *userdata)'),
+    cluster_ingest: fn('int presence_cluster_ingest(const presence_engine *engine, const void *data, size_t len)'),
+    cluster_leave: fn('int presence_cluster_leave(const presence_engine *engine, presence_message_cb *callback, void *userdata)'),
+    cluster_resync: fn('int presence_cluster_resync(const presence_engine *engine, presence_message_cb *callback, void *userdata)'),
+    cluster_get_stats: fn('int presence_cluster_get_stats(const presence_engine *engine, void *out)'),
+    redis_start: fn('int presence_redis_start(const presence_engine *engine, const char *url, const char *channel)'),
+    redis_stop: fn('int presence_redis_stop(const presence_engine *engine)'),
     last_error_message: fn('size_t presence_last_error_message(void *buf, size_t cap)'),
     status_name: fn('const char *presence_status_name(uint32_t status)'),
-    version: fn('const char *presence_version(void)'),
+    version,
     pointerSize: koffi.sizeof('void *'),
-    poll: loadPoll(koffi),
   };
   if (koffi.sizeof('size_t') !== n.pointerSize) {
     throw new Error('presence-engine: size_t and pointers differ in size on this platform; unsupported');
   }
-  const version = n.version();
-  if (version.split('.').slice(0, 2).join('.') !== ABI_VERSION) {
-    throw new Error(
-      `presence-engine: ${where.path} is libpresence ${version}, but this package speaks the ${ABI_VERSION}.x C ABI`
-    );
-  }
   loaded = n;
   return n;
-}
-
-/**
- * poll(2) from the C library, to ask without blocking whether the wake-up descriptor is
- * readable; null where no C library with poll() can be loaded (the caller then polls
- * the engine on every tick instead, which is correct, only a little more work).
- */
-function loadPoll(koffi) {
-  const names =
-    process.platform === 'darwin'
-      ? ['libSystem.B.dylib']
-      : process.platform === 'linux'
-        ? ['libc.so.6', 'libc.so']
-        : ['libc.so.7', 'libc.so'];
-  for (const name of names) {
-    try {
-      const libc = koffi.load(name);
-      return libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
-    } catch {
-      // try the next name
-    }
-  }
-  return null;
 }
 
 module.exports = {

@@ -53,6 +53,8 @@ test('exports the documented names', () => {
     'ResourceError',
     'PanicError',
     'EngineClosedError',
+    'NoClusterError',
+    'RejectedError',
   ]) {
     assert.ok(pe[name] !== undefined, name);
   }
@@ -100,8 +102,8 @@ test('each status maps to its error class', () => {
     [Status.LIMIT_REACHED]: pe.LimitReachedError,
     [Status.IO]: pe.ResourceError,
     [Status.PANIC]: pe.PanicError,
-    [Status.NO_CLUSTER]: pe.PresenceError,
-    [Status.REJECTED]: pe.PresenceError,
+    [Status.NO_CLUSTER]: pe.NoClusterError,
+    [Status.REJECTED]: pe.RejectedError,
   };
   for (const [status, Cls] of Object.entries(expected)) {
     const err = errors.errorFor(Number(status), 'm');
@@ -422,6 +424,7 @@ test('close: idempotent, and every call afterwards throws EngineClosedError', as
     fd: () => e.fd,
     fileno: () => e.fileno(),
     hasPending: () => e.hasPending(),
+    pendingTopics: () => e.pendingTopics(),
     onDiff: () => e.onDiff(() => {}),
     diffs: () => e.diffs(),
   };

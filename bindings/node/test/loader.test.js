@@ -132,7 +132,7 @@ test('PRESENCE_BUILD=0 forbids the build; a failed build is an error', (t) => {
   assert.throws(() => resolveLibrary({ env: { CARGO: path.join(dir, 'no-such-cargo') }, pkgDir: pkg }), /could not run/);
 });
 
-test('a library of another ABI version is refused at load', (t) => {
+test('a library of another ABI version, or an older 0.1 one, is refused at load with a clear message', (t) => {
   const cc = spawnSync('cc', ['--version']);
   if (cc.error) {
     t.skip('no C compiler to build a stand-in library');
@@ -154,4 +154,15 @@ test('a library of another ABI version is refused at load', (t) => {
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /is libpresence 9\.9\.0, but this package speaks the 0\.1\.x C ABI/);
+
+  // A 0.1 library from before the cluster calls: the same version, fewer functions.
+  const old = `${names.map((n) => `int ${n}(void) { return 0; }`).join('\n')}\nconst char *presence_version(void) { return "0.1.0"; }\n`;
+  fs.writeFileSync(path.join(dir, 'old.c'), old);
+  execFileSync('cc', ['-shared', '-fPIC', '-o', path.join(dir, 'libold.so'), path.join(dir, 'old.c')]);
+  const o = spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(PACKAGE_DIR)}).Engine)()`], {
+    env: { ...process.env, PRESENCE_LIB: path.join(dir, 'libold.so') },
+    encoding: 'utf8',
+  });
+  assert.notEqual(o.status, 0);
+  assert.match(o.stderr, /libold\.so \(libpresence 0\.1\.0\) has no presence_pending_topics: it was built before/);
 });

@@ -14,6 +14,8 @@ import presence, {
   ResourceError,
   PanicError,
   EngineClosedError,
+  NoClusterError,
+  RejectedError,
   version,
   statusName,
   libraryPath,
@@ -25,6 +27,8 @@ import presence, {
   type PresenceState,
   type PhoenixState,
   type CountsState,
+  type ClusterOptions,
+  type ClusterStats,
 } from 'presence-engine';
 
 const options: EngineOptions = {
@@ -73,6 +77,7 @@ const text: string = engine.pollDiffJson();
 const stats: Stats = engine.stats();
 const pending: number = stats.topicsPending + stats.bytes + stats.presences + stats.topics;
 const maybe: boolean = engine.hasPending();
+const nPending: number = engine.pendingTopics();
 const stop: () => void = engine.onDiff((b: TopicDiff[]) => void b.length, { intervalMs: 10, unref: true });
 stop();
 const ac = new AbortController();
@@ -83,6 +88,46 @@ for await (const b of engine.diffs({ intervalMs: 5, signal: ac.signal })) {
 engine[Symbol.dispose]();
 engine.close();
 other.close();
+
+const clusterOptions: ClusterOptions = {
+  node: 'web-1',
+  secret: 'a long random shared secret',
+  tickMs: 250,
+  downAfterMs: 3000,
+  snapshotIntervalMs: 30000,
+  maxMessageBytes: 262144,
+  maxNodes: 64,
+};
+const node = new Engine({ format: 'counts', cluster: clusterOptions });
+new Engine({ cluster: null });
+const outgoing: Buffer[] = node.clusterTick();
+for (const m of outgoing) node.clusterIngest(m);
+node.clusterIngest(new Uint8Array(4));
+const leave: Buffer = node.clusterLeave();
+const resync: Buffer = node.clusterResync();
+const cstats: ClusterStats = node.clusterStats();
+const incarnation: bigint = cstats.incarnation;
+const refused: number =
+  cstats.rejectedUnauthenticated + cstats.rejectedMalformed + cstats.rejectedOversized + cstats.rejectedReplayed +
+  cstats.nodes + cstats.messagesSent + cstats.bytesSent + cstats.messagesReceived + cstats.bytesReceived +
+  cstats.snapshotsSent + cstats.snapshotRequestsSent + cstats.nodesDropped;
+node.startRedis('redis://127.0.0.1:6379/', 'presence');
+const stopped: Promise<void> = node.stopRedis();
+await stopped;
+try {
+  node.clusterIngest(leave);
+} catch (err) {
+  if (err instanceof RejectedError || err instanceof NoClusterError) void err.status;
+}
+node.close();
+// @ts-expect-error: a cluster needs a secret
+new Engine({ cluster: { node: 'a' } });
+// @ts-expect-error: cluster options are camelCase
+new Engine({ cluster: { node: 'a', secret: 'x'.repeat(16), tick_ms: 5 } });
+// @ts-expect-error: messages are bytes, not text
+node.clusterIngest('message');
+// @ts-expect-error: the incarnation is a bigint
+const wrongIncarnation: number = cstats.incarnation;
 
 const status: number = Status.NOT_TRACKED;
 const name: string = statusName(status) + version() + libraryPath();
@@ -98,6 +143,8 @@ const errors = [
   new ResourceError('m', 10),
   new PanicError('m', 99, 'PRESENCE_STATUS_PANIC'),
   new EngineClosedError(),
+  new NoClusterError('m', 11),
+  new RejectedError('m', 12),
 ];
 for (const e of errors) {
   const base: PresenceError = e;
@@ -121,3 +168,4 @@ engine.track('room', 1, 'k', 5);
 const wrong: string = engine.counts('room').users;
 
 void [format, closed, fd, removed, total, refs, viewers, json, seq, text, pending, maybe, name, input, wrong];
+void [nPending, resync, incarnation, refused, wrongIncarnation];
