@@ -1,0 +1,171 @@
+"""Live presence for Python socket servers: how many (or who) are in each channel.
+
+The engine is native (Rust); this package adds the asyncio helper `Engine.diffs`.
+The API reference is in the type stubs (`__init__.pyi`, `_native.pyi`); see also
+`help(presence_engine.Engine)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, Union
+
+# Type aliases for annotating code that calls the engine (documented in __init__.pyi).
+Meta = Union[dict[str, Any], str, None]
+TrackItem = Union[
+    tuple[str, int],
+    tuple[str, int, Union[str, None]],
+    tuple[str, int, Union[str, None], Meta],
+    list[Any],
+]
+UntrackItem = Union[tuple[str, int], list[Any]]
+
+from . import _native  # noqa: E402  (the stubs of _native import the aliases above)
+from ._native import (  # noqa: E402
+    CORE_VERSION,
+    AlreadyTrackedError,
+    ConfigError,
+    Counts,
+    EngineClosedError,
+    InvalidInputError,
+    LimitReachedError,
+    NotTrackedError,
+    PresenceError,
+    ResourceError,
+    Stats,
+    __version__,
+)
+
+__all__ = [
+    "CORE_VERSION",
+    "AlreadyTrackedError",
+    "ConfigError",
+    "Counts",
+    "Engine",
+    "EngineClosedError",
+    "InvalidInputError",
+    "LimitReachedError",
+    "Meta",
+    "NotTrackedError",
+    "PresenceError",
+    "ResourceError",
+    "Stats",
+    "TrackItem",
+    "UntrackItem",
+    "__version__",
+]
+
+# Guards the lazily created waiter set of every engine (creation is rare: once per engine).
+_registry_lock = threading.Lock()
+
+
+class _Waiter:
+    """One running `diffs()` iteration: the future it awaits, and whether to stop."""
+
+    __slots__ = ("loop", "future", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = None
+        self.closed = False
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Engine(_native.Engine):
+    __doc__ = _native.Engine.__doc__
+    __slots__ = ("_waiters",)
+    _waiters: set[_Waiter]  # the running diffs() iterations, created on first use
+
+    def _waiter_set(self) -> set[_Waiter]:
+        with _registry_lock:
+            try:
+                return self._waiters
+            except AttributeError:
+                waiters: set[_Waiter] = set()
+                self._waiters = waiters
+                return waiters
+
+    def close(self) -> None:
+        super().close()
+        # Wake every diffs() iteration so that it sees the engine closed and ends. They may
+        # run on other threads' loops, hence call_soon_threadsafe.
+        # (A waiter that registers its future after this sees `closed` and does not wait.)
+        with _registry_lock:
+            waiting = []
+            for waiter in getattr(self, "_waiters", ()):
+                waiter.closed = True
+                if waiter.future is not None:
+                    waiting.append((waiter.loop, waiter.future))
+        for loop, future in waiting:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:
+                pass  # that loop is closed already: nothing waits on it any more
+
+    def diffs(self, *, raw: bool = False, interval: float = 0.0) -> AsyncIterator[Any]:
+        """Yields each non-empty poll (`poll_diff()`, or `poll_diff_json()` with raw=True),
+        waiting on the wake-up fd with `loop.add_reader` in between; after a batch, the next
+        poll comes no sooner than `interval` seconds later. Ends when the engine is closed.
+        The full reference is in the stub, presence_engine/__init__.pyi."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+            raise TypeError(f"interval must be a number, not {type(interval).__name__}")
+        if not interval >= 0:  # also refuses NaN
+            raise ValueError(f"interval must be >= 0, got {interval!r}")
+        self.fileno()  # raises EngineClosedError now rather than at the first iteration
+        return self._diffs(bool(raw), float(interval))
+
+    async def _diffs(self, raw: bool, interval: float) -> AsyncIterator[Any]:
+        loop = asyncio.get_running_loop()
+        poll = self.poll_diff_json if raw else self.poll_diff
+        waiter = _Waiter(loop)
+        waiters = self._waiter_set()
+        with _registry_lock:
+            waiters.add(waiter)
+        try:
+            # Our own descriptor for the engine's wake-up file: if the engine is closed
+            # while we wait, its number cannot be reused under our registration.
+            fd = os.dup(self.fileno())
+        except BaseException:
+            with _registry_lock:
+                waiters.discard(waiter)
+            if self.closed:
+                return
+            raise
+        try:
+            last_batch = None
+            while True:
+                if interval and last_batch is not None:
+                    delay = last_batch + interval - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                try:
+                    batch = poll()
+                except EngineClosedError:
+                    return
+                if batch and batch != "[]":
+                    last_batch = loop.time()
+                    yield batch
+                    continue
+                future: asyncio.Future[None] = loop.create_future()
+                with _registry_lock:
+                    if waiter.closed:
+                        return
+                    waiter.future = future
+                loop.add_reader(fd, _resolve, future)
+                try:
+                    await future
+                finally:
+                    with _registry_lock:
+                        waiter.future = None
+                    loop.remove_reader(fd)
+        finally:
+            with _registry_lock:
+                waiters.discard(waiter)
+            os.close(fd)

@@ -1,0 +1,48 @@
+//! Python bindings of the presence engine, over the core's Rust API (not the C ABI).
+//!
+//! The native module is `presence_engine._native`; the package `presence_engine` adds a
+//! thin Python layer (the asyncio helper) and the type stubs that document the API.
+
+mod convert;
+mod engine;
+mod errors;
+mod values;
+
+use pyo3::prelude::*;
+
+/// Native part of presence_engine: use the `presence_engine` package instead.
+#[pymodule(gil_used = false)]
+mod _native {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::engine::PyEngine;
+    #[pymodule_export]
+    use crate::values::{Counts, Stats};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        super::add_exceptions(m)?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("CORE_VERSION", presence::VERSION)?;
+        Ok(())
+    }
+}
+
+fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let ex = errors::exceptions(py)?;
+    for (name, class) in [
+        ("PresenceError", &ex.base),
+        ("AlreadyTrackedError", &ex.already_tracked),
+        ("NotTrackedError", &ex.not_tracked),
+        ("LimitReachedError", &ex.limit_reached),
+        ("InvalidInputError", &ex.invalid_input),
+        ("ConfigError", &ex.config),
+        ("EngineClosedError", &ex.closed),
+        ("ResourceError", &ex.resource),
+    ] {
+        m.add(name, class.clone_ref(py))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+# The Python package (bindings/python, issue 3). `make test-python`: format and lint its
+# crate, build the abi3 wheel with maturin, install it with pytest, hypothesis and mypy
+# into a FRESH virtualenv, and from a directory outside the source tree run the pytest
+# suite, mypy's stubtest (the stubs match the module) and bench/python_bench.py --check.
+#
+# Everything built or installed goes under target/python/: the crate's cargo target dir
+# (cargo/), the build venv with maturin (build-venv/, kept between runs), the wheel
+# (wheels/) and the test venv (test-venv/, made anew by every run).
+
+TEST_SUITES += test-python
+
+PY_DIR := $(ROOT)/bindings/python
+PY_OUT := $(TARGET_DIR)/python
+PY_BUILD_VENV := $(PY_OUT)/build-venv
+PY_TEST_VENV := $(PY_OUT)/test-venv
+PY_WHEELS := $(PY_OUT)/wheels
+PYTHON3 ?= python3
+# The crate's own target dir; PYO3_PYTHON is the interpreter maturin builds with, so that
+# clippy and maturin share pyo3's build-script outputs instead of redoing them.
+PY_CARGO := cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo PYO3_PYTHON=$(PY_BUILD_VENV)/bin/python $(CARGO)
+PY_PIP := --quiet --disable-pip-version-check
+PY_TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "mypy>=1.18"
+
+.PHONY: deps-python python-lint python-wheel test-python
+
+## python3 with venv and pip; Debian splits them out of the interpreter's package.
+deps-python:
+	@$(PYTHON3) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "installing python3-venv python3-pip"; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3 python3-venv python3-pip >/dev/null; }
+
+## The build venv: maturin from PyPI (a binary wheel, no Rust build of its own).
+$(PY_BUILD_VENV)/.ready:
+	@mkdir -p $(PY_OUT)
+	rm -rf $(PY_BUILD_VENV)
+	$(PYTHON3) -m venv $(PY_BUILD_VENV)
+	$(PY_BUILD_VENV)/bin/pip install $(PY_PIP) "maturin>=1.9.4,<2"
+	@touch $@
+
+## rustfmt and clippy over the binding crate (release profile: its build scripts are the
+## ones the wheel build uses next).
+python-lint: deps-python $(PY_BUILD_VENV)/.ready
+	$(PY_CARGO) fmt --check
+	$(PY_CARGO) clippy --release --all-targets -- -D warnings
+
+## The abi3 wheel (one file, for every CPython >= 3.10), into target/python/wheels/.
+python-wheel: deps-python $(PY_BUILD_VENV)/.ready
+	rm -rf $(PY_WHEELS)
+	cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo $(PY_BUILD_VENV)/bin/maturin build --release \
+	  --interpreter $(PY_BUILD_VENV)/bin/python --out $(PY_WHEELS)
+
+test-python: python-lint python-wheel
+	rm -rf $(PY_TEST_VENV)
+	$(PYTHON3) -m venv $(PY_TEST_VENV)
+	$(PY_TEST_VENV)/bin/pip install $(PY_PIP) $(PY_WHEELS)/presence_engine-*.whl $(PY_TEST_DEPS)
+	run=$$(mktemp -d) && trap 'rm -rf "$$run"' EXIT && cd "$$run" && \
+	  export PRESENCE_ENGINE_WHEEL=$$(ls $(PY_WHEELS)/presence_engine-*.whl) PYTHONDONTWRITEBYTECODE=1 && \
+	  $(PY_TEST_VENV)/bin/python -m pytest -p no:cacheprovider -q -rs $(PY_DIR)/tests && \
+	  $(PY_TEST_VENV)/bin/python -m mypy.stubtest presence_engine && \
+	  $(PY_TEST_VENV)/bin/python $(ROOT)/bench/python_bench.py --check
