@@ -1,0 +1,33 @@
+//! Shared pieces of the benchmark drivers: the standard workload, the bare `HashMap`
+//! tracker (the floor), the Redis counting patterns, the fan-out simulation and the
+//! JSON-lines output that `bench/run.py` merges into `BENCHMARKS.md`.
+//!
+//! Two binaries use this crate: `presence-bench` (timings, Redis, fan-out, checks) and
+//! `presence-mem` (memory per presence, with a counting global allocator that the timing
+//! binary does not pay for).
+
+pub mod alloc;
+pub mod args;
+pub mod fanout;
+pub mod floor;
+pub mod out;
+pub mod redis_patterns;
+pub mod rng;
+pub mod workload;
+
+use presence::{Config, Engine, Format};
+
+/// An engine for the benchmarks: the given format, limits raised so that no benchmark
+/// size hits them, everything else at the defaults a host gets with `{}`.
+pub fn engine(format: Format) -> Engine {
+    Engine::new(Config {
+        format,
+        max_topics: 4_000_000,
+        max_presences: 40_000_000,
+        ..Config::default()
+    })
+    .expect("benchmark config is valid")
+}
+
+/// The small meta of the phoenix-format figures.
+pub const META: &str = r#"{"online_at":1700000000}"#;

@@ -1,0 +1,82 @@
+# Benchmarks (bench/, issue 6). `make bench` builds the drivers and runs every suite of
+# bench/run.py, which writes bench/BENCHMARKS.md and its PNG plots; `make bench-quick`
+# passes BENCH_QUICK=1 for a fast look. `make test-bench` checks, on a small workload, that
+# every tracker the benchmarks compare gives the same counts (it asserts no timing).
+#
+# Everything built or installed here goes under target/bench/: the Rust drivers
+# (cargo/release/), the C driver, and the Python venv (matplotlib, the presence_engine
+# package). The Node package is installed into bench/node_modules (ignored by git) so that
+# bench/node_bench.mjs can import it. BENCH_ONLY=suite,... runs some suites only.
+
+BENCH_SUITES += bench-run
+TEST_SUITES += test-bench
+
+BENCH_DIR := $(ROOT)/bench
+BENCH_OUT := $(TARGET_DIR)/bench
+BENCH_CARGO_DIR := $(BENCH_OUT)/cargo
+BENCH_VENV := $(BENCH_OUT)/venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_C := $(BENCH_OUT)/presence_bench_c
+BENCH_CARGO := CARGO_TARGET_DIR=$(BENCH_CARGO_DIR) $(CARGO)
+
+.PHONY: deps-bench bench-drivers bench-venv bench-packages bench-run test-bench
+
+## System packages: a C compiler (deps-c) and redis-server, which run.py starts itself on
+## a free loopback port and stops at the end.
+deps-bench: deps-c
+	$(call apt_install,redis-server python3-venv)
+
+## The Rust drivers, the release library and the C driver linked against it.
+bench-drivers: deps-bench
+	$(CARGO) build --release --lib
+	cd $(BENCH_DIR) && $(BENCH_CARGO) build --release --bins
+	@mkdir -p $(BENCH_OUT)
+	gcc -std=c11 -O2 -Wall -Wextra -Werror -I$(ROOT)/include $(BENCH_DIR)/c/presence_bench.c \
+	  $(TARGET_DIR)/release/libpresence.a -lpthread -ldl -lm -o $(BENCH_C)
+
+## The bench venv with matplotlib (bench/requirements.txt).
+$(BENCH_PY): $(BENCH_DIR)/requirements.txt
+	@mkdir -p $(BENCH_OUT)
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q -r $(BENCH_DIR)/requirements.txt
+	@touch $(BENCH_PY)
+
+bench-venv: deps-bench $(BENCH_PY)
+
+## The Python and Node packages, for bench/python_bench.py and bench/node_bench.mjs;
+## each is skipped (and the report says so) when its binding is not in the tree. The Node
+## package is linked into bench/node_modules; its runtime dependency (koffi) goes where a
+## linked package looks for it, bindings/node/node_modules, only when it is missing there.
+bench-packages: bench-venv
+	@if [ -f $(ROOT)/bindings/python/pyproject.toml ]; then \
+	  echo "installing bindings/python into the bench venv"; \
+	  $(BENCH_PY) -m pip install -q $(ROOT)/bindings/python; \
+	else echo "bindings/python is absent: the Python benchmarks will be skipped"; fi
+	@if [ -f $(ROOT)/bindings/node/package.json ]; then \
+	  if [ ! -d $(ROOT)/bindings/node/node_modules/koffi ]; then \
+	    echo "installing the runtime dependencies of bindings/node"; \
+	    if [ -f $(ROOT)/bindings/node/package-lock.json ]; then \
+	      npm ci --omit=dev --no-audit --no-fund --loglevel=error --prefix $(ROOT)/bindings/node; \
+	    else \
+	      npm install --omit=dev --no-save --no-audit --no-fund --loglevel=error --prefix $(ROOT)/bindings/node; \
+	    fi; \
+	  fi; \
+	  echo "installing bindings/node into bench/node_modules"; \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+	    --prefix $(BENCH_DIR) $(ROOT)/bindings/node; \
+	else echo "bindings/node is absent: the Node benchmarks will be skipped"; fi
+
+bench-run: bench-drivers bench-packages
+	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
+	  $(BENCH_PY) $(BENCH_DIR)/run.py $(if $(BENCH_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
+## Rust and through the C ABI, the HashMap floor, the Redis patterns; the Python and Node
+## scripts' own --check when their packages are installed).
+test-bench: bench-drivers
+	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
+	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings
+	cd $(BENCH_DIR) && $(BENCH_CARGO) test --release
+	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
+	  $(if $(wildcard $(BENCH_PY)),$(BENCH_PY),python3) $(BENCH_DIR)/run.py --check
