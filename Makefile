@@ -15,7 +15,7 @@ TARGET_DIR := $(ROOT)/target
 TEST_SUITES :=
 BENCH_SUITES :=
 # Which demo `make demo` runs; components register theirs as demo-<name>.
-DEMO ?= c
+DEMO ?= python
 include $(sort $(wildcard mk/*.mk))
 
 .PHONY: help demo test bench bench-quick lib header

@@ -1,0 +1,219 @@
+// The demo server in Node: `ws` for the sockets, presence-engine (bindings/node) for the
+// bookkeeping, node:http for the built page (dist/) on the same port. The Python server
+// (../python/server.py) speaks the same protocol.
+//
+//   node server/node/server.js [--host 127.0.0.1] [--port 8000] [--static DIR] [--window-ms 100]
+//
+// Protocol, on ws://HOST:PORT/socket?topic=video:<id>[&user=<name>]:
+//   on join    -> {"event":"presence_state","topic":T,"seq":S,"payload":<engine list>}
+//                 then the socket is tracked (anonymous without `user`)
+//   each poll  -> {"event":"presence_diff","topic":T,"seq":S,"payload":<engine diff>}
+//                 to every socket of a topic that changed
+//   {"event":"sync"} from the page -> presence_state again (a page that saw a seq gap)
+//   on close   -> untrackConn
+// GET /api/presence?topic=T answers the topic's live counts, the seq of its last polled
+// diff and the engine's pending topics (for tests and curious humans; numbers only).
+
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Engine, LimitReachedError } from 'presence-engine'
+import { WebSocket, WebSocketServer } from 'ws'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const TOPIC_PATTERN = /^video:[A-Za-z0-9_-]{1,32}$/
+const USER_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+}
+
+const { values: opts } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: process.env.PORT || '8000' },
+    static: { type: 'string', default: path.resolve(HERE, '../../dist') },
+    'window-ms': { type: 'string', default: '100' },
+  },
+})
+const staticRoot = path.resolve(opts.static)
+const windowMs = Number(opts['window-ms'])
+
+const engine = new Engine({ format: 'counts' })
+/** topic -> Set of the sockets to push its diffs to */
+const rooms = new Map()
+let nextConn = 1
+
+const stateMessage = (topic) => {
+  const { json, seq } = engine.state(topic)
+  return `{"event":"presence_state","topic":${JSON.stringify(topic)},"seq":${seq},"payload":${json}}`
+}
+
+async function serveStatic(req, res) {
+  const url = new URL(req.url, 'http://localhost')
+  let rel
+  try {
+    rel = decodeURIComponent(url.pathname)
+  } catch {
+    res.writeHead(400).end('bad path')
+    return
+  }
+  if (rel.endsWith('/')) rel += 'index.html'
+  let file = path.resolve(staticRoot, `.${rel}`)
+  if (file !== staticRoot && !file.startsWith(staticRoot + path.sep)) {
+    res.writeHead(403).end('forbidden')
+    return
+  }
+  let body
+  try {
+    body = await fs.readFile(file)
+  } catch {
+    // Any other path without an extension is the page itself (it reads ?v= and ?user=).
+    if (path.extname(rel) !== '') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
+      return
+    }
+    file = path.join(staticRoot, 'index.html')
+    try {
+      body = await fs.readFile(file)
+    } catch {
+      res.writeHead(503, { 'content-type': 'text/plain' })
+      res.end(`The page is not built: run \`make demo-node\` (or \`npm run build\` in examples/web).\n`)
+      return
+    }
+  }
+  const hashed = rel.startsWith('/assets/')
+  res.writeHead(200, {
+    'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
+    'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+    'x-content-type-options': 'nosniff',
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+const server = http.createServer((req, res) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end()
+    return
+  }
+  const url = new URL(req.url, 'http://localhost')
+  if (url.pathname === '/api/presence') {
+    const topic = url.searchParams.get('topic') || ''
+    if (!TOPIC_PATTERN.test(topic)) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('topic must be video:<id>')
+      return
+    }
+    const body = JSON.stringify({
+      topic,
+      ...engine.counts(topic),
+      seq: engine.state(topic).seq,
+      pending: engine.stats().topicsPending,
+    })
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body)
+    return
+  }
+  serveStatic(req, res).catch((err) => {
+    console.error(err)
+    if (!res.headersSent) res.writeHead(500)
+    res.end()
+  })
+})
+
+const wss = new WebSocketServer({ server, path: '/socket', maxPayload: 1024 })
+
+wss.on('connection', (ws, req) => {
+  const url = new URL(req.url, 'http://localhost')
+  const topic = url.searchParams.get('topic') || ''
+  const user = url.searchParams.get('user') || null
+  if (!TOPIC_PATTERN.test(topic)) return ws.close(1008, 'topic must be video:<id>')
+  if (user !== null && !USER_PATTERN.test(user)) return ws.close(1008, 'user must be 1-32 of A-Z a-z 0-9 _ . -')
+
+  const conn = nextConn++
+  // The state as of the last poll, then the track: the diff of the next poll carries this
+  // socket's own join and every change since that poll, with the next seq. No poll can
+  // come in between: this handler runs to its end before any timer does.
+  ws.send(stateMessage(topic))
+  try {
+    engine.track(topic, conn, user)
+  } catch (err) {
+    return ws.close(err instanceof LimitReachedError ? 1013 : 1011, 'presence refused')
+  }
+  if (!rooms.has(topic)) rooms.set(topic, new Set())
+  rooms.get(topic).add(ws)
+  ws.isAlive = true
+
+  ws.on('pong', () => {
+    ws.isAlive = true
+  })
+  ws.on('message', (data) => {
+    let msg
+    try {
+      msg = JSON.parse(data.toString())
+    } catch {
+      return
+    }
+    if (msg && msg.event === 'sync') ws.send(stateMessage(topic))
+  })
+  ws.on('error', () => {})
+  ws.on('close', () => {
+    engine.untrackConn(conn)
+    const room = rooms.get(topic)
+    room.delete(ws)
+    if (room.size === 0) rooms.delete(topic)
+  })
+})
+
+// The engine's wake-up descriptor is checked every `windowMs` (the package's onDiff): a
+// poll happens only when something changed, and all the changes of a window go out as one
+// message per topic.
+const stopDiffs = engine.onDiff(
+  (batch) => {
+    for (const { topic, seq, payload } of batch) {
+      const room = rooms.get(topic)
+      if (!room) continue
+      const message = `{"event":"presence_diff","topic":${JSON.stringify(topic)},"seq":${seq},"payload":${JSON.stringify(payload)}}`
+      for (const ws of room) if (ws.readyState === WebSocket.OPEN) ws.send(message)
+    }
+  },
+  { intervalMs: windowMs },
+)
+
+// Sockets that stopped answering pings (a laptop lid closed) are dropped, which untracks them.
+const heartbeat = setInterval(() => {
+  for (const ws of wss.clients) {
+    if (!ws.isAlive) {
+      ws.terminate()
+      continue
+    }
+    ws.isAlive = false
+    ws.ping()
+  }
+}, 20000)
+
+server.listen(Number(opts.port), opts.host, () => {
+  const { port } = server.address()
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  console.log(`presence demo (node) listening on http://${host}:${port}/`)
+  console.log(`open http://${host}:${port}/?v=1 (anonymous) or http://${host}:${port}/?v=1&user=alice`)
+})
+
+function shutdown() {
+  clearInterval(heartbeat)
+  stopDiffs()
+  for (const ws of wss.clients) ws.terminate()
+  wss.close()
+  server.close(() => {
+    engine.close()
+    process.exit(0)
+  })
+}
+process.on('SIGINT', shutdown)
+process.on('SIGTERM', shutdown)

@@ -1,0 +1,19 @@
+// Which video this page watches, as whom, and how its socket is doing.
+import { Record } from 'immutable'
+import { createAction, handleActions } from 'redux-actions'
+
+export const watch = createAction('SESSION/WATCH') // {topic, user}
+export const setStatus = createAction('SESSION/STATUS') // 'connecting' | 'live' | 'offline' | 'rejected'
+export const setSeq = createAction('SESSION/SEQ')
+
+export const Session = Record({ topic: 'video:1', user: null, status: 'connecting', seq: 0 })
+
+export default handleActions(
+  {
+    [watch]: (state, { payload: { topic, user } }) =>
+      state.merge({ topic, user: user || null, status: 'connecting', seq: 0 }),
+    [setStatus]: (state, { payload }) => state.set('status', payload),
+    [setSeq]: (state, { payload }) => state.set('seq', payload),
+  },
+  Session(),
+)

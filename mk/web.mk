@@ -1,0 +1,84 @@
+# The web demo (examples/web/, issue 5) and the wire-compatibility tests (tests/compat/).
+#
+# `make demo-python` (the default `make demo`) and `make demo-node` build the page and
+# start the demo server in the foreground on DEMO_HOST:DEMO_PORT (127.0.0.1:8000); it
+# prints the URL to open. `make test-compat` replays random sequences through the official
+# phoenix client and the seed article's Redux reducer; `make test-browser` drives Debian's
+# Chromium (playwright-core, no browser download) against both servers and writes
+# screenshots to target/browser-results/.
+#
+# Installed here: Debian's chromium (apt); the npm packages of examples/web and
+# tests/compat (`npm ci`, again only when a manifest or lockfile changes); the Python venv
+# target/web/venv with websockets and the presence_engine wheel that mk/python.mk builds.
+# Both npm projects link bindings/node, whose own dependencies (koffi) come from
+# mk/node.mk's `npm ci` there ($(NODE_STAMP)); the Node package loads
+# target/release/libpresence.so, built by `lib`.
+
+TEST_SUITES += test-compat test-browser
+
+WEB_DIR := $(ROOT)/examples/web
+COMPAT_DIR := $(ROOT)/tests/compat
+WEB_OUT := $(TARGET_DIR)/web
+WEB_VENV := $(WEB_OUT)/venv
+WEB_PY := $(WEB_VENV)/bin/python
+WEB_RESULTS := $(TARGET_DIR)/browser-results
+WEB_STAMP := $(WEB_DIR)/node_modules/.presence-ci-stamp
+COMPAT_STAMP := $(COMPAT_DIR)/node_modules/.presence-ci-stamp
+WEB_DIST := $(WEB_DIR)/dist/index.html
+WEB_SOURCES := $(WEB_DIR)/index.html $(WEB_DIR)/vite.config.js $(shell find $(WEB_DIR)/src -type f 2>/dev/null)
+CHROMIUM ?= /usr/bin/chromium
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+WEB_NPM_CI := $(NPM) ci --no-audit --no-fund --loglevel=error
+
+.PHONY: deps-chromium web-deps web-build web-venv test-compat test-browser demo-python demo-node
+
+deps-chromium:
+	$(call apt_install,chromium)
+
+$(WEB_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json | deps-node
+	cd $(WEB_DIR) && $(WEB_NPM_CI)
+	touch $@
+
+$(COMPAT_STAMP): $(COMPAT_DIR)/package.json $(COMPAT_DIR)/package-lock.json | deps-node
+	cd $(COMPAT_DIR) && $(WEB_NPM_CI)
+	touch $@
+
+## The Node side of the demo: the page's packages, the Node package's, the library.
+web-deps: $(WEB_STAMP) $(NODE_STAMP) lib
+
+## The page (React + Redux, built by Vite into examples/web/dist/, which git ignores).
+$(WEB_DIST): $(WEB_SOURCES) $(WEB_STAMP)
+	cd $(WEB_DIR) && $(NPM) run --silent build -- --logLevel warn
+
+web-build: $(WEB_DIST)
+
+## The Python side: a venv with websockets and the presence_engine wheel of mk/python.mk,
+## reinstalled each time (the wheel build is incremental; the install is a local file).
+$(WEB_PY): | deps-python
+	@mkdir -p $(WEB_OUT)
+	$(PYTHON3) -m venv $(WEB_VENV)
+
+web-venv: python-wheel $(WEB_PY)
+	$(WEB_PY) -m pip install $(PY_PIP) -r $(WEB_DIR)/server/python/requirements.txt
+	$(WEB_PY) -m pip install $(PY_PIP) --force-reinstall --no-deps $(PY_WHEELS)/presence_engine-*.whl
+
+## The official phoenix client and the seed's reducer (the page's module, with the page's
+## redux-actions and immutable) against the engine, through the Node package.
+test-compat: $(COMPAT_STAMP) web-deps
+	cd $(COMPAT_DIR) && $(NODE) --test *.test.js
+
+## Chromium against the Python and the Node server, each on a free loopback port.
+test-browser: deps-chromium web-deps web-venv $(WEB_DIST)
+	@mkdir -p $(WEB_RESULTS)
+	cd $(WEB_DIR) && CHROMIUM=$(CHROMIUM) PRESENCE_DEMO_PYTHON=$(WEB_PY) BROWSER_RESULTS=$(WEB_RESULTS) \
+	  $(NODE) --test test/*.test.js
+	@echo "screenshots: $(WEB_RESULTS)/"
+
+demo-python: web-venv $(WEB_DIST)
+	@echo "starting the Python demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
+	$(WEB_PY) $(WEB_DIR)/server/python/server.py --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+demo-node: web-deps $(WEB_DIST)
+	@echo "starting the Node demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
+	cd $(WEB_DIR) && $(NODE) server/node/server.js --host $(DEMO_HOST) --port $(DEMO_PORT)
