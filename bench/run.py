@@ -1140,22 +1140,24 @@ def run_check(args: argparse.Namespace) -> int:
         if seen.get(impl) != set(expected):
             failed += 1
             print(f"FAIL {impl}: phases seen {sorted(seen.get(impl, []))}, expected {sorted(expected)}")
-    # The Python and Node scripts check themselves against their own trackers; run their
-    # --check here when their packages are installed (their own suites cover them too).
+    # The Python and Node scripts check themselves against their own trackers; a missing
+    # package is a failure here, not a skip, so the check cannot pass vacuously.
     if PY_SCRIPT.exists() and has_python_package():
         p = subprocess.run([venv_python(), PY_SCRIPT, "--check", "--n", "2000", "--topics", "20"],
                            stdout=subprocess.DEVNULL)
         passed, failed = (passed + 1, failed) if p.returncode == 0 else (passed, failed + 1)
         print(("ok  " if p.returncode == 0 else "FAIL") + f" {PY_SCRIPT.name} --check")
     else:
-        print(f"skip {PY_SCRIPT.name} --check (script or presence_engine package not installed)")
+        failed += 1
+        print(f"FAIL {PY_SCRIPT.name} --check: the presence_engine package is not installed (make bench-packages)")
     if NODE_SCRIPT.exists() and has_node_package():
         p = subprocess.run(["node", NODE_SCRIPT, "--check", "--n", "2000", "--topics", "20"],
                            stdout=subprocess.DEVNULL, cwd=BENCH)
         passed, failed = (passed + 1, failed) if p.returncode == 0 else (passed, failed + 1)
         print(("ok  " if p.returncode == 0 else "FAIL") + f" {NODE_SCRIPT.name} --check")
     else:
-        print(f"skip {NODE_SCRIPT.name} --check (script or presence-engine package not installed)")
+        failed += 1
+        print(f"FAIL {NODE_SCRIPT.name} --check: the presence-engine package is not installed (make bench-packages)")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -44,28 +44,13 @@ $(BENCH_PY): $(BENCH_DIR)/requirements.txt
 
 bench-venv: deps-bench $(BENCH_PY)
 
-## The Python and Node packages, for bench/python_bench.py and bench/node_bench.mjs;
-## each is skipped (and the report says so) when its binding is not in the tree. The Node
-## package is linked into bench/node_modules; its runtime dependency (koffi) goes where a
-## linked package looks for it, bindings/node/node_modules, only when it is missing there.
-bench-packages: bench-venv
-	@if [ -f $(ROOT)/bindings/python/pyproject.toml ]; then \
-	  echo "installing bindings/python into the bench venv"; \
-	  $(BENCH_PY) -m pip install -q $(ROOT)/bindings/python; \
-	else echo "bindings/python is absent: the Python benchmarks will be skipped"; fi
-	@if [ -f $(ROOT)/bindings/node/package.json ]; then \
-	  if [ ! -d $(ROOT)/bindings/node/node_modules/koffi ]; then \
-	    echo "installing the runtime dependencies of bindings/node"; \
-	    if [ -f $(ROOT)/bindings/node/package-lock.json ]; then \
-	      npm ci --omit=dev --no-audit --no-fund --loglevel=error --prefix $(ROOT)/bindings/node; \
-	    else \
-	      npm install --omit=dev --no-save --no-audit --no-fund --loglevel=error --prefix $(ROOT)/bindings/node; \
-	    fi; \
-	  fi; \
-	  echo "installing bindings/node into bench/node_modules"; \
-	  npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
-	    --prefix $(BENCH_DIR) $(ROOT)/bindings/node; \
-	else echo "bindings/node is absent: the Node benchmarks will be skipped"; fi
+## The Python and Node packages, for bench/python_bench.py and bench/node_bench.mjs: the
+## wheel mk/python.mk builds, and bindings/node (its koffi from mk/node.mk's `npm ci`)
+## linked into bench/node_modules.
+bench-packages: bench-venv python-wheel node-packages
+	$(BENCH_PY) -m pip install -q --force-reinstall --no-deps $(PY_WHEELS)/presence_engine-*.whl
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+	  --prefix $(BENCH_DIR) $(ROOT)/bindings/node
 
 bench-run: bench-drivers bench-packages
 	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
@@ -73,10 +58,10 @@ bench-run: bench-drivers bench-packages
 
 ## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
 ## Rust and through the C ABI, the HashMap floor, the Redis patterns; the Python and Node
-## scripts' own --check when their packages are installed).
-test-bench: bench-drivers
+## scripts' own --check).
+test-bench: bench-drivers bench-packages
 	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings
 	cd $(BENCH_DIR) && $(BENCH_CARGO) test --release
 	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
-	  $(if $(wildcard $(BENCH_PY)),$(BENCH_PY),python3) $(BENCH_DIR)/run.py --check
+	  $(BENCH_PY) $(BENCH_DIR)/run.py --check

@@ -10,7 +10,7 @@ NPM ?= npm
 NODE_PKG := bindings/node
 NODE_STAMP := $(NODE_PKG)/node_modules/.presence-ci-stamp
 
-.PHONY: test-node deps-node
+.PHONY: test-node deps-node node-packages
 
 deps-node:
 	@if ! command -v $(NODE) >/dev/null 2>&1 || ! command -v $(NPM) >/dev/null 2>&1; then \
@@ -23,6 +23,9 @@ deps-node:
 $(NODE_STAMP): $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json | deps-node
 	cd $(NODE_PKG) && $(NPM) ci --no-audit --no-fund
 	touch $@
+
+## The package's locked dependencies (koffi), for fragments included before this one.
+node-packages: $(NODE_STAMP)
 
 test-node: deps-node deps-redis $(NODE_STAMP)
 	$(CARGO) build --release --lib
