@@ -202,7 +202,12 @@ impl Topic {
         for r in leaving {
             self.remote_leave(node, r);
         }
-        for a in joins {
+        for mut a in joins {
+            // The sender names the ref its own clients last saw; here `phx_ref_prev` may
+            // only name a ref this node's clients saw, which leaves in this same diff.
+            if !matches!(self.pending.get(&a.entry.prev_ref), Some(Pending::Left(_))) {
+                a.entry.prev_ref = 0;
+            }
             let known = self.pending.contains_key(&a.entry.phx_ref)
                 || self.local_entries().any(|e| e.phx_ref == a.entry.phx_ref)
                 || self

@@ -213,11 +213,19 @@ impl Topic {
         let Some(old) = self.entries.get_mut(&conn) else {
             return true;
         };
+        // `phx_ref_prev` names the meta clients last saw: when the old entry itself was
+        // never published (a second update, or an update right after the track, within
+        // one poll window), that is the old entry's own predecessor, possibly none.
+        let unpublished = matches!(self.pending.get(&old.phx_ref), Some(Pending::Joined(_)));
         let fresh = Box::new(Entry {
             key: old.key.clone(),
             meta: meta.into(),
             phx_ref: new_ref,
-            prev_ref: old.phx_ref,
+            prev_ref: if unpublished {
+                old.prev_ref
+            } else {
+                old.phx_ref
+            },
         });
         let old = std::mem::replace(old, fresh);
         self.outbox_left(old.phx_ref);
@@ -304,7 +312,11 @@ impl Topic {
     pub fn next_diff(&self, format: Format) -> Option<Diff> {
         let now = self.counts();
         let changed = match format {
-            Format::Counts => now != self.published,
+            // Clients see viewers and users only: a second tab of a user already
+            // present changes nothing they show, so it sends nothing.
+            Format::Counts => {
+                now.viewers != self.published.viewers || now.users != self.published.users
+            }
             Format::Phoenix => !self.pending.is_empty(),
         };
         changed.then_some(Diff {

@@ -123,6 +123,9 @@ fn remote_changes_come_out_of_poll_diff_and_phoenix_lists_show_every_node() {
     assert_eq!(client.keys().collect::<Vec<_>>(), ["alice", "bob"]);
     assert_eq!(client["bob"][0]["status"], "online");
 
+    // b's own clients have seen bob's first meta, so the update names it as phx_ref_prev
+    // on b, and a (whose clients saw it too) passes that on.
+    b.poll_diff();
     b.update("room", 5, Some(r#"{"status":"away"}"#)).unwrap();
     round(&[&a, &b], |_| false);
     let batch = a.poll_diff();

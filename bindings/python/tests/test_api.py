@@ -201,14 +201,6 @@ def test_update_in_phoenix_format(phoenix_engine: pe.Engine) -> None:
     assert set(joined2) == {"phx_ref", "phx_ref_prev"}
 
 
-PREV_REF_BUG = (
-    "core bug (src/topic.rs Topic::update, since 69e31a9): phx_ref_prev is always the old "
-    "entry's ref, even one no client saw; it must be the ref clients know (the old entry's "
-    "own prev_ref when it was joined since the last poll)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PREV_REF_BUG)
 def test_update_before_a_poll_names_no_unseen_ref(phoenix_engine: pe.Engine) -> None:
     e = phoenix_engine
     e.track("room", 1, "alice", {"v": 1})
@@ -219,7 +211,6 @@ def test_update_before_a_poll_names_no_unseen_ref(phoenix_engine: pe.Engine) -> 
     assert "phx_ref_prev" not in joined
 
 
-@pytest.mark.xfail(strict=True, reason=PREV_REF_BUG)
 def test_two_updates_between_polls_name_the_published_ref(phoenix_engine: pe.Engine) -> None:
     e = phoenix_engine
     e.track("room", 1, "alice", {"v": 1})
