@@ -32,9 +32,11 @@
 
 
 /**
- * Length of the HMAC-SHA256 tag that ends every message.
+ * How deeply a meta may nest (the object itself is level 1). The engine never parses a
+ * meta into a tree, but every client that receives it does, and recursive JSON parsers
+ * (Python's `json`, many others) fail or overflow their stack on deep input.
  */
-#define TAG_LEN 32
+#define MAX_DEPTH 64
 
 /**
  * The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
@@ -56,7 +58,8 @@ typedef enum presence_status {
    */
   PRESENCE_STATUS_INVALID_UTF8 = 2,
   /**
-   * A meta is not a JSON object, or it carries a reserved key (`phx_ref`, `phx_ref_prev`).
+   * A meta is not a JSON object, nests more than 64 levels deep, or carries a reserved
+   * key (`phx_ref`, `phx_ref_prev`).
    */
   PRESENCE_STATUS_INVALID_META = 3,
   /**

@@ -230,11 +230,13 @@ fn cluster_from_json(v: &Value) -> Result<ClusterConfig> {
     for (name, v) in map {
         match name.as_str() {
             "node" | "secret" => {}
-            "tick_ms" => c.tick_ms = positive(name, v)? as u64,
-            "down_after_ms" => c.down_after_ms = positive(name, v)? as u64,
-            "snapshot_interval_ms" => c.snapshot_interval_ms = positive(name, v)? as u64,
-            "max_message_bytes" => c.max_message_bytes = positive(name, v)?,
-            "max_nodes" => c.max_nodes = positive(name, v)?,
+            "tick_ms" => c.tick_ms = positive(&format!("cluster.{name}"), v)? as u64,
+            "down_after_ms" => c.down_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
+            "snapshot_interval_ms" => {
+                c.snapshot_interval_ms = positive(&format!("cluster.{name}"), v)? as u64
+            }
+            "max_message_bytes" => c.max_message_bytes = positive(&format!("cluster.{name}"), v)?,
+            "max_nodes" => c.max_nodes = positive(&format!("cluster.{name}"), v)?,
             other => {
                 return Err(bad(format!(
                     "unknown cluster field {other:?}; known fields: {}",
@@ -309,5 +311,15 @@ mod tests {
             let err = Config::from_json(text).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
         }
+        // A message names the field by its full path.
+        let err = Config::from_json(
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":0}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cluster.tick_ms must be a positive integer"),
+            "{err}"
+        );
     }
 }

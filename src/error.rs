@@ -11,7 +11,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// A string argument is not valid UTF-8.
     InvalidUtf8,
-    /// A meta is not a JSON object, or it uses a key the engine reserves (`phx_ref`, `phx_ref_prev`).
+    /// A meta is not a JSON object, nests more than 64 levels deep, or uses a key the
+    /// engine reserves (`phx_ref`, `phx_ref_prev`).
     InvalidMeta,
     /// The configuration is malformed or has an unknown field or an out-of-range value.
     InvalidConfig,

@@ -25,7 +25,45 @@ pub fn validate(text: &str) -> Result<&str> {
             format!("meta has trailing data: {e}"),
         )
     })?;
+    let depth = max_depth(text);
+    if depth > MAX_DEPTH {
+        return Err(Error::new(
+            ErrorKind::InvalidMeta,
+            format!("meta nests {depth} levels deep; at most {MAX_DEPTH} are allowed"),
+        ));
+    }
     Ok(text.trim())
+}
+
+/// How deeply a meta may nest (the object itself is level 1). The engine never parses a
+/// meta into a tree, but every client that receives it does, and recursive JSON parsers
+/// (Python's `json`, many others) fail or overflow their stack on deep input.
+pub const MAX_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in valid JSON `text`, in one pass.
+fn max_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    max
 }
 
 /// The members of a validated, trimmed object, without the braces: `{"a":1}` gives `"a":1`.
@@ -89,6 +127,24 @@ mod tests {
                 ErrorKind::InvalidMeta,
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn bounds_nesting_depth() {
+        let nested =
+            |depth: usize| format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert!(validate(&nested(MAX_DEPTH - 1)).is_ok());
+        // Brackets inside strings are text, not nesting.
+        assert!(validate(&format!(
+            "{{\"a\":\"{}\\\"{}\"}}",
+            "[".repeat(500),
+            "{".repeat(500)
+        ))
+        .is_ok());
+        for depth in [MAX_DEPTH, 100_000] {
+            let err = validate(&nested(depth)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidMeta, "depth {depth}");
         }
     }
 }

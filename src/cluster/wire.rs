@@ -14,7 +14,7 @@ use sha2::Sha256;
 const MAGIC: &[u8; 2] = b"PE";
 const VERSION: u8 = 1;
 /// Length of the HMAC-SHA256 tag that ends every message.
-pub const TAG_LEN: usize = 32;
+const TAG_LEN: usize = 32;
 
 /// What a message says.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,7 +27,8 @@ pub enum presence_status {
     NullArgument = 1,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 2,
-    /// A meta is not a JSON object, or it carries a reserved key (`phx_ref`, `phx_ref_prev`).
+    /// A meta is not a JSON object, nests more than 64 levels deep, or carries a reserved
+    /// key (`phx_ref`, `phx_ref_prev`).
     InvalidMeta = 3,
     /// The configuration JSON is malformed, has an unknown field or a bad value.
     InvalidConfig = 4,
