@@ -107,7 +107,8 @@ class Model {
     const out = [];
     for (const [name, t] of this.topics) {
       if (this.format === 'counts') {
-        if (!sameCounts(this.counts(name), t.publishedCounts)) out.push(name);
+        // Clients see viewers and users only: connections alone (a second tab) send nothing.
+        if (!sameView(this.counts(name), t.publishedCounts)) out.push(name);
       } else if (!samePresences(t.live, t.published)) {
         out.push(name);
       }
@@ -148,8 +149,8 @@ function zero() {
   return { viewers: 0, users: 0, connections: 0 };
 }
 
-function sameCounts(a, b) {
-  return a.viewers === b.viewers && a.users === b.users && a.connections === b.connections;
+function sameView(a, b) {
+  return a.viewers === b.viewers && a.users === b.users;
 }
 
 function samePresences(a, b) {
