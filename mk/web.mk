@@ -2,7 +2,9 @@
 #
 # `make demo-python` (the default `make demo`) and `make demo-node` build the page and
 # start the demo server in the foreground on DEMO_HOST:DEMO_PORT (127.0.0.1:8000); it
-# prints the URL to open. `make test-compat` replays random sequences through the official
+# prints the URL to open. With NODES=3 (any NODES > 1) they start a redis-server of their
+# own (deps-redis) and that many servers in cluster mode on consecutive ports, through
+# examples/web/server/cluster.mjs, which stops them all on Ctrl-C. `make test-compat` replays random sequences through the official
 # phoenix client and the seed article's Redux reducer; `make test-browser` drives Debian's
 # Chromium (playwright-core, no browser download) against both servers and writes
 # screenshots to target/browser-results/.
@@ -29,6 +31,9 @@ WEB_SOURCES := $(WEB_DIR)/index.html $(WEB_DIR)/vite.config.js $(shell find $(WE
 CHROMIUM ?= /usr/bin/chromium
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
+# NODES > 1: `make demo` runs that many servers as one cluster over a local redis-server.
+NODES ?= 1
+DEMO_CLUSTER := $(filter-out 0 1,$(NODES))
 WEB_NPM_CI := $(NPM) ci --no-audit --no-fund --loglevel=error
 
 .PHONY: deps-chromium web-deps web-build web-venv test-compat test-browser demo-python demo-node
@@ -68,13 +73,17 @@ web-venv: python-wheel $(WEB_PY)
 test-compat: $(COMPAT_STAMP) web-deps
 	cd $(COMPAT_DIR) && $(NODE) --test *.test.js
 
-## Chromium against the Python and the Node server, each on a free loopback port.
-test-browser: deps-chromium web-deps web-venv $(WEB_DIST)
+## Chromium against the Python and the Node server, each on a free loopback port, then
+## two of each in cluster mode over a redis-server of the test's own (test/cluster.test.js).
+test-browser: deps-chromium deps-redis web-deps web-venv $(WEB_DIST)
 	@mkdir -p $(WEB_RESULTS)
 	cd $(WEB_DIR) && CHROMIUM=$(CHROMIUM) PRESENCE_DEMO_PYTHON=$(WEB_PY) BROWSER_RESULTS=$(WEB_RESULTS) \
-	  $(NODE) --test test/*.test.js
+	  $(NODE) --test --test-concurrency=1 test/*.test.js
 	@echo "screenshots: $(WEB_RESULTS)/"
 
+## `make demo` is one node, no external service. NODES=3 (any NODES > 1): a redis-server of
+## its own and NODES servers in cluster mode on DEMO_PORT, DEMO_PORT+1, ... (server/cluster.mjs).
+ifeq ($(DEMO_CLUSTER),)
 demo-python: web-venv $(WEB_DIST)
 	@echo "starting the Python demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
 	$(WEB_PY) $(WEB_DIR)/server/python/server.py --host $(DEMO_HOST) --port $(DEMO_PORT)
@@ -82,3 +91,13 @@ demo-python: web-venv $(WEB_DIST)
 demo-node: web-deps $(WEB_DIST)
 	@echo "starting the Node demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
 	cd $(WEB_DIR) && $(NODE) server/node/server.js --host $(DEMO_HOST) --port $(DEMO_PORT)
+else
+demo-python: web-venv $(WEB_DIST) deps-redis
+	@echo "starting redis-server and $(NODES) Python demo servers in cluster mode (Ctrl-C stops them all)"
+	cd $(WEB_DIR) && $(NODE) server/cluster.mjs --server python --python $(WEB_PY) \
+	  --nodes $(NODES) --host $(DEMO_HOST) --port $(DEMO_PORT)
+
+demo-node: web-deps $(WEB_DIST) deps-redis
+	@echo "starting redis-server and $(NODES) Node demo servers in cluster mode (Ctrl-C stops them all)"
+	cd $(WEB_DIR) && $(NODE) server/cluster.mjs --server node --nodes $(NODES) --host $(DEMO_HOST) --port $(DEMO_PORT)
+endif

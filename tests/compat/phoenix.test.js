@@ -11,7 +11,8 @@
 //    diffs that follow it (buffered as pending diffs, then replayed).
 // After every poll, every client's state must equal the engine's `list(topic)` for every
 // topic, exactly (each key's metas in the same order, too), `list` must hold exactly the model's presences,
-// the envelope's counts must be the engine's counts, and seqs must follow each other.
+// the envelope's counts must be the engine's counts, and seqs must follow each other. A
+// join's phx_ref_prev must name a meta the clients hold, leaving in the same diff.
 //
 // COMPAT_SEED=<n> replays one seed; COMPAT_OPS=<n> changes the operations per seed.
 
@@ -85,6 +86,8 @@ function run(seed, totals) {
   }
 
   const poll = () => {
+    // What every client of a topic holds now: the list as of the last poll.
+    const before = new Map(TOPICS.map((t) => [t, engine.list(t)]))
     const batch = engine.pollDiff()
     totals.polls += 1
     if (batch.length === 0) cover['polls that returned nothing'] += 1
@@ -93,7 +96,21 @@ function run(seed, totals) {
       const { topic, payload } = entry
       assert.deepEqual(Object.keys(payload).sort(), ['joins', 'leaves'], `${where()}: payload keys`)
       for (const [key, { metas }] of Object.entries(payload.joins)) {
-        for (const meta of metas) if ('phx_ref_prev' in meta) cover['joins with phx_ref_prev (updates)'] += 1
+        for (const meta of metas) {
+          if (!('phx_ref_prev' in meta)) continue
+          cover['joins with phx_ref_prev (updates)'] += 1
+          // phx_ref_prev names the meta the clients saw: one of this key's metas in the
+          // state they hold, leaving in this same diff (never a ref no client was sent).
+          const prev = meta.phx_ref_prev
+          assert.ok(
+            before.get(topic)[key]?.metas.some((m) => m.phx_ref === prev),
+            `${where()}: phx_ref_prev ${prev} of ${key} in ${topic} names a ref the clients never saw`,
+          )
+          assert.ok(
+            payload.leaves[key]?.metas.some((m) => m.phx_ref === prev),
+            `${where()}: phx_ref_prev ${prev} of ${key} in ${topic} does not leave in the same diff`,
+          )
+        }
         if (key in payload.leaves) cover['keys in joins and leaves of one diff'] += 1
       }
       assert.deepEqual(entry.counts, engine.counts(topic), `${where()}: envelope counts of ${topic}`)

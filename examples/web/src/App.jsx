@@ -29,6 +29,7 @@ export default function App() {
   const user = useSelector((s) => s.session.user)
   const status = useSelector((s) => s.session.status)
   const seq = useSelector((s) => s.session.seq)
+  const node = useSelector((s) => s.session.node)
   const id = idOf(topic)
   const video = videoFor(id)
 
@@ -71,6 +72,12 @@ export default function App() {
               <p className="video-sub">
                 <code>{topic}</code>
                 {seq > 0 && <span className="seq"> · update #{seq}</span>}
+                {node && (
+                  <span className="node" title="The cluster node this page's socket is connected to">
+                    {' · via node '}
+                    <span data-testid="node">{node}</span>
+                  </span>
+                )}
               </p>
             </div>
             <LivePresence />

@@ -1,6 +1,7 @@
 // The page's side of the demo protocol (the seed's effects.js, over a bare WebSocket):
 //
 //   server -> page  {"event":"presence_state","topic":T,"seq":S,"payload":{...}}  on join
+//                   (a server in cluster mode adds "node":N, the node serving this socket)
 //                   {"event":"presence_diff","topic":T,"seq":S,"payload":{...}}   per poll
 //   page -> server  {"event":"sync"}   asks for presence_state again (after a seq gap)
 //
@@ -9,7 +10,7 @@
 // to come exactly once, in order, so this module checks the seqs before dispatching.
 
 import { presenceDiff, setPresence } from './state/presence/reducer.js'
-import { setSeq, setStatus } from './state/session/reducer.js'
+import { setNode, setSeq, setStatus } from './state/session/reducer.js'
 
 const EMPTY = { viewers: { count: 0 }, users: { count: 0 } }
 
@@ -40,6 +41,7 @@ export function connectPresence(dispatch, { topic, user }) {
       attempts = 0
       dispatch(setPresence(msg.payload))
       dispatch(setSeq(seq))
+      dispatch(setNode(typeof msg.node === 'string' ? msg.node : null))
       dispatch(setStatus('live'))
       return
     }

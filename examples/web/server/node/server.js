@@ -3,23 +3,32 @@
 // (../python/server.py) speaks the same protocol.
 //
 //   node server/node/server.js [--host 127.0.0.1] [--port 8000] [--static DIR] [--window-ms 100]
+//     [--node NAME --redis URL [--channel presence-demo] [--secret-env PRESENCE_DEMO_SECRET]
+//      [--tick-ms 250] [--down-after-ms 3000]]
+//
+// With --node the engine runs in cluster mode as that node, linked to the other nodes
+// through the engine's built-in Redis link on one pub/sub channel; the shared secret (16
+// bytes or more) is read from the environment variable named by --secret-env, never from
+// the command line. Without --node: one node, no external service.
 //
 // Protocol, on ws://HOST:PORT/socket?topic=video:<id>[&user=<name>]:
 //   on join    -> {"event":"presence_state","topic":T,"seq":S,"payload":<engine list>}
-//                 then the socket is tracked (anonymous without `user`)
+//                 (plus "node":NAME in cluster mode) then the socket is tracked
+//                 (anonymous without `user`)
 //   each poll  -> {"event":"presence_diff","topic":T,"seq":S,"payload":<engine diff>}
 //                 to every socket of a topic that changed
 //   {"event":"sync"} from the page -> presence_state again (a page that saw a seq gap)
 //   on close   -> untrackConn
 // GET /api/presence?topic=T answers the topic's live counts, the seq of its last polled
-// diff and the engine's pending topics (for tests and curious humans; numbers only).
+// diff and the engine's pending topics (for tests and curious humans; numbers only), and
+// in cluster mode this node's name and how many other nodes it currently sees.
 
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Engine, LimitReachedError } from 'presence-engine'
+import { ConfigError, Engine, LimitReachedError } from 'presence-engine'
 import { WebSocket, WebSocketServer } from 'ws'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -42,19 +51,52 @@ const { values: opts } = parseArgs({
     port: { type: 'string', default: process.env.PORT || '8000' },
     static: { type: 'string', default: path.resolve(HERE, '../../dist') },
     'window-ms': { type: 'string', default: '100' },
+    node: { type: 'string' },
+    redis: { type: 'string' },
+    channel: { type: 'string', default: 'presence-demo' },
+    'secret-env': { type: 'string', default: 'PRESENCE_DEMO_SECRET' },
+    'tick-ms': { type: 'string', default: '250' },
+    'down-after-ms': { type: 'string', default: '3000' },
   },
 })
 const staticRoot = path.resolve(opts.static)
 const windowMs = Number(opts['window-ms'])
 
-const engine = new Engine({ format: 'counts' })
+function usage(message) {
+  console.error(`server.js: ${message}`)
+  process.exit(2)
+}
+
+/** The cluster options, or null for a single node. */
+function clusterOptions() {
+  if (opts.node === undefined) {
+    if (opts.redis !== undefined) usage('--redis needs --node (the name of this node)')
+    return null
+  }
+  if (!opts.redis) usage('--node needs --redis URL (the built-in link joins the nodes through Redis)')
+  const secret = process.env[opts['secret-env']]
+  if (!secret) usage(`cluster mode needs the shared secret in $${opts['secret-env']} (16 bytes or more)`)
+  return { node: opts.node, secret, tickMs: Number(opts['tick-ms']), downAfterMs: Number(opts['down-after-ms']) }
+}
+
+const cluster = clusterOptions()
+let engine
+try {
+  engine = new Engine({ format: 'counts', cluster })
+} catch (err) {
+  if (err instanceof ConfigError) usage(err.message) // e.g. a secret under 16 bytes
+  throw err
+}
+if (cluster) engine.startRedis(opts.redis, opts.channel)
+// In cluster mode the welcome message names the node, so the page can show it.
+const nodeField = cluster ? `,"node":${JSON.stringify(cluster.node)}` : ''
 /** topic -> Set of the sockets to push its diffs to */
 const rooms = new Map()
 let nextConn = 1
 
 const stateMessage = (topic) => {
   const { json, seq } = engine.state(topic)
-  return `{"event":"presence_state","topic":${JSON.stringify(topic)},"seq":${seq},"payload":${json}}`
+  return `{"event":"presence_state","topic":${JSON.stringify(topic)},"seq":${seq}${nodeField},"payload":${json}}`
 }
 
 async function serveStatic(req, res) {
@@ -116,6 +158,7 @@ const server = http.createServer((req, res) => {
       ...engine.counts(topic),
       seq: engine.state(topic).seq,
       pending: engine.stats().topicsPending,
+      ...(cluster && { node: cluster.node, peers: engine.clusterStats().nodes }),
     })
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body)
     return
@@ -198,22 +241,43 @@ const heartbeat = setInterval(() => {
   }
 }, 20000)
 
+// A port in use (or any error of the listening socket): say so and exit.
+const listenFailed = (err) => {
+  console.error(`server.js: ${err.message}`)
+  process.exit(1)
+}
+server.on('error', listenFailed)
+wss.on('error', listenFailed)
+
 server.listen(Number(opts.port), opts.host, () => {
   const { port } = server.address()
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
-  console.log(`presence demo (node) listening on http://${host}:${port}/`)
+  const mode = cluster ? ` as cluster node ${cluster.node} (Redis ${opts.redis}, channel ${opts.channel})` : ''
+  console.log(`presence demo (node) listening on http://${host}:${port}/${mode}`)
   console.log(`open http://${host}:${port}/?v=1 (anonymous) or http://${host}:${port}/?v=1&user=alice`)
 })
 
-function shutdown() {
+let stopping = false
+async function shutdown() {
+  if (stopping) return
+  stopping = true
   clearInterval(heartbeat)
   stopDiffs()
   for (const ws of wss.clients) ws.terminate()
   wss.close()
-  server.close(() => {
-    engine.close()
-    process.exit(0)
-  })
+  const closed = new Promise((resolve) => server.close(resolve))
+  // The Redis link publishes this node's departure before it stops: the other nodes drop
+  // its presences at once instead of after down-after-ms.
+  if (cluster) {
+    try {
+      await engine.stopRedis()
+    } catch (err) {
+      console.error(`stopping the Redis link: ${err.message}`)
+    }
+  }
+  await closed
+  engine.close()
+  process.exit(0)
 }
 process.on('SIGINT', shutdown)
 process.on('SIGTERM', shutdown)

@@ -3,16 +3,25 @@ the same port, presence_engine (bindings/python) for the bookkeeping. The Node s
 (../node/server.js) speaks the same protocol.
 
     python server/python/server.py [--host 127.0.0.1] [--port 8000] [--static DIR] [--window-ms 100]
+        [--node NAME --redis URL [--channel presence-demo] [--secret-env PRESENCE_DEMO_SECRET]
+         [--tick-ms 250] [--down-after-ms 3000]]
+
+With --node the engine runs in cluster mode as that node, linked to the other nodes through
+the engine's built-in Redis link on one pub/sub channel; the shared secret (16 bytes or
+more) is read from the environment variable named by --secret-env, never from the command
+line. Without --node: one node, no external service.
 
 Protocol, on ws://HOST:PORT/socket?topic=video:<id>[&user=<name>]:
   on join    -> {"event":"presence_state","topic":T,"seq":S,"payload":<engine list>}
-                then the socket is tracked (anonymous without `user`)
+                (plus "node":NAME in cluster mode) then the socket is tracked
+                (anonymous without `user`)
   each poll  -> {"event":"presence_diff","topic":T,"seq":S,"payload":<engine diff>}
                 to every socket of a topic that changed
   {"event":"sync"} from the page -> presence_state again (a page that saw a seq gap)
   on close   -> untrack_conn
 GET /api/presence?topic=T answers the topic's live counts, the seq of its last polled diff
-and the engine's pending topics (for tests and curious humans; numbers only).
+and the engine's pending topics (for tests and curious humans; numbers only), and in
+cluster mode this node's name and how many other nodes it currently sees.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import signal
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from presence_engine import Engine, LimitReachedError
+from presence_engine import ConfigError, Engine, LimitReachedError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -53,8 +62,11 @@ def compact(value: object) -> str:
 
 
 class DemoServer:
-    def __init__(self, static_root: Path, window: float) -> None:
-        self.engine = Engine(format="counts")
+    def __init__(self, static_root: Path, window: float, cluster: dict | None = None) -> None:
+        self.engine = Engine(format="counts", cluster=cluster) if cluster else Engine(format="counts")
+        self.node: str | None = cluster["node"] if cluster else None
+        # In cluster mode the welcome message names the node, so the page can show it.
+        self.node_field = f',"node":{compact(self.node)}' if self.node else ""
         self.static_root = static_root.resolve()
         self.window = window
         # topic -> the sockets to push its diffs to
@@ -63,7 +75,10 @@ class DemoServer:
 
     def state_message(self, topic: str) -> str:
         payload, seq = self.engine.state_json(topic)
-        return f'{{"event":"presence_state","topic":{compact(topic)},"seq":{seq},"payload":{payload}}}'
+        return (
+            f'{{"event":"presence_state","topic":{compact(topic)},"seq":{seq}{self.node_field},'
+            f'"payload":{payload}}}'
+        )
 
     # HTTP: everything but /socket.
 
@@ -82,6 +97,11 @@ class DemoServer:
                     **counts.to_dict(),
                     "seq": self.engine.state_json(topic)[1],
                     "pending": self.engine.stats().topics_pending,
+                    **(
+                        {"node": self.node, "peers": self.engine.cluster_stats().nodes}
+                        if self.node
+                        else {}
+                    ),
                 }
             )
             return self.response(200, body.encode(), "application/json", cache="no-store")
@@ -192,9 +212,32 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--static", type=Path, default=HERE.parent.parent / "dist")
     parser.add_argument("--window-ms", type=float, default=100.0)
+    cluster = parser.add_argument_group("cluster mode (off without --node)")
+    cluster.add_argument("--node", help="this node's name, unique in the cluster")
+    cluster.add_argument("--redis", help="the Redis server linking the nodes, e.g. redis://127.0.0.1:6379/")
+    cluster.add_argument("--channel", default="presence-demo", help="the Redis pub/sub channel")
+    cluster.add_argument("--secret-env", default="PRESENCE_DEMO_SECRET", help="the variable holding the shared secret")
+    cluster.add_argument("--tick-ms", type=int, default=250)
+    cluster.add_argument("--down-after-ms", type=int, default=3000)
     args = parser.parse_args()
 
-    demo = DemoServer(args.static, args.window_ms / 1000)
+    settings = None
+    if args.node is None:
+        if args.redis is not None:
+            parser.error("--redis needs --node (the name of this node)")
+    else:
+        if not args.redis:
+            parser.error("--node needs --redis URL (the built-in link joins the nodes through Redis)")
+        secret = os.environ.get(args.secret_env)
+        if not secret:
+            parser.error(f"cluster mode needs the shared secret in ${args.secret_env} (16 bytes or more)")
+        settings = {"node": args.node, "secret": secret, "tick_ms": args.tick_ms, "down_after_ms": args.down_after_ms}
+    try:
+        demo = DemoServer(args.static, args.window_ms / 1000, settings)
+    except ConfigError as err:  # e.g. a secret under 16 bytes
+        parser.error(str(err))
+    if settings:
+        demo.engine.start_redis(args.redis, args.channel)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -203,13 +246,24 @@ async def main() -> None:
     async with serve(demo.handler, args.host, args.port, process_request=demo.process_request) as server:
         port = server.sockets[0].getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"presence demo (python) listening on http://{host}:{port}/", flush=True)
+        mode = f" as cluster node {args.node} (Redis {args.redis}, channel {args.channel})" if settings else ""
+        print(f"presence demo (python) listening on http://{host}:{port}/{mode}", flush=True)
         print(f"open http://{host}:{port}/?v=1 (anonymous) or http://{host}:{port}/?v=1&user=alice", flush=True)
         pump = asyncio.create_task(demo.pump())
         await stop.wait()
+    if settings:
+        # The Redis link publishes this node's departure before it stops: the other nodes
+        # drop its presences at once instead of after --down-after-ms.
+        try:
+            await asyncio.to_thread(demo.engine.stop_redis)
+        except Exception as err:  # noqa: BLE001 - shutting down either way
+            print(f"stopping the Redis link: {err}", flush=True)
     demo.engine.close()  # ends the diffs() iteration
     await pump
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as err:  # a port in use, an address not available
+        raise SystemExit(f"server.py: {err}") from None
