@@ -20,7 +20,7 @@ include $(sort $(wildcard mk/*.mk))
 
 .PHONY: help demo test bench bench-quick lib header
 help:
-	@echo "make demo   - run the live demo (single node, no external service)"
+	@echo "make demo   - run the live demo (single node, no external service; DEMO=node, NODES=3 for a cluster)"
 	@echo "make test   - run every test suite: $(TEST_SUITES)"
 	@echo "make bench  - run the benchmarks and write bench/BENCHMARKS.md"
 
