@@ -169,11 +169,17 @@ impl Engine {
     /// and resyncs when it comes back. Replaces a link already running.
     #[cfg(feature = "redis")]
     pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
-        self.shared.cluster()?;
-        let link =
-            crate::cluster::redis_link::RedisLink::start(Arc::clone(&self.shared), url, channel)?;
-        let old = crate::shard::lock(&self.link).replace(link);
-        drop(old);
+        let cluster = self.shared.cluster()?;
+        let mut slot = crate::shard::lock(&self.link);
+        // A running link announces this node's departure as it stops; the new one comes
+        // back as a fresh incarnation with a full snapshot.
+        drop(slot.take());
+        cluster.rejoin();
+        *slot = Some(crate::cluster::redis_link::RedisLink::start(
+            Arc::clone(&self.shared),
+            url,
+            channel,
+        )?);
         Ok(())
     }
 

@@ -20,6 +20,19 @@ impl SipKey {
 
 /// SipHash-2-4 of `data` under `key` (the reference algorithm of Aumasson and Bernstein).
 pub fn siphash24(key: SipKey, data: &[u8]) -> u64 {
+    siphash::<2, 4>(key, data)
+}
+
+/// SipHash-1-3 of `data` under `key`: the variant Rust's `HashMap` uses by default, for
+/// names clients may choose (topics), hashed at every call: keyed, so that nobody can
+/// steer names into one bucket, at half the rounds of SipHash-2-4.
+pub fn siphash13(key: SipKey, data: &[u8]) -> u64 {
+    siphash::<1, 3>(key, data)
+}
+
+/// SipHash-c-d in one pass over `data`.
+#[inline(always)]
+fn siphash<const C: usize, const D: usize>(key: SipKey, data: &[u8]) -> u64 {
     let mut v0 = key.0 ^ 0x736f_6d65_7073_6575;
     let mut v1 = key.1 ^ 0x646f_7261_6e64_6f6d;
     let mut v2 = key.0 ^ 0x6c79_6765_6e65_7261;
@@ -41,24 +54,37 @@ pub fn siphash24(key: SipKey, data: &[u8]) -> u64 {
     for chunk in &mut chunks {
         let m = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
         v3 ^= m;
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
+        for _ in 0..C {
+            round(&mut v0, &mut v1, &mut v2, &mut v3);
+        }
         v0 ^= m;
     }
-    let rest = chunks.remainder();
-    let mut last = (data.len() as u64) << 56;
-    for (i, b) in rest.iter().enumerate() {
-        last |= u64::from(*b) << (8 * i);
-    }
+    let last = (data.len() as u64) << 56 | tail(chunks.remainder());
     v3 ^= last;
-    round(&mut v0, &mut v1, &mut v2, &mut v3);
-    round(&mut v0, &mut v1, &mut v2, &mut v3);
+    for _ in 0..C {
+        round(&mut v0, &mut v1, &mut v2, &mut v3);
+    }
     v0 ^= last;
     v2 ^= 0xff;
-    for _ in 0..4 {
+    for _ in 0..D {
         round(&mut v0, &mut v1, &mut v2, &mut v3);
     }
     v0 ^ v1 ^ v2 ^ v3
+}
+
+/// The 0 to 7 bytes after the last full word, little-endian, in at most two loads (they
+/// may overlap: the bytes they share are the same).
+#[inline(always)]
+fn tail(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(rest[i..i + 4].try_into().expect("4")));
+    let u16_at = |i: usize| u64::from(u16::from_le_bytes(rest[i..i + 2].try_into().expect("2")));
+    match n {
+        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
+        1 => u64::from(rest[0]),
+        _ => 0,
+    }
 }
 
 /// Eight random bytes from the kernel (`getrandom(2)`), falling back to the clock and
@@ -124,6 +150,37 @@ impl Hasher for PrehashedHasher {
     }
 }
 
+/// Heap bytes of a std `HashMap`/`HashSet` of entries `T` (`(K, V)` for a map) whose
+/// `capacity()` is `capacity`, laid out as hashbrown allocates it: a power-of-two number
+/// of buckets of `T` each, then one control byte per bucket plus one group's worth more.
+/// A table with a capacity of 7 or less has capacity + 1 buckets; a larger one 8 buckets
+/// for every 7 of capacity. Deleted entries that left tombstones lower `capacity()`
+/// below that until the next rehash, which rounding up to a power of two absorbs.
+pub(crate) fn table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        capacity + 1
+    } else {
+        capacity.saturating_mul(8) / 7
+    }
+    .next_power_of_two();
+    let ctrl_align = std::mem::align_of::<T>().max(GROUP_WIDTH);
+    let data = (buckets * std::mem::size_of::<T>()).next_multiple_of(ctrl_align);
+    data + buckets + GROUP_WIDTH
+}
+
+/// The width of hashbrown's control-byte groups: 16 with SSE2, 8 elsewhere.
+const GROUP_WIDTH: usize = if cfg!(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+)) {
+    16
+} else {
+    8
+};
+
 /// `BuildHasher` for connection-keyed maps.
 pub type ConnBuild = BuildHasherDefault<ConnHasher>;
 /// `BuildHasher` for maps keyed by keyed-hash values.
@@ -152,6 +209,49 @@ mod tests {
         assert_eq!(siphash24(key, &msg), 0xa129_ca61_49be_45e5);
         let msg: Vec<u8> = (0..63u8).collect();
         assert_eq!(siphash24(key, &msg), 0x958a_324c_eb06_4572);
+    }
+
+    /// The estimate is exactly what the allocator is asked for (hashbrown's layout).
+    #[test]
+    fn table_bytes_follow_the_layout() {
+        use std::collections::HashMap;
+        assert_eq!(table_bytes::<(u64, u64)>(0), 0);
+        // 3 of capacity: 4 buckets of 16 bytes, 4 + 16 control bytes.
+        assert_eq!(table_bytes::<(u64, u64)>(3), 64 + 4 + GROUP_WIDTH);
+        assert_eq!(table_bytes::<(u64, u32)>(14), 16 * 16 + 16 + GROUP_WIDTH);
+        assert_eq!(
+            table_bytes::<(u64, u64, u64)>(28_672),
+            32_768 * 25 + GROUP_WIDTH
+        );
+        let mut m: HashMap<u64, u64, ConnBuild> = HashMap::default();
+        for i in 0..1000 {
+            m.insert(i, i);
+        }
+        assert_eq!(m.capacity(), 1792, "1000 entries take 2048 buckets");
+        assert_eq!(
+            table_bytes::<(u64, u64)>(m.capacity()),
+            2048 * 17 + GROUP_WIDTH
+        );
+        for i in 0..100 {
+            m.remove(&i);
+        }
+        assert_eq!(
+            table_bytes::<(u64, u64)>(m.capacity()),
+            2048 * 17 + GROUP_WIDTH
+        );
+    }
+
+    /// SipHash-1-3 agrees with the standard library's (`DefaultHasher` is SipHash-1-3
+    /// under the zero key).
+    #[test]
+    fn siphash13_matches_std() {
+        use std::hash::Hasher;
+        for n in 0..40u8 {
+            let msg: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            h.write(&msg);
+            assert_eq!(siphash13(SipKey(0, 0), &msg), h.finish(), "length {n}");
+        }
     }
 
     #[test]

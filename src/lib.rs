@@ -31,6 +31,7 @@ mod remote;
 mod render;
 mod shard;
 mod shared;
+mod table;
 mod topic;
 mod waker;
 

@@ -4,8 +4,8 @@
 //! removed as a unit. Distinct users stay exact across nodes: a key hash counts once
 //! however many nodes (this one included) hold it.
 
-use crate::hash::{ConnBuild, PrehashedBuild};
-use crate::topic::{table_bytes, Entry, Loc, Pending, Topic, ANONYMOUS};
+use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
+use crate::topic::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
 use std::collections::{HashMap, HashSet};
 
 /// Every remote node's part of one topic.
@@ -78,10 +78,10 @@ impl Remote {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.parts.capacity() * size_of::<(u32, Part)>()
-            + table_bytes(self.holders.capacity(), size_of::<(u64, u32)>());
+            + table_bytes::<(u64, u32)>(self.holders.capacity());
         for (_, p) in &self.parts {
-            bytes += table_bytes(p.users.capacity(), size_of::<(u64, u32)>())
-                + table_bytes(p.entries.capacity(), size_of::<(u64, (Box<Entry>, u64))>())
+            bytes += table_bytes::<(u64, u32)>(p.users.capacity())
+                + table_bytes::<(u64, (Box<Entry>, u64))>(p.entries.capacity())
                 + p.entries
                     .values()
                     .map(|(e, _)| e.heap_bytes())
@@ -101,7 +101,7 @@ impl Remote {
     }
 
     /// A remote node now holds `h`.
-    fn hold(&mut self, h: u64, local: &HashMap<u64, u32, PrehashedBuild>) {
+    fn hold(&mut self, h: u64, local: &Users) {
         let n = self.holders.entry(h).or_insert(0);
         *n += 1;
         if *n == 1 && !local.contains_key(&h) {
@@ -110,7 +110,7 @@ impl Remote {
     }
 
     /// A remote node no longer holds `h`.
-    fn release(&mut self, h: u64, local: &HashMap<u64, u32, PrehashedBuild>) {
+    fn release(&mut self, h: u64, local: &Users) {
         if let Some(n) = self.holders.get_mut(&h) {
             *n -= 1;
             if *n == 0 {

@@ -2,7 +2,8 @@
 //! their id. A track takes one connection shard, then one topic shard (always in that
 //! order, so no two calls can deadlock), for a few hundred nanoseconds.
 
-use crate::hash::{ConnBuild, PrehashedBuild};
+use crate::hash::{table_bytes, ConnBuild};
+use crate::table::{Mixed, Prehashed, Probe, Table};
 use crate::topic::Topic;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -23,7 +24,8 @@ pub(crate) struct TopicRef {
 /// `collided`, so lookups stay exact.
 #[derive(Default)]
 pub(crate) struct TopicShard {
-    index: HashMap<u64, u32, PrehashedBuild>,
+    /// `[name hash, slot + 1]`.
+    index: Table<2, Prehashed>,
     collided: Vec<(u64, u32)>,
     slots: Vec<Option<Topic>>,
     free: Vec<u32>,
@@ -35,16 +37,29 @@ pub(crate) struct TopicShard {
 
 impl TopicShard {
     pub fn find(&self, hash: u64, name: &str) -> Option<u32> {
-        let named = |slot: &u32| self.get(*slot).is_some_and(|t| &*t.name == name);
-        match self.index.get(&hash) {
-            Some(slot) if named(slot) => Some(*slot),
-            Some(_) => self
-                .collided
-                .iter()
-                .find(|(h, s)| *h == hash && named(s))
-                .map(|(_, s)| *s),
-            None => None,
+        self.find_and(hash, name, |_| {})
+    }
+
+    /// `find`, calling `early` on the topic indexed under `hash` before its name is
+    /// compared: the caller can start loading what it will need from that topic.
+    #[inline]
+    pub fn find_and(&self, hash: u64, name: &str, early: impl FnOnce(&Topic)) -> Option<u32> {
+        let slot = (self.index.get(hash)?[1] - 1) as u32;
+        let t = self.get(slot)?;
+        early(t);
+        if same(t.name.as_bytes(), name.as_bytes()) {
+            return Some(slot);
         }
+        self.collided
+            .iter()
+            .find(|(h, s)| *h == hash && self.get(*s).is_some_and(|t| &*t.name == name))
+            .map(|(_, s)| *s)
+    }
+
+    /// Starts loading the index slot of a name's hash.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        self.index.prefetch(hash);
     }
 
     pub fn get(&self, slot: u32) -> Option<&Topic> {
@@ -69,10 +84,8 @@ impl TopicShard {
             }
         };
         match self.index.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(slot);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => self.collided.push((hash, slot)),
+            Probe::Vacant(i) => self.index.insert_at(i, [hash, u64::from(slot) + 1]),
+            Probe::Found(_) => self.collided.push((hash, slot)),
         }
         slot
     }
@@ -81,12 +94,20 @@ impl TopicShard {
     pub fn remove(&mut self, slot: u32) {
         if let Some(topic) = self.slots.get_mut(slot as usize).and_then(Option::take) {
             let h = topic.hash;
-            if self.index.get(&h) == Some(&slot) {
-                self.index.remove(&h);
-                // A collided name with this hash takes the freed index entry.
-                if let Some(i) = self.collided.iter().position(|(ch, _)| *ch == h) {
-                    let (_, s) = self.collided.swap_remove(i);
-                    self.index.insert(h, s);
+            let indexed = [h, u64::from(slot) + 1];
+            if self.index.get(h) == Some(&indexed) {
+                // A collided name with this hash takes over the index entry.
+                match self.collided.iter().position(|(ch, _)| *ch == h) {
+                    Some(i) => {
+                        let (_, s) = self.collided.swap_remove(i);
+                        if let Probe::Found(i) = self.index.find(h) {
+                            self.index.at_mut(i)[1] = u64::from(s) + 1;
+                        }
+                    }
+                    None => {
+                        self.index.remove(h);
+                        self.index.shrink();
+                    }
                 }
             } else {
                 self.collided.retain(|(_, s)| *s != slot);
@@ -130,80 +151,237 @@ impl TopicShard {
 
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.index.capacity() * (size_of::<(u64, u32)>() + 1)
+        self.index.heap_bytes()
+            + (self.collided.capacity() * size_of::<(u64, u32)>())
             + self.slots.capacity() * size_of::<Option<Topic>>()
             + (self.free.capacity() + self.dirty.capacity() + self.outbox.capacity()) * 4
             + self.topics().map(Topic::heap_bytes).sum::<usize>()
     }
 }
 
-/// The topics of each connection of one shard. Most connections are in one topic, so
-/// the first topic sits inline in `first` and only the rest go to a vector in `more`.
+/// One presence as the connection index keeps it: its topic and the keyed hash of its
+/// key, everything an untrack needs to undo the track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub topic: TopicRef,
+    /// The keyed hash of the presence's key, `topic::ANONYMOUS` for a viewer.
+    pub key_hash: u64,
+}
+
+/// Flags in the high half of a slot's last word, beside the topic's shard (at most 4096)
+/// and slot: the slot is used (so that word is never zero), and the connection has more
+/// presences, in `ConnShard::more`.
+const USED: u64 = 1 << 62;
+const MORE: u64 = 1 << 63;
+
+/// A connection's first presence as a table slot: `[conn, key hash, flags | shard | slot]`.
+fn pack(conn: u64, link: Link, more: bool) -> [u64; 3] {
+    let more = if more { MORE } else { 0 };
+    let place = USED | more | u64::from(link.topic.shard) << 32 | u64::from(link.topic.slot);
+    [conn, link.key_hash, place]
+}
+
+fn unpack(s: &[u64; 3]) -> Link {
+    Link {
+        topic: TopicRef {
+            shard: (s[2] >> 32) as u32 & 0x3fff_ffff,
+            slot: s[2] as u32,
+        },
+        key_hash: s[1],
+    }
+}
+
+fn has_more(s: &[u64; 3]) -> bool {
+    s[2] & MORE != 0
+}
+
+/// The presences of the connections of one shard: the connection index, which is also
+/// where a presence lives (a topic keeps only counts). Most connections are in one topic,
+/// so a connection's first presence sits in `first` (a 24-byte slot), and only the rest
+/// go to a vector in `more`. An untrack is one probe of `first`.
 #[derive(Default)]
 pub(crate) struct ConnShard {
-    first: HashMap<u64, TopicRef, ConnBuild>,
-    more: HashMap<u64, Vec<TopicRef>, ConnBuild>,
+    first: Table<3, Mixed>,
+    more: HashMap<u64, Vec<Link>, ConnBuild>,
+}
+
+/// A connection's place in its shard, found once per track: it answers whether the
+/// connection is in a topic already and takes the new presence without probing again.
+pub(crate) struct ConnSlot<'a> {
+    conn: u64,
+    probe: Probe,
+    shard: &'a mut ConnShard,
+}
+
+impl ConnSlot<'_> {
+    /// Whether the connection has a presence in `topic`.
+    pub fn contains(&self, topic: TopicRef) -> bool {
+        match self.probe {
+            Probe::Vacant(_) => false,
+            Probe::Found(i) => {
+                let s = self.shard.first.at(i);
+                unpack(s).topic == topic
+                    || (has_more(s)
+                        && self
+                            .shard
+                            .more
+                            .get(&self.conn)
+                            .is_some_and(|l| l.iter().any(|x| x.topic == topic)))
+            }
+        }
+    }
+
+    /// Records a presence; the caller has checked that it is not there.
+    pub fn insert(self, topic: TopicRef, key_hash: u64) {
+        let link = Link { topic, key_hash };
+        match self.probe {
+            Probe::Vacant(i) => self.shard.first.insert_at(i, pack(self.conn, link, false)),
+            Probe::Found(i) => {
+                self.shard.first.at_mut(i)[2] |= MORE;
+                self.shard.more.entry(self.conn).or_default().push(link);
+            }
+        }
+    }
 }
 
 impl ConnShard {
-    pub fn add(&mut self, conn: u64, topic: TopicRef) {
-        match self.first.entry(conn) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(topic);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.more.entry(conn).or_default().push(topic)
-            }
+    /// Starts loading where `conn`'s slot is, so that the probe that follows finds it in
+    /// cache.
+    #[inline]
+    pub fn prefetch(&self, conn: u64) {
+        self.first.prefetch(conn);
+    }
+
+    /// The place of `conn`, for a track.
+    pub fn slot(&mut self, conn: u64) -> ConnSlot<'_> {
+        ConnSlot {
+            conn,
+            probe: self.first.entry(conn),
+            shard: self,
         }
     }
 
-    pub fn remove(&mut self, conn: u64, topic: TopicRef) {
-        if self.more.is_empty() {
-            // Every connection is in one topic: one probe.
-            if let std::collections::hash_map::Entry::Occupied(e) = self.first.entry(conn) {
-                if *e.get() == topic {
-                    e.remove();
-                }
-            }
-            return;
+    /// The key hash of the presence of `conn` in `topic`, if there is one.
+    pub fn get(&self, conn: u64, topic: TopicRef) -> Option<u64> {
+        let s = self.first.get(conn)?;
+        let first = unpack(s);
+        if first.topic == topic {
+            return Some(first.key_hash);
         }
-        if self.first.get(&conn) == Some(&topic) {
-            match self.more.get_mut(&conn).and_then(Vec::pop) {
-                Some(next) => {
-                    self.first.insert(conn, next);
-                }
-                None => {
-                    self.first.remove(&conn);
-                }
-            }
-        } else if let Some(list) = self.more.get_mut(&conn) {
-            if let Some(i) = list.iter().position(|t| *t == topic) {
-                list.swap_remove(i);
-            }
+        if !has_more(s) {
+            return None;
         }
-        if self.more.get(&conn).is_some_and(Vec::is_empty) {
-            self.more.remove(&conn);
-        }
+        let list = self.more.get(&conn)?;
+        list.iter().find(|x| x.topic == topic).map(|x| x.key_hash)
     }
 
-    /// Removes and returns every topic of `conn`.
-    pub fn take(&mut self, conn: u64) -> Vec<TopicRef> {
-        let mut all = self.more.remove(&conn).unwrap_or_default();
-        if let Some(first) = self.first.remove(&conn) {
-            all.push(first);
+    /// Removes the presence of `conn` in `topic`; returns its key hash, or `None` when
+    /// there is no such presence.
+    pub fn remove(&mut self, conn: u64, topic: TopicRef) -> Option<u64> {
+        let Probe::Found(i) = self.first.find(conn) else {
+            return None;
+        };
+        let s = *self.first.at(i);
+        let first = unpack(&s);
+        let removed = if first.topic == topic {
+            if has_more(&s) {
+                // The connection's last other presence moves up.
+                let list = self.more.get_mut(&conn).expect("flagged");
+                let next = list.pop().expect("never empty");
+                let more = !list.is_empty();
+                if !more {
+                    self.more.remove(&conn);
+                }
+                *self.first.at_mut(i) = pack(conn, next, more);
+            } else {
+                self.first.remove_at(i);
+            }
+            first.key_hash
+        } else if has_more(&s) {
+            let list = self.more.get_mut(&conn).expect("flagged");
+            let k = list.iter().position(|x| x.topic == topic)?;
+            let gone = list.swap_remove(k);
+            if list.is_empty() {
+                self.more.remove(&conn);
+                self.first.at_mut(i)[2] &= !MORE;
+            }
+            gone.key_hash
+        } else {
+            return None;
+        };
+        self.shrink();
+        Some(removed)
+    }
+
+    /// Removes and returns every presence of `conn`.
+    pub fn take(&mut self, conn: u64) -> Taken {
+        let taken = match self.first.remove(conn) {
+            None => Taken::default(),
+            Some(s) => Taken {
+                first: Some(unpack(&s)),
+                more: if has_more(&s) {
+                    self.more.remove(&conn).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            },
+        };
+        self.shrink();
+        taken
+    }
+
+    /// Gives memory back after a crowd leaves.
+    fn shrink(&mut self) {
+        self.first.shrink();
+        let cap = self.more.capacity();
+        if cap > 64 && self.more.len() * 4 < cap {
+            self.more.shrink_to_fit();
         }
-        all
     }
 
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        self.first.capacity() * (size_of::<(u64, TopicRef)>() + 1)
-            + self.more.capacity() * (size_of::<(u64, Vec<TopicRef>)>() + 1)
+        self.first.heap_bytes()
+            + table_bytes::<(u64, Vec<Link>)>(self.more.capacity())
             + self
                 .more
                 .values()
-                .map(|v| v.capacity() * size_of::<TopicRef>())
+                .map(|v| v.capacity() * size_of::<Link>())
                 .sum::<usize>()
+    }
+}
+
+/// The presences of one connection, taken out of the index.
+#[derive(Default)]
+pub(crate) struct Taken {
+    first: Option<Link>,
+    more: Vec<Link>,
+}
+
+impl Taken {
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Link> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+/// Whether two names are equal; short ones (most topic names) are compared in two
+/// overlapping word loads instead of a call to `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -216,6 +394,35 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_compare_exactly() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "video:4",
+            "video:42",
+            "video:421",
+            "room:123456789012",
+            "room:1234567890123",
+            "a-longer-topic-name-than-sixteen",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            }
+            let mut c = a.as_bytes().to_vec();
+            for i in 0..c.len() {
+                c[i] ^= 1;
+                assert!(!same(a.as_bytes(), &c), "{a:?} differs at {i}");
+                c[i] ^= 1;
+            }
+        }
+    }
 
     #[test]
     fn names_with_one_hash_stay_apart() {
@@ -253,15 +460,49 @@ mod tests {
             TopicRef { shard: 1, slot: 1 },
         );
         let mut s = ConnShard::default();
-        s.add(1, t1);
-        s.add(2, t1);
-        s.remove(2, t1);
-        s.add(1, t2);
-        s.add(1, t3);
-        s.remove(1, t1);
-        s.remove(1, t2);
-        assert_eq!(s.take(1), vec![t3]);
-        assert!(s.take(2).is_empty());
+        let add = |s: &mut ConnShard, conn: u64, t: TopicRef, h: u64| {
+            let slot = s.slot(conn);
+            assert!(!slot.contains(t), "not there yet");
+            slot.insert(t, h);
+            assert!(s.slot(conn).contains(t));
+        };
+        add(&mut s, 1, t1, 11);
+        add(&mut s, 2, t1, 21);
+        assert_eq!(s.remove(2, t2), None);
+        assert_eq!(s.remove(2, t1), Some(21));
+        assert_eq!(s.remove(2, t1), None);
+        add(&mut s, 1, t2, 12);
+        add(&mut s, 1, t3, 13);
+        assert_eq!(
+            (s.get(1, t1), s.get(1, t2), s.get(1, t3)),
+            (Some(11), Some(12), Some(13))
+        );
+        assert_eq!(s.get(2, t1), None);
+        assert_eq!(
+            s.remove(1, t1),
+            Some(11),
+            "the first moves out, another moves up"
+        );
+        assert_eq!(s.remove(1, t2), Some(12));
+        assert_eq!(s.get(1, t3), Some(13));
+        assert!(s.more.is_empty(), "a single presence is inline again");
+        let taken = s.take(1);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            taken
+                .iter()
+                .map(|l| (l.topic, l.key_hash))
+                .collect::<Vec<_>>(),
+            vec![(t3, 13)]
+        );
+        assert_eq!(s.take(2).len(), 0);
+        add(&mut s, 3, t1, 31);
+        add(&mut s, 3, t2, 32);
+        add(&mut s, 3, t3, 33);
+        assert_eq!(s.remove(3, t2), Some(32), "one of the extra ones");
+        let mut all: Vec<_> = s.take(3).iter().map(|l| (l.topic, l.key_hash)).collect();
+        all.sort_by_key(|x| x.1);
+        assert_eq!(all, vec![(t1, 31), (t3, 33)]);
         assert!(s.more.is_empty() && s.first.is_empty());
     }
 }

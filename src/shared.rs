@@ -12,8 +12,6 @@ use crate::meta;
 use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
 use crate::topic::{self, Counts, Entry, Topic};
 use crate::waker::Waker;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -25,15 +23,30 @@ pub(crate) struct Shared {
     pub(crate) topics: Box<[Mutex<TopicShard>]>,
     conns: Box<[Mutex<ConnShard>]>,
     shard_mask: u64,
-    topic_hasher: RandomState,
+    topic_key: SipKey,
     key_hasher: SipKey,
-    next_ref: AtomicU64,
-    pub(crate) topic_count: AtomicUsize,
-    presence_count: AtomicUsize,
-    pending_count: AtomicUsize,
+    // The counters calls write, each on a line of its own (see `Padded`).
+    next_ref: Padded<AtomicU64>,
+    pub(crate) topic_count: Padded<AtomicUsize>,
+    presence_count: Padded<AtomicUsize>,
+    pending_count: Padded<AtomicUsize>,
     waker: Waker,
     /// Cluster mode's node state; `None` for a single node.
     pub(crate) cluster: Option<Cluster>,
+}
+
+/// A value alone on its cache lines (two: some CPUs fetch lines in pairs). Every track
+/// and untrack writes the presence counter; beside the fields every call reads (shard
+/// tables, hash keys, limits), it would make two threads on two cores pass that line back
+/// and forth at every call, even on disjoint topics.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl Shared {
@@ -50,14 +63,14 @@ impl Shared {
             topics: (0..shards).map(|_| Mutex::default()).collect(),
             conns: (0..shards).map(|_| Mutex::default()).collect(),
             shard_mask: shards as u64 - 1,
-            topic_hasher: RandomState::new(),
+            topic_key: SipKey::random(),
             key_hasher,
             cluster,
             // Refs start at a random point so refs of two engines (or two runs) don't meet.
-            next_ref: AtomicU64::new(hash::random_u64() | 1),
-            topic_count: AtomicUsize::new(0),
-            presence_count: AtomicUsize::new(0),
-            pending_count: AtomicUsize::new(0),
+            next_ref: Padded(AtomicU64::new(hash::random_u64() | 1)),
+            topic_count: Padded(AtomicUsize::new(0)),
+            presence_count: Padded(AtomicUsize::new(0)),
+            pending_count: Padded(AtomicUsize::new(0)),
             waker: Waker::new()?,
             config,
         })
@@ -73,17 +86,26 @@ impl Shared {
         meta: Option<&str>,
     ) -> Result<()> {
         self.check_topic(topic)?;
-        let key_hash = match key {
-            Some(k) => self.check_key(k)?,
-            None => topic::ANONYMOUS,
-        };
+        if let Some(k) = key {
+            self.check_key(k)?;
+        }
         let meta = self.check_meta(meta)?;
-        let (shard, hash) = self.topic_hash(topic);
         let mut conns = lock(self.conn_shard(conn));
+        // At a million presences the connection's slot, the topic and the user's
+        // refcount are cache misses: start loading each as soon as its address is known,
+        // and hash while they come.
+        conns.prefetch(conn);
+        let (shard, hash) = self.topic_hash(topic);
         let mut topics = lock(&self.topics[shard as usize]);
-        let existing = topics.find(hash, topic);
+        topics.prefetch(hash);
+        let key_hash = key.map_or(topic::ANONYMOUS, |k| self.key_hash(k));
+        // The user's refcount waits on the topic: start it before checking the name.
+        let existing = topics.find_and(hash, topic, |t| t.users.prefetch(key_hash));
+        // The connection's place in the index, found once: it tells whether the
+        // presence exists and takes the new one.
+        let place = conns.slot(conn);
         if let Some(slot) = existing {
-            if topics.get(slot).is_some_and(|t| t.contains(conn)) {
+            if place.contains(TopicRef { shard, slot }) {
                 return Err(Error::new(
                     ErrorKind::AlreadyTracked,
                     format!("connection {conn} is already tracked in topic {topic:?}"),
@@ -113,42 +135,46 @@ impl Shared {
         t.insert(conn, key_hash, entry);
         self.changed(&mut topics, slot, true);
         drop(topics);
-        conns.add(conn, TopicRef { shard, slot });
+        place.insert(TopicRef { shard, slot }, key_hash);
         Ok(())
     }
 
     /// Removes the presence of `conn` in `topic`.
     pub(crate) fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
         self.check_topic(topic)?;
-        let (shard, hash) = self.topic_hash(topic);
         let mut conns = lock(self.conn_shard(conn));
+        conns.prefetch(conn);
+        let (shard, hash) = self.topic_hash(topic);
         let mut topics = lock(&self.topics[shard as usize]);
-        let slot = topics.find(hash, topic);
-        let removed = slot
-            .and_then(|s| topics.get_mut(s))
-            .is_some_and(|t| t.remove(conn));
-        let Some(slot) = slot.filter(|_| removed) else {
+        // One probe of the connection index finds the presence and its key hash.
+        let found = topics.find(hash, topic).and_then(|slot| {
+            let key_hash = conns.remove(conn, TopicRef { shard, slot })?;
+            Some((slot, key_hash))
+        });
+        let Some((slot, key_hash)) = found else {
             return Err(not_tracked(topic, conn));
         };
+        drop(conns);
+        let t = topics.get_mut(slot).expect("an indexed presence's topic");
+        t.remove(conn, key_hash);
         self.presence_count.fetch_sub(1, Ordering::Relaxed);
         self.changed(&mut topics, slot, true);
-        drop(topics);
-        conns.remove(conn, TopicRef { shard, slot });
         Ok(())
     }
 
     /// Removes every presence of `conn` (the host's disconnect); returns how many.
     pub(crate) fn untrack_conn(&self, conn: u64) -> usize {
         let mut conns = lock(self.conn_shard(conn));
-        let refs = conns.take(conn);
-        for r in &refs {
+        let taken = conns.take(conn);
+        for link in taken.iter() {
+            let r = link.topic;
             let mut topics = lock(&self.topics[r.shard as usize]);
-            if topics.get_mut(r.slot).is_some_and(|t| t.remove(conn)) {
-                self.presence_count.fetch_sub(1, Ordering::Relaxed);
-                self.changed(&mut topics, r.slot, true);
-            }
+            let t = topics.get_mut(r.slot).expect("an indexed presence's topic");
+            t.remove(conn, link.key_hash);
+            self.presence_count.fetch_sub(1, Ordering::Relaxed);
+            self.changed(&mut topics, r.slot, true);
         }
-        refs.len()
+        taken.len()
     }
 
     /// Replaces the meta of a tracked presence. In phoenix format clients see the old
@@ -158,18 +184,26 @@ impl Shared {
         self.check_topic(topic)?;
         let meta = self.check_meta(meta)?;
         let (shard, hash) = self.topic_hash(topic);
+        if self.config.format == Format::Counts {
+            // Nothing to change: only whether the presence exists, in the index.
+            let conns = lock(self.conn_shard(conn));
+            let topics = lock(&self.topics[shard as usize]);
+            let found = topics
+                .find(hash, topic)
+                .and_then(|slot| conns.get(conn, TopicRef { shard, slot }));
+            return found.map(drop).ok_or_else(|| not_tracked(topic, conn));
+        }
+        // Phoenix format: every presence has an entry in its topic.
         let mut topics = lock(&self.topics[shard as usize]);
-        let slot = topics.find(hash, topic);
-        let Some(t) = slot
-            .and_then(|s| topics.get_mut(s))
-            .filter(|t| t.contains(conn))
+        let Some(slot) = topics
+            .find(hash, topic)
+            .filter(|&s| topics.get(s).is_some_and(|t| t.has_entry(conn)))
         else {
             return Err(not_tracked(topic, conn));
         };
-        if self.config.format == Format::Phoenix {
-            t.update(conn, meta, self.new_ref());
-            self.changed(&mut topics, slot.expect("found above"), true);
-        }
+        let t = topics.get_mut(slot).expect("found above");
+        t.update(conn, meta, self.new_ref());
+        self.changed(&mut topics, slot, true);
         Ok(())
     }
 
@@ -305,14 +339,18 @@ impl Shared {
     }
 
     /// The keyed hash of a topic name and the shard it lives in. The shard comes from
-    /// the middle bits, which the shard's own table (low bits, top seven bits) leaves alone.
+    /// the low bits; the shard's own index places a name by the high bits.
     pub(crate) fn topic_hash(&self, topic: &str) -> (u32, u64) {
-        let h = self.topic_hasher.hash_one(topic);
-        (((h >> 32) & self.shard_mask) as u32, h)
+        let h = hash::siphash13(self.topic_key, topic.as_bytes());
+        ((h & self.shard_mask) as u32, h)
     }
 
+    /// The shard of a connection, from the middle bits of its mixed id. The shard's
+    /// tables place it by the high bits (the index) and the low bits (the few
+    /// connections in several topics): bits that were the same for every connection of a
+    /// shard would crowd them into 1/shards of the buckets.
     fn conn_shard(&self, conn: u64) -> &Mutex<ConnShard> {
-        &self.conns[(hash::mix64(conn) & self.shard_mask) as usize]
+        &self.conns[((hash::mix64(conn) >> 32) & self.shard_mask) as usize]
     }
 
     pub(crate) fn check_topic(&self, topic: &str) -> Result<()> {
@@ -333,8 +371,8 @@ impl Shared {
         }
     }
 
-    /// Validates a key and returns its keyed hash.
-    fn check_key(&self, key: &str) -> Result<u64> {
+    /// Validates a key.
+    fn check_key(&self, key: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -348,7 +386,7 @@ impl Shared {
                 format!("key {key:?} is the group name of anonymous viewers"),
             ));
         }
-        Ok(self.key_hash(key))
+        Ok(())
     }
 
     pub(crate) fn check_meta<'m>(&self, meta: Option<&'m str>) -> Result<&'m str> {

@@ -6,10 +6,10 @@
 //! same keyed hashes (see `remote.rs`), so a user on two nodes counts once.
 
 use crate::config::Format;
-use crate::hash::{ConnBuild, PrehashedBuild};
+use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
 use crate::remote::Remote;
 use crate::render;
-use std::collections::hash_map::Entry as Slot;
+use crate::table::{Prehashed, Probe, Table};
 use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
@@ -74,28 +74,107 @@ pub(crate) struct Outbox {
     pub left: HashSet<u64, ConnBuild>,
 }
 
-/// The state of one topic.
+/// How many local presences a topic holds. The presences themselves (connection and key
+/// hash) live in the connection index (`shard::ConnShard`), where an untrack finds all it
+/// needs in one probe; a topic only counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Presences(u64);
+
+impl Presences {
+    pub fn len(&self) -> u64 {
+        self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Local user refcounts: keyed hash of a key → local presences with that key. A 16-byte
+/// slot per user, in a table found with one probe (see `table.rs`).
+#[derive(Default)]
+pub(crate) struct Users(Table<2, Prehashed>);
+
+impl Users {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn contains_key(&self, h: &u64) -> bool {
+        self.0.get(*h).is_some()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().map(|s| &s[0])
+    }
+
+    /// Starts loading where `h`'s slot is (see `Table::prefetch`).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        self.0.prefetch(h);
+    }
+
+    /// Counts one more presence of `h`; true when it is the first.
+    #[inline]
+    fn add(&mut self, h: u64) -> bool {
+        match self.0.entry(h) {
+            Probe::Found(i) => {
+                self.0.at_mut(i)[1] += 1;
+                false
+            }
+            Probe::Vacant(i) => {
+                self.0.insert_at(i, [h, 1]);
+                true
+            }
+        }
+    }
+
+    /// Counts one presence of `h` less; true when it was the last.
+    #[inline]
+    fn sub(&mut self, h: u64) -> bool {
+        let Probe::Found(i) = self.0.find(h) else {
+            return false;
+        };
+        let n = &mut self.0.at_mut(i)[1];
+        *n -= 1;
+        if *n > 0 {
+            return false;
+        }
+        self.0.remove_at(i);
+        self.0.shrink();
+        true
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
+/// The state of one topic. The fields every track and untrack reads come first and the
+/// struct starts on a cache-line boundary, so that they share one line (two with the
+/// cluster and phoenix fields): at a million presences a topic's lines are rarely in the
+/// closest caches.
+#[repr(C, align(64))]
 pub(crate) struct Topic {
     pub name: Box<str>,
-    /// The keyed hash of `name` its shard indexes it by.
-    pub hash: u64,
-    /// Local presences: conn → keyed hash of its key (`ANONYMOUS` for a viewer). A
-    /// 16-byte entry: all that counts format keeps of a presence.
-    pub(crate) presences: HashMap<u64, u64, ConnBuild>,
-    /// Phoenix format only: conn → what a list shows of that presence.
-    entries: HashMap<u64, Box<Entry>, ConnBuild>,
     /// Local key-hash refcounts.
-    pub(crate) users: HashMap<u64, u32, PrehashedBuild>,
+    pub(crate) users: Users,
+    /// How many local presences; each is an entry of the connection index.
+    pub(crate) presences: Presences,
     viewers: u64,
-    published: Counts,
-    seq: u64,
     /// Set while the topic sits in its shard's poll list.
     pub dirty: bool,
-    pub(crate) pending: HashMap<u64, Pending, ConnBuild>,
     /// Other nodes' contributions (cluster mode).
     pub(crate) remote: Option<Box<Remote>>,
     /// Local changes for other nodes; `Some` only in cluster mode.
     pub(crate) outbox: Option<Box<Outbox>>,
+    /// Phoenix format only: conn → what a list shows of that presence.
+    entries: HashMap<u64, Box<Entry>, ConnBuild>,
+    /// The keyed hash of `name` its shard indexes it by.
+    pub hash: u64,
+    seq: u64,
+    published: Counts,
+    pub(crate) pending: HashMap<u64, Pending, ConnBuild>,
 }
 
 impl Topic {
@@ -103,9 +182,9 @@ impl Topic {
         Topic {
             name: name.into(),
             hash,
-            presences: HashMap::default(),
+            presences: Presences::default(),
             entries: HashMap::default(),
-            users: HashMap::default(),
+            users: Users::default(),
             viewers: 0,
             published: Counts::default(),
             seq: 0,
@@ -132,7 +211,7 @@ impl Topic {
         Counts {
             viewers: self.viewers,
             users: self.users.len() as u64,
-            connections: self.presences.len() as u64,
+            connections: self.presences.len(),
         }
     }
 
@@ -141,8 +220,9 @@ impl Topic {
         self.seq
     }
 
-    pub fn contains(&self, conn: u64) -> bool {
-        self.presences.contains_key(&conn)
+    /// Phoenix format: whether `conn` has a listed presence here.
+    pub fn has_entry(&self, conn: u64) -> bool {
+        self.entries.contains_key(&conn)
     }
 
     /// True when nothing is present here or elsewhere, nothing waits for a poll or a tick,
@@ -155,16 +235,13 @@ impl Topic {
             && self.outbox.as_ref().is_none_or(|o| !o.queued)
     }
 
-    /// Adds a local presence; the caller has checked that `conn` is absent.
+    /// Adds a local presence; the caller has checked that `conn` is absent and records
+    /// the presence in the connection index.
     pub fn insert(&mut self, conn: u64, key_hash: u64, entry: Option<Box<Entry>>) {
         if key_hash == ANONYMOUS {
             self.viewers += 1;
-        } else {
-            let n = self.users.entry(key_hash).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                self.user_appeared(key_hash);
-            }
+        } else if self.users.add(key_hash) {
+            self.user_appeared(key_hash);
         }
         if let Some(e) = entry {
             self.pending
@@ -174,44 +251,35 @@ impl Topic {
             }
             self.entries.insert(conn, e);
         }
-        self.presences.insert(conn, key_hash);
+        self.presences.0 += 1;
     }
 
-    /// Removes a local presence; false when `conn` is not present.
-    pub fn remove(&mut self, conn: u64) -> bool {
-        let Some(key_hash) = self.presences.remove(&conn) else {
-            return false;
-        };
+    /// Removes the local presence of `conn`, tracked with `key_hash`; the caller took it
+    /// out of the connection index.
+    pub fn remove(&mut self, conn: u64, key_hash: u64) {
+        debug_assert!(!self.presences.is_empty());
+        self.presences.0 -= 1;
         if key_hash == ANONYMOUS {
             self.viewers -= 1;
-        } else if let Slot::Occupied(mut n) = self.users.entry(key_hash) {
-            *n.get_mut() -= 1;
-            if *n.get() == 0 {
-                n.remove();
-                self.user_left(key_hash);
+        } else if self.users.sub(key_hash) {
+            self.user_left(key_hash);
+        }
+        if !self.entries.is_empty() {
+            if let Some(e) = self.entries.remove(&conn) {
+                self.outbox_left(e.phx_ref);
+                self.note_leave(e);
+            }
+            if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
+                self.entries.shrink_to_fit();
             }
         }
-        if let Some(e) = self.entries.remove(&conn) {
-            self.outbox_left(e.phx_ref);
-            self.note_leave(e);
-        }
-        // Tables never shrink by themselves; after a crowd leaves, give the memory back.
-        if self.presences.capacity() > 64 && self.presences.len() * 4 < self.presences.capacity() {
-            self.presences.shrink_to_fit();
-            self.users.shrink_to_fit();
-            self.entries.shrink_to_fit();
-        }
-        true
     }
 
     /// Phoenix format: replaces the meta of `conn` under a new ref. Returns false when
-    /// `conn` is not present. In counts format there is nothing to change.
+    /// `conn` has no entry here (counts format keeps none: there is nothing to change).
     pub fn update(&mut self, conn: u64, meta: &str, new_ref: u64) -> bool {
-        if !self.presences.contains_key(&conn) {
-            return false;
-        }
         let Some(old) = self.entries.get_mut(&conn) else {
-            return true;
+            return false;
         };
         // `phx_ref_prev` names the meta clients last saw: when the old entry itself was
         // never published (a second update, or an update right after the track, within
@@ -380,10 +448,9 @@ impl Topic {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.name.len()
-            + table_bytes(self.presences.capacity(), size_of::<(u64, u64)>())
-            + table_bytes(self.entries.capacity(), size_of::<(u64, Box<Entry>)>())
-            + table_bytes(self.users.capacity(), size_of::<(u64, u32)>())
-            + table_bytes(self.pending.capacity(), size_of::<(u64, Pending)>());
+            + table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
+            + self.users.heap_bytes()
+            + table_bytes::<(u64, Pending)>(self.pending.capacity());
         bytes += self.local_entries().map(Entry::heap_bytes).sum::<usize>();
         for c in self.pending.values() {
             if let Pending::Left(e) = c {
@@ -395,9 +462,10 @@ impl Topic {
         }
         if let Some(o) = &self.outbox {
             bytes += size_of::<Outbox>()
-                + table_bytes(o.added.capacity() + o.removed.capacity(), 8)
-                + table_bytes(o.joined.capacity(), 16)
-                + table_bytes(o.left.capacity(), 8);
+                + table_bytes::<u64>(o.added.capacity())
+                + table_bytes::<u64>(o.removed.capacity())
+                + table_bytes::<(u64, u64)>(o.joined.capacity())
+                + table_bytes::<u64>(o.left.capacity());
         }
         bytes
     }
@@ -409,11 +477,46 @@ impl Entry {
     }
 }
 
-/// Heap bytes of a hash table of `cap` entries of `entry` bytes (one control byte each).
-pub(crate) fn table_bytes(cap: usize, entry: usize) -> usize {
-    if cap == 0 {
-        0
-    } else {
-        cap * (entry + 1) + 16
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a track or an untrack reads of a topic sits in its first cache line.
+    #[test]
+    fn hot_fields_share_the_first_line() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(align_of::<Topic>(), 64);
+        for end in [
+            offset_of!(Topic, name) + size_of::<Box<str>>(),
+            offset_of!(Topic, users) + size_of::<Users>(),
+            offset_of!(Topic, presences) + size_of::<Presences>(),
+            offset_of!(Topic, viewers) + size_of::<u64>(),
+            offset_of!(Topic, dirty) + 1,
+        ] {
+            assert!(end <= 64, "{end}");
+        }
+        assert_eq!(size_of::<Option<Topic>>(), size_of::<Topic>());
+    }
+
+    #[test]
+    fn users_count_distinct_keys() {
+        let mut t = Topic::new("t", 1, false);
+        t.insert(1, 7, None);
+        t.insert(2, 7, None);
+        t.insert(3, ANONYMOUS, None);
+        t.insert(4, 8, None);
+        let c = t.local_counts();
+        assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4));
+        assert_eq!(
+            t.users.keys().copied().collect::<HashSet<u64>>(),
+            HashSet::from([7, 8])
+        );
+        t.remove(1, 7);
+        t.remove(4, 8);
+        assert!(t.users.contains_key(&7) && !t.users.contains_key(&8));
+        t.remove(2, 7);
+        t.remove(3, ANONYMOUS);
+        assert_eq!(t.local_counts(), Counts::default());
+        assert!(t.presences.is_empty());
     }
 }

@@ -136,10 +136,12 @@ fn hammer(format: Format) {
         assert_eq!(engine.counts(&t).unwrap(), want, "final counts of {t}");
         match format {
             Format::Counts => {
-                let (r, connections) = counts.get(&t).copied().unwrap_or_default();
+                // A change of connections alone (a second tab) sends no diff, so the
+                // last diff's connections total may be stale; viewers and users add up.
+                let (r, _) = counts.get(&t).copied().unwrap_or_default();
                 assert_eq!(
-                    (r.viewers as u64, r.users as u64, connections),
-                    (want.viewers, want.users, want.connections),
+                    (r.viewers as u64, r.users as u64),
+                    (want.viewers, want.users),
                     "diffs of {t} add up"
                 );
             }

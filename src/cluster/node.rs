@@ -26,7 +26,6 @@ const TOMBSTONES_PER_NODE: usize = 4;
 /// Cluster-mode state of an engine.
 pub(crate) struct Cluster {
     cfg: ClusterConfig,
-    incarnation: u64,
     state: Mutex<NodeState>,
 }
 
@@ -71,13 +70,7 @@ struct Staging {
 
 impl Cluster {
     pub fn new(cfg: ClusterConfig) -> Cluster {
-        // Milliseconds since the epoch in the high bits: a restarted node's incarnation is
-        // larger than its last one, so peers tell the new one from replays of the old.
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let incarnation = (ms << 16) | (crate::hash::random_u64() & 0xffff);
+        let incarnation = fresh_incarnation(0);
         let stats = ClusterStats {
             node: cfg.node.clone(),
             incarnation,
@@ -85,7 +78,6 @@ impl Cluster {
         };
         Cluster {
             cfg,
-            incarnation,
             state: Mutex::new(NodeState {
                 seq: 0,
                 left: false,
@@ -112,6 +104,20 @@ impl Cluster {
         let mut st = lock(&self.state);
         st.left = true;
         self.seal(&mut st, Body::Leave, false)
+    }
+
+    /// Takes a node that left back into the cluster, as a new incarnation (peers refuse
+    /// the old one's messages after its departure) that starts with a full snapshot.
+    /// Does nothing for a node that has not left. Only the built-in link rejoins.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn rejoin(&self) {
+        let mut st = lock(&self.state);
+        if st.left {
+            st.left = false;
+            st.stats.incarnation = fresh_incarnation(st.stats.incarnation);
+            st.seq = 0;
+            st.snapshot_due = true;
+        }
     }
 
     /// Drops silent peers, then returns this tick's messages.
@@ -385,7 +391,7 @@ impl Cluster {
         let msg = Message {
             phoenix,
             node: self.cfg.node.clone(),
-            incarnation: self.incarnation,
+            incarnation: st.stats.incarnation,
             seq: st.seq,
             body,
         };
@@ -750,4 +756,15 @@ fn wire_entry(e: &Entry) -> WireEntry {
         key: e.key.as_deref().map(str::to_owned),
         meta: e.meta.to_string(),
     }
+}
+
+/// A new incarnation, larger than `after`: milliseconds since the epoch in the high bits,
+/// so a restarted node's incarnation exceeds its last one and peers tell it from replays
+/// of the old.
+fn fresh_incarnation(after: u64) -> u64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    ((ms << 16) | (crate::hash::random_u64() & 0xffff)).max(after + 1)
 }

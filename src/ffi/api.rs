@@ -486,7 +486,9 @@ pub unsafe extern "C" fn presence_cluster_get_stats(
 /// node's messages on the Redis pub/sub `channel` at `url` (e.g.
 /// `"redis://127.0.0.1:6379/"`) every tick and ingests the other nodes' messages. It
 /// reconnects with backoff while Redis is away and resyncs when it returns; an
-/// unreachable Redis at start is not an error. A link already running is replaced.
+/// unreachable Redis at start is not an error. A link already running is replaced: it
+/// announces this node's departure, and the node rejoins as a new incarnation with a full
+/// snapshot (so does a start after `presence_redis_stop` or `presence_cluster_leave`).
 /// `presence_engine_free` stops the link after publishing this node's departure.
 #[no_mangle]
 pub unsafe extern "C" fn presence_redis_start(
