@@ -2,6 +2,8 @@
 # crate, build the abi3 wheel with maturin, install it with pytest, hypothesis and mypy
 # into a FRESH virtualenv, and from a directory outside the source tree run the pytest
 # suite, mypy's stubtest (the stubs match the module) and bench/python_bench.py --check.
+# The cluster tests start a redis-server of their own on a loopback port (deps-redis,
+# mk/deps.mk, installs it; without it they fail, they do not skip).
 #
 # Everything built or installed goes under target/python/: the crate's cargo target dir
 # (cargo/), the build venv with maturin (build-venv/, kept between runs), the wheel
@@ -49,7 +51,7 @@ python-wheel: deps-python $(PY_BUILD_VENV)/.ready
 	cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo $(PY_BUILD_VENV)/bin/maturin build --release \
 	  --interpreter $(PY_BUILD_VENV)/bin/python --out $(PY_WHEELS)
 
-test-python: python-lint python-wheel
+test-python: deps-redis python-lint python-wheel
 	rm -rf $(PY_TEST_VENV)
 	$(PYTHON3) -m venv $(PY_TEST_VENV)
 	$(PY_TEST_VENV)/bin/pip install $(PY_PIP) $(PY_WHEELS)/presence_engine-*.whl $(PY_TEST_DEPS)

@@ -8,11 +8,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use std::fmt::Write;
 
-/// How deep a meta may nest (objects and arrays). The core sets no bound, but every
-/// client parses the meta again, Python's `json.loads` in `poll_diff()` included, which
-/// fails past about a thousand levels, after the poll has taken the changes. For a dict
-/// the bound also catches reference cycles.
-const MAX_DEPTH: usize = 127;
+/// How deep a dict meta may nest (objects and arrays): the core's bound (64, which it
+/// checks again on the JSON text, and on a str meta alone). Checked here while writing the
+/// dict out, so that a reference cycle, or a very deep dict, stops early instead of
+/// recursing.
+const MAX_DEPTH: usize = 64;
 
 /// The type name of `obj`, for error messages.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -73,12 +73,8 @@ pub fn push_meta(obj: Option<&Bound<'_, PyAny>>, max: usize, out: &mut String) -
         return Ok(false);
     };
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_str().map_err(|_| not_utf8(obj.py(), "meta"))?;
-        // An over-long meta is the engine's to refuse (too_long); don't scan it first.
-        if text.len() <= max && nesting(text) > MAX_DEPTH {
-            return Err(too_deep(obj.py()));
-        }
-        out.push_str(text);
+        // The engine checks the text: a JSON object, its nesting, its length.
+        out.push_str(s.to_str().map_err(|_| not_utf8(obj.py(), "meta"))?);
         return Ok(true);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
@@ -94,42 +90,6 @@ pub fn push_meta(obj: Option<&Bound<'_, PyAny>>, max: usize, out: &mut String) -
         "meta must be a dict, a str holding a JSON object, or None, not {}",
         type_name(obj)
     )))
-}
-
-fn too_deep(py: Python<'_>) -> PyErr {
-    errors::error(
-        py,
-        ErrorKind::InvalidMeta,
-        &format!("meta nests deeper than {MAX_DEPTH} levels (or holds a reference cycle)"),
-    )
-}
-
-/// The deepest nesting of objects and arrays in a JSON text (strings skipped). The text
-/// need not be valid: the engine validates it afterwards.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for b in text.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
 }
 
 struct JsonWriter<'o> {

@@ -4,14 +4,15 @@
 //! threads under the GIL) nor across a detach/attach, so `close()` waiting for the write
 //! lock (detached) can never deadlock with a call waiting for the GIL.
 
+use crate::cluster;
 use crate::convert::{self, type_name};
 use crate::errors;
-use crate::values::{Counts, Stats};
+use crate::values::{ClusterStats, Counts, Stats};
 use presence::{Config, Engine, Format};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::ops::Range;
 use std::sync::{PoisonError, RwLock};
 
@@ -306,6 +307,7 @@ impl PyEngine {
         max_meta_bytes = 4096,
         max_topics = 1_000_000,
         max_presences = 10_000_000,
+        cluster = None,
     ))]
     // Config is set field by field (see below), which this lint would turn into a struct
     // literal that stops compiling when the core adds a field.
@@ -320,6 +322,7 @@ impl PyEngine {
         max_meta_bytes: i128,
         max_topics: i128,
         max_presences: i128,
+        cluster: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let format = match format {
             "counts" => Format::Counts,
@@ -343,6 +346,7 @@ impl PyEngine {
         config.max_meta_bytes = positive(py, "max_meta_bytes", max_meta_bytes)?;
         config.max_topics = positive(py, "max_topics", max_topics)?;
         config.max_presences = positive(py, "max_presences", max_presences)?;
+        config.cluster = cluster::config(py, cluster)?;
         let engine = Engine::new(config.clone()).map_err(|e| errors::engine_error(py, &e))?;
         Ok(PyEngine {
             inner: RwLock::new(Some(engine)),
@@ -502,6 +506,11 @@ impl PyEngine {
         Ok(PyString::new(py, batch.json()))
     }
 
+    /// How many topics changed since the last poll, in O(1).
+    fn pending_topics(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |e| Ok(e.pending_topics()))
+    }
+
     /// Engine-wide Stats(topics, presences, bytes, topics_pending).
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         self.detached(py, Engine::stats).map(Stats::from)
@@ -513,7 +522,71 @@ impl PyEngine {
         self.with(py, |e| Ok(e.wakeup_fd()))
     }
 
-    /// Frees the engine; later calls raise EngineClosedError. Idempotent.
+    /// Cluster mode, own bus: the messages to publish now, in order. Call it every tick_ms.
+    fn cluster_tick<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let messages = self
+            .detached(py, Engine::cluster_tick)?
+            .map_err(|e| errors::engine_error(py, &e))?;
+        PyList::new(py, messages.iter().map(|m| PyBytes::new(py, m)))
+    }
+
+    /// Cluster mode, own bus: applies a message another node published.
+    fn cluster_ingest(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+        let message = cluster::message(message)?;
+        let message: &[u8] = &message;
+        self.detached(py, |e| e.cluster_ingest(message))?
+            .map_err(|e| errors::engine_error(py, &e))
+    }
+
+    /// Cluster mode, own bus: the departure message to publish before shutting down.
+    fn cluster_leave<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let message = self.with(py, Engine::cluster_leave)?;
+        Ok(PyBytes::new(py, &message))
+    }
+
+    /// Cluster mode, own bus: after the bus reconnects, the message asking every node for a
+    /// snapshot.
+    fn cluster_resync<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let message = self.with(py, Engine::cluster_resync)?;
+        Ok(PyBytes::new(py, &message))
+    }
+
+    /// Cluster mode: the replication counters.
+    fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterStats> {
+        self.with(py, |e| {
+            e.cluster_stats().map(ClusterStats::from).ok_or_else(|| {
+                presence::Error::new(
+                    presence::ErrorKind::NoCluster,
+                    "the engine was created without a cluster config",
+                )
+            })
+        })
+    }
+
+    /// Cluster mode: starts the built-in Redis pub/sub link (a native thread).
+    fn start_redis(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let url = convert::text(url, "url")?;
+        let channel = convert::text(channel, "channel")?;
+        // Replacing a running link waits for its thread: detached.
+        self.detached(py, |e| e.start_redis(url, channel))?
+            .map_err(|e| errors::engine_error(py, &e))
+    }
+
+    /// Stops the Redis link after it published this node's departure; returns once its
+    /// thread ended. Does nothing if no link runs.
+    fn stop_redis(&self, py: Python<'_>) -> PyResult<()> {
+        self.detached(py, |e| {
+            e.stop_redis();
+        })
+    }
+
+    /// Frees the engine (stopping a Redis link first); later calls raise
+    /// EngineClosedError. Idempotent.
     fn close(&self, py: Python<'_>) {
         py.detach(|| {
             let engine = self
@@ -521,7 +594,11 @@ impl PyEngine {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
-            drop(engine);
+            if let Some(engine) = engine {
+                // Publishes the departure and waits for the link's thread.
+                engine.stop_redis();
+                drop(engine);
+            }
         });
     }
 
@@ -556,6 +633,10 @@ impl PyEngine {
         d.set_item("max_meta_bytes", c.max_meta_bytes)?;
         d.set_item("max_topics", c.max_topics)?;
         d.set_item("max_presences", c.max_presences)?;
+        match &c.cluster {
+            Some(cluster) => d.set_item("cluster", cluster::config_dict(py, cluster)?)?,
+            None => d.set_item("cluster", py.None())?,
+        }
         Ok(d)
     }
 
@@ -573,8 +654,12 @@ impl PyEngine {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let this = slf.get();
         let state = if this.closed() { "closed" } else { "open" };
+        let node = match &this.config.cluster {
+            Some(c) => format!(" node={:?}", c.node),
+            None => String::new(),
+        };
         Ok(format!(
-            "<{} format={:?} {state}>",
+            "<{} format={:?}{node} {state}>",
             slf.get_type().qualname()?,
             this.format()
         ))

@@ -21,6 +21,8 @@ pub struct Exceptions {
     pub config: Py<PyType>,
     pub closed: Py<PyType>,
     pub resource: Py<PyType>,
+    pub no_cluster: Py<PyType>,
+    pub rejected: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -95,8 +97,22 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
         resource: class(
             py,
             "ResourceError",
-            "The operating system refused a resource (the wake-up descriptor).",
+            "The operating system refused a resource (the wake-up descriptor, or the Redis \
+             link's thread).",
             &[b, &os_error],
+        )?,
+        no_cluster: class(
+            py,
+            "NoClusterError",
+            "A cluster call on an engine created without the cluster setting.",
+            &[b],
+        )?,
+        rejected: class(
+            py,
+            "RejectedError",
+            "A replication message was refused (unauthenticated, malformed, oversized or \
+             replayed); nothing of it was merged, and cluster_stats() counts it.",
+            &[b],
         )?,
         base,
     })
@@ -140,6 +156,10 @@ fn class_of(ex: &Exceptions, kind: ErrorKind) -> &Py<PyType> {
         &ex.limit_reached
     } else if kind == Io {
         &ex.resource
+    } else if kind == NoCluster {
+        &ex.no_cluster
+    } else if kind == Rejected {
+        &ex.rejected
     } else {
         &ex.base
     }

@@ -3,6 +3,7 @@
 //! The native module is `presence_engine._native`; the package `presence_engine` adds a
 //! thin Python layer (the asyncio helper) and the type stubs that document the API.
 
+mod cluster;
 mod convert;
 mod engine;
 mod errors;
@@ -18,7 +19,7 @@ mod _native {
     #[pymodule_export]
     use crate::engine::PyEngine;
     #[pymodule_export]
-    use crate::values::{Counts, Stats};
+    use crate::values::{ClusterStats, Counts, Stats};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -41,6 +42,8 @@ fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("ConfigError", &ex.config),
         ("EngineClosedError", &ex.closed),
         ("ResourceError", &ex.resource),
+        ("NoClusterError", &ex.no_cluster),
+        ("RejectedError", &ex.rejected),
     ] {
         m.add(name, class.clone_ref(py))?;
     }

@@ -1,8 +1,9 @@
-//! Small immutable values: `Counts` and `Stats`.
+//! Small immutable values: `Counts`, `Stats` and `ClusterStats`.
 
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyIterator, PyTuple, PyType};
+use pyo3::types::{PyDict, PyIterator, PyString, PyTuple, PyType};
+use std::fmt::Write;
 
 /// The three numbers of a topic: anonymous viewers, distinct users, all connections.
 #[pyclass(module = "presence_engine", frozen, eq, hash)]
@@ -138,6 +139,129 @@ impl Stats {
         d.set_item("presences", self.presences)?;
         d.set_item("bytes", self.bytes)?;
         d.set_item("topics_pending", self.topics_pending)?;
+        Ok(d)
+    }
+}
+
+/// Counters of a node's replication traffic, from `Engine.cluster_stats()`.
+#[pyclass(module = "presence_engine", frozen, eq, hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClusterStats {
+    /// This node's name.
+    #[pyo3(get)]
+    pub node: String,
+    /// This node's incarnation: increasing across restarts.
+    #[pyo3(get)]
+    pub incarnation: u64,
+    /// Other nodes currently live.
+    #[pyo3(get)]
+    pub nodes: u64,
+    /// Messages handed out by cluster_tick() and cluster_leave() (or sent by the Redis link).
+    #[pyo3(get)]
+    pub messages_sent: u64,
+    /// Their bytes.
+    #[pyo3(get)]
+    pub bytes_sent: u64,
+    /// Messages ingested, echoes of this node's own included.
+    #[pyo3(get)]
+    pub messages_received: u64,
+    /// Their bytes.
+    #[pyo3(get)]
+    pub bytes_received: u64,
+    /// Refused: forged, tampered, truncated, or of another secret.
+    #[pyo3(get)]
+    pub rejected_unauthenticated: u64,
+    /// Refused: authentic but undecodable, of the other format, or over a bound.
+    #[pyo3(get)]
+    pub rejected_malformed: u64,
+    /// Refused: larger than max_message_bytes.
+    #[pyo3(get)]
+    pub rejected_oversized: u64,
+    /// Refused: a sequence number or incarnation already seen.
+    #[pyo3(get)]
+    pub rejected_replayed: u64,
+    /// Snapshots sent (the first, periodic, or asked for).
+    #[pyo3(get)]
+    pub snapshots_sent: u64,
+    /// Snapshot requests sent after a gap.
+    #[pyo3(get)]
+    pub snapshot_requests_sent: u64,
+    /// Nodes dropped for silence or after announcing their departure.
+    #[pyo3(get)]
+    pub nodes_dropped: u64,
+}
+
+impl From<presence::ClusterStats> for ClusterStats {
+    fn from(s: presence::ClusterStats) -> Self {
+        ClusterStats {
+            node: s.node,
+            incarnation: s.incarnation,
+            nodes: s.nodes,
+            messages_sent: s.messages_sent,
+            bytes_sent: s.bytes_sent,
+            messages_received: s.messages_received,
+            bytes_received: s.bytes_received,
+            rejected_unauthenticated: s.rejected_unauthenticated,
+            rejected_malformed: s.rejected_malformed,
+            rejected_oversized: s.rejected_oversized,
+            rejected_replayed: s.rejected_replayed,
+            snapshots_sent: s.snapshots_sent,
+            snapshot_requests_sent: s.snapshot_requests_sent,
+            nodes_dropped: s.nodes_dropped,
+        }
+    }
+}
+
+impl ClusterStats {
+    /// The counters, in declaration order, with their names.
+    fn counters(&self) -> [(&'static str, u64); 13] {
+        [
+            ("incarnation", self.incarnation),
+            ("nodes", self.nodes),
+            ("messages_sent", self.messages_sent),
+            ("bytes_sent", self.bytes_sent),
+            ("messages_received", self.messages_received),
+            ("bytes_received", self.bytes_received),
+            ("rejected_unauthenticated", self.rejected_unauthenticated),
+            ("rejected_malformed", self.rejected_malformed),
+            ("rejected_oversized", self.rejected_oversized),
+            ("rejected_replayed", self.rejected_replayed),
+            ("snapshots_sent", self.snapshots_sent),
+            ("snapshot_requests_sent", self.snapshot_requests_sent),
+            ("nodes_dropped", self.nodes_dropped),
+        ]
+    }
+}
+
+#[allow(clippy::wrong_self_convention)]
+#[pymethods]
+impl ClusterStats {
+    /// Every refused message: the sum of the four rejected_* counters.
+    #[getter]
+    fn rejected(&self) -> u64 {
+        self.rejected_unauthenticated
+            + self.rejected_malformed
+            + self.rejected_oversized
+            + self.rejected_replayed
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let node = PyString::new(py, &self.node).repr()?;
+        let mut out = format!("ClusterStats(node={node}");
+        for (name, value) in self.counters() {
+            let _ = write!(out, ", {name}={value}");
+        }
+        out.push(')');
+        Ok(out)
+    }
+
+    /// Every field as a dict: `{"node": ..., "incarnation": ..., ...}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("node", &self.node)?;
+        for (name, value) in self.counters() {
+            d.set_item(name, value)?;
+        }
         Ok(d)
     }
 }

@@ -34,6 +34,7 @@ def test_defaults_are_the_documented_ones() -> None:
             "max_meta_bytes": 4096,
             "max_topics": 1_000_000,
             "max_presences": 10_000_000,
+            "cluster": None,
         }
         assert e.format == "counts"
         assert e.closed is False
@@ -51,7 +52,7 @@ def test_every_setting_is_applied() -> None:
         "max_presences": 14,
     }
     with pe.Engine(**settings) as e:  # type: ignore[arg-type]
-        assert e.config == settings
+        assert e.config == {**settings, "cluster": None}
         assert e.format == "phoenix"
         e.track("t", 1)
         e.poll_diff()
@@ -124,6 +125,37 @@ def test_counts_viewers_users_connections(engine: pe.Engine) -> None:
     assert engine.counts("room") == pe.Counts(2, 1, 3)
     engine.untrack("room", 4)
     assert engine.counts("room") == pe.Counts(1, 1, 2)
+
+
+def test_counts_format_reports_viewer_and_user_changes_only(counts_engine: pe.Engine) -> None:
+    e = counts_engine
+    e.track("room", 1, "alice")
+    [first] = e.poll_diff()
+    e.track("room", 2, "alice")  # her second tab: the clients' view does not change
+    assert e.counts("room") == pe.Counts(0, 1, 2)
+    assert e.pending_topics() == 1
+    assert e.poll_diff() == []
+    assert first["counts"] == {"viewers": 0, "users": 1, "connections": 1}
+    assert e.state("room") == ({"viewers": {"count": 0}, "users": {"count": 1}}, 1)
+    e.track("room", 3)  # a viewer: reported, with the live connections
+    [d] = e.poll_diff()
+    assert d["seq"] == 2
+    assert d["counts"] == {"viewers": 1, "users": 1, "connections": 3}
+    e.untrack("room", 1)  # one tab closes: alice is still there
+    assert e.poll_diff() == []
+    e.untrack("room", 2)
+    [d] = e.poll_diff()
+    assert d["payload"]["leaves"]["users"] == {"count": 1}
+
+
+def test_phoenix_format_reports_a_second_tab(phoenix_engine: pe.Engine) -> None:
+    e = phoenix_engine
+    e.track("room", 1, "alice")
+    e.poll_diff()
+    e.track("room", 2, "alice")  # a new meta in alice's list
+    [d] = e.poll_diff()
+    assert list(d["payload"]["joins"]) == ["alice"]
+    assert len(e.list("room")["alice"]["metas"]) == 2
 
 
 def test_untrack_conn_removes_every_topic(engine: pe.Engine) -> None:

@@ -172,9 +172,13 @@ class PresenceMachine(RuleBasedStateMachine):
             self.seq[topic] = d["seq"]
             v, u, c = counts_of(self.model[topic])
             assert d["counts"] == {"viewers": v, "users": u, "connections": c}
+            before = self.client[topic]
             if self.FORMAT == "phoenix":
-                self.check_phoenix_payload(d["payload"])
-            self.client[topic] = apply_diff(self.FORMAT, self.client[topic], d["payload"])
+                self.check_phoenix_payload(before, d["payload"])
+            self.client[topic] = apply_diff(self.FORMAT, before, d["payload"])
+            # Only a change clients can see is reported: in counts format a change of
+            # connections alone (a second tab) is not, and a topic back where it was is not.
+            assert self.client[topic] != before, f"{topic}: a diff that changes nothing: {d}"
         # Every topic, reported or not: the client's state is the engine's, is the model's.
         for topic in TOPICS:
             state, seq = self.engine.state(topic)
@@ -190,17 +194,22 @@ class PresenceMachine(RuleBasedStateMachine):
                 assert phoenix_view(state) == expected_phoenix_view(self.model[topic])
         assert self.engine.stats().topics_pending == 0
 
-    def check_phoenix_payload(self, payload: dict[str, Any]) -> None:
+    def check_phoenix_payload(self, before: dict[str, Any], payload: dict[str, Any]) -> None:
         assert set(payload) == {"joins", "leaves"}
         left = {m["phx_ref"] for p in payload["leaves"].values() for m in p["metas"]}
+        seen = {m["phx_ref"] for p in before.values() for m in p["metas"]}
+        # Whatever leaves is something the clients saw.
+        assert left <= seen, f"leaves of refs the clients never saw: {left - seen}"
         for p in payload["joins"].values():
             for m in p["metas"]:
                 # A ref is never reused, and a ref that joins does not leave in the same diff.
                 assert m["phx_ref"] not in self.seen_refs
                 assert m["phx_ref"] not in left
                 self.seen_refs.add(m["phx_ref"])
-        # What phx_ref_prev names is checked in test_api.py (test_update_*): the core
-        # currently gets it wrong for a presence updated before clients saw it.
+                # phx_ref_prev names the meta the clients saw, which leaves in this diff (an
+                # update of a presence they never saw is a plain join).
+                if "phx_ref_prev" in m:
+                    assert m["phx_ref_prev"] in left, (m, left)
 
     # ---- invariants ------------------------------------------------------------------------------
 

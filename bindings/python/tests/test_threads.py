@@ -152,7 +152,12 @@ def test_writers_and_a_poller(fmt: str) -> None:
         else:
             assert phoenix_view(client[t]) == expected_phoenix_view(expected[t])
         if t in last_counts:
-            assert last_counts[t] == {"viewers": v, "users": u, "connections": c}
+            if fmt == "counts":
+                # A change of connections alone is not reported in counts format: the last
+                # diff's connections may predate the writers' final tab changes.
+                assert {g: last_counts[t][g] for g in ("viewers", "users")} == {"viewers": v, "users": u}
+            else:
+                assert last_counts[t] == {"viewers": v, "users": u, "connections": c}
     assert engine.stats().presences == sum(len(p) for p in expected.values())
     engine.close()
 

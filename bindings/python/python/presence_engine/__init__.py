@@ -11,7 +11,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
 # Type aliases for annotating code that calls the engine (documented in __init__.pyi).
 Meta = Union[dict[str, Any], str, None]
@@ -23,17 +23,36 @@ TrackItem = Union[
 ]
 UntrackItem = Union[tuple[str, int], list[Any]]
 
+
+class _ClusterRequired(TypedDict):
+    node: str
+    secret: str
+
+
+class ClusterOptions(_ClusterRequired, total=False):
+    """The `cluster=` setting of `Engine` (documented in __init__.pyi)."""
+
+    tick_ms: Union[int, None]
+    down_after_ms: Union[int, None]
+    snapshot_interval_ms: Union[int, None]
+    max_message_bytes: Union[int, None]
+    max_nodes: Union[int, None]
+
+
 from . import _native  # noqa: E402  (the stubs of _native import the aliases above)
 from ._native import (  # noqa: E402
     CORE_VERSION,
     AlreadyTrackedError,
+    ClusterStats,
     ConfigError,
     Counts,
     EngineClosedError,
     InvalidInputError,
     LimitReachedError,
+    NoClusterError,
     NotTrackedError,
     PresenceError,
+    RejectedError,
     ResourceError,
     Stats,
     __version__,
@@ -42,6 +61,8 @@ from ._native import (  # noqa: E402
 __all__ = [
     "CORE_VERSION",
     "AlreadyTrackedError",
+    "ClusterOptions",
+    "ClusterStats",
     "ConfigError",
     "Counts",
     "Engine",
@@ -49,8 +70,10 @@ __all__ = [
     "InvalidInputError",
     "LimitReachedError",
     "Meta",
+    "NoClusterError",
     "NotTrackedError",
     "PresenceError",
+    "RejectedError",
     "ResourceError",
     "Stats",
     "TrackItem",

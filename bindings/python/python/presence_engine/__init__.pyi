@@ -15,24 +15,32 @@ Quick start::
             await broadcast(d["topic"], d["payload"])
     engine.untrack_conn(conn_id)             # on disconnect
 
+Cluster mode (several server processes sharing presence over Redis or your own bus)::
+
+    engine = Engine(cluster={"node": "web-1", "secret": shared_secret})
+    engine.start_redis("redis://127.0.0.1:6379/", "presence")
+
 Every error the engine raises is a `PresenceError`; see `_native.pyi` for the classes.
 """
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypedDict, overload
 
-from typing_extensions import TypeAlias
+from typing_extensions import NotRequired, TypeAlias
 
 from ._native import (
     CORE_VERSION as CORE_VERSION,
     AlreadyTrackedError as AlreadyTrackedError,
+    ClusterStats as ClusterStats,
     ConfigError as ConfigError,
     Counts as Counts,
     EngineClosedError as EngineClosedError,
     InvalidInputError as InvalidInputError,
     LimitReachedError as LimitReachedError,
+    NoClusterError as NoClusterError,
     NotTrackedError as NotTrackedError,
     PresenceError as PresenceError,
+    RejectedError as RejectedError,
     ResourceError as ResourceError,
     Stats as Stats,
     __version__ as __version__,
@@ -42,6 +50,8 @@ from ._native import Engine as _NativeEngine
 __all__ = [
     "CORE_VERSION",
     "AlreadyTrackedError",
+    "ClusterOptions",
+    "ClusterStats",
     "ConfigError",
     "Counts",
     "Engine",
@@ -49,8 +59,10 @@ __all__ = [
     "InvalidInputError",
     "LimitReachedError",
     "Meta",
+    "NoClusterError",
     "NotTrackedError",
     "PresenceError",
+    "RejectedError",
     "ResourceError",
     "Stats",
     "TrackItem",
@@ -63,9 +75,9 @@ Meta: TypeAlias = dict[str, Any] | str | None
 float, bool, None), written out as compact JSON in insertion order; or a str holding a
 JSON object, passed as it is; or None for no meta. The engine refuses a meta that is not
 a JSON object, uses the reserved keys "phx_ref" or "phx_ref_prev", nests objects and
-arrays deeper than 127 levels (a dict: or holds a reference cycle), holds NaN or an infinity, or is longer than
-max_meta_bytes as JSON text (InvalidInputError); a dict key that is not a str, or a value
-of another type, is a TypeError."""
+arrays deeper than 64 levels (a dict: or holds a reference cycle), holds NaN or an
+infinity, or is longer than max_meta_bytes as JSON text (InvalidInputError); a dict key
+that is not a str, or a value of another type, is a TypeError."""
 
 TrackItem: TypeAlias = (
     tuple[str, int]
@@ -78,6 +90,44 @@ TrackItem: TypeAlias = (
 
 UntrackItem: TypeAlias = tuple[str, int] | list[Any]
 """An item of `Engine.untrack_many`: (topic, conn), as a tuple or a list."""
+
+class ClusterOptions(TypedDict):
+    """The `cluster=` setting of `Engine`: this engine is one node of a cluster. Any
+    mapping with these keys works; an unknown key raises ConfigError, a value of the wrong
+    type TypeError. The timers shown are the defaults::
+
+        Engine(cluster={
+            "node": "web-1",                 # unique in the cluster
+            "secret": os.environ["CLUSTER_SECRET"],   # the same on every node
+            "tick_ms": 250,                  # how often messages go out
+            "down_after_ms": 3000,           # a node silent this long is dropped
+            "snapshot_interval_ms": 30000,   # every node sends a full snapshot this often
+            "max_message_bytes": 262144,     # larger snapshots are split; larger messages refused
+            "max_nodes": 64,                 # most other nodes tracked
+        })
+
+    The engine checks the values (ConfigError, with a message naming the field as
+    `cluster.<key>`): node 1 to 255 bytes, secret 16 bytes or more, every int >= 1,
+    down_after_ms > tick_ms, max_message_bytes >= 16384 (more with large max_*_bytes).
+    """
+
+    node: str
+    """This node's name, unique in the cluster (1 to 255 UTF-8 bytes)."""
+    secret: str
+    """The shared secret, the same on every node (16 bytes or more): it authenticates
+    every message (HMAC-SHA256) and keys the user hashes of the counts format."""
+    tick_ms: NotRequired[int | None]
+    """How often `cluster_tick()` is called (or the Redis link ticks), in ms (250). None:
+    the default, like every optional key."""
+    down_after_ms: NotRequired[int | None]
+    """A node silent this long is dropped with its presences, in ms (3000; more than
+    tick_ms)."""
+    snapshot_interval_ms: NotRequired[int | None]
+    """Each node sends a full snapshot this often, in ms (30000)."""
+    max_message_bytes: NotRequired[int | None]
+    """Largest message sent or accepted, in bytes (262144; at least 16384)."""
+    max_nodes: NotRequired[int | None]
+    """Most other nodes tracked at once (64); a message of one more is refused."""
 
 class Engine(_NativeEngine):
     """A presence engine; see the base class (`presence_engine._native.Engine`) for the

@@ -7,19 +7,22 @@ from typing import Any, Final, Literal, final
 
 from typing_extensions import Self, disjoint_base
 
-from . import Meta, TrackItem, UntrackItem
+from . import ClusterOptions, Meta, TrackItem, UntrackItem
 
 __all__ = [
     "CORE_VERSION",
     "AlreadyTrackedError",
+    "ClusterStats",
     "ConfigError",
     "Counts",
     "Engine",
     "EngineClosedError",
     "InvalidInputError",
     "LimitReachedError",
+    "NoClusterError",
     "NotTrackedError",
     "PresenceError",
+    "RejectedError",
     "ResourceError",
     "Stats",
     "__version__",
@@ -36,7 +39,8 @@ class PresenceError(Exception):
 
     `str(err)` is the engine's message. `err.kind` names the engine's error kind:
     "already_tracked", "not_tracked", "limit_reached", "invalid_meta", "too_long",
-    "invalid_argument", "invalid_utf8", "invalid_config", "io" or "closed". An error raised
+    "invalid_argument", "invalid_utf8", "invalid_config", "io", "no_cluster", "rejected"
+    or "closed". An error raised
     by a bulk call for one of its items also has `err.index`, the item's position."""
 
     kind: str
@@ -65,8 +69,22 @@ class EngineClosedError(PresenceError):
     """A call on a closed engine (kind "closed"). Only `close()` may be called again."""
 
 class ResourceError(PresenceError, OSError):
-    """The operating system refused the engine's wake-up descriptor, for instance because
-    the process is out of file descriptors (kind "io"; also an OSError)."""
+    """The operating system refused a resource: the engine's wake-up descriptor (for
+    instance because the process is out of file descriptors) or the Redis link's thread
+    (kind "io"; also an OSError)."""
+
+class NoClusterError(PresenceError):
+    """A cluster call (`cluster_tick`, `cluster_ingest`, `cluster_leave`, `cluster_resync`,
+    `cluster_stats`, `start_redis`) on an engine created without `cluster=`
+    (kind "no_cluster")."""
+
+class RejectedError(PresenceError):
+    """`cluster_ingest` refused a replication message (kind "rejected"): it failed the HMAC
+    check (forged, tampered, truncated, or signed with another secret), is malformed (or of
+    the other format, or would pass max_nodes or max_presences), is larger than
+    max_message_bytes, or was seen already (a replay or a duplicate). Nothing of it was
+    merged; `cluster_stats()` counts it under the matching rejected_* field. The message
+    says which. A host relaying messages from a bus can log it and go on."""
 
 @final
 class Counts:
@@ -129,6 +147,82 @@ class Stats:
     def to_dict(self) -> dict[str, int]:
         """`{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...}`."""
 
+@final
+class ClusterStats:
+    """Counters of a node's replication traffic, from `Engine.cluster_stats()`. Immutable.
+    The counters only grow, except `nodes`."""
+
+    @property
+    def node(self) -> str:
+        """This node's name (the `node` cluster setting)."""
+
+    @property
+    def incarnation(self) -> int:
+        """This node's incarnation: a number drawn at each engine creation, increasing
+        across restarts (milliseconds << 16 plus random bits), that every message carries,
+        so that peers tell a restarted node from a replay of its old messages."""
+
+    @property
+    def nodes(self) -> int:
+        """Other nodes currently live (heard from within down_after_ms)."""
+
+    @property
+    def messages_sent(self) -> int:
+        """Messages handed out by `cluster_tick()` and `cluster_leave()` (or published by
+        the Redis link)."""
+
+    @property
+    def bytes_sent(self) -> int:
+        """Their bytes."""
+
+    @property
+    def messages_received(self) -> int:
+        """Messages passed to `cluster_ingest()` (or received by the Redis link), this
+        node's own echoes and refused messages included."""
+
+    @property
+    def bytes_received(self) -> int:
+        """Their bytes."""
+
+    @property
+    def rejected_unauthenticated(self) -> int:
+        """Refused: the HMAC did not match (forged, tampered, truncated, another secret)."""
+
+    @property
+    def rejected_malformed(self) -> int:
+        """Refused: authentic but undecodable, of the other format, or over a bound
+        (max_nodes, max_presences)."""
+
+    @property
+    def rejected_oversized(self) -> int:
+        """Refused: larger than max_message_bytes."""
+
+    @property
+    def rejected_replayed(self) -> int:
+        """Refused: a sequence number or incarnation already seen (a replay or a duplicate)."""
+
+    @property
+    def rejected(self) -> int:
+        """Every refused message: the sum of the four rejected_* counters."""
+
+    @property
+    def snapshots_sent(self) -> int:
+        """Full snapshots this node sent: its first, the periodic ones
+        (snapshot_interval_ms), and those peers asked for."""
+
+    @property
+    def snapshot_requests_sent(self) -> int:
+        """Snapshot requests this node sent after seeing a gap in a peer's messages."""
+
+    @property
+    def nodes_dropped(self) -> int:
+        """Nodes dropped, for silence (down_after_ms) or after announcing their departure."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def to_dict(self) -> dict[str, str | int]:
+        """Every field but `rejected` as a dict: `{"node": ..., "incarnation": ..., ...}`."""
+
 @disjoint_base
 class Engine:
     """A presence engine: who is present in which topic, and what changed since the last
@@ -155,11 +249,15 @@ class Engine:
 
     Threads: every method may be called from any thread at the same time; the engine is
     sharded internally. Calls whose cost grows with the data (polls, lists in phoenix
-    format, stats, bulk calls, close) release the GIL while the engine works; the O(1)
-    calls (track, untrack, counts, ...) keep it, as releasing would cost more than the call.
+    format, stats, bulk calls, cluster_tick, cluster_ingest) and the calls that wait for a
+    thread (start_redis, stop_redis, close) release the GIL while the engine works; the
+    O(1) calls (track, untrack, counts, ...) keep it, as releasing would cost more than the
+    call.
 
     Lifetime: `close()` frees the engine at once (or `with Engine() as engine:`); any later
-    call raises EngineClosedError. An engine that is garbage collected is freed too.
+    call raises EngineClosedError. An engine that is garbage collected is freed too, but
+    one with a running Redis link then waits for the link's thread with the GIL held:
+    close such an engine explicitly.
 
     Settings (keyword-only; each int must be >= 1, else ConfigError):
         format: "counts" or "phoenix".
@@ -170,9 +268,28 @@ class Engine:
         max_topic_bytes, max_key_bytes, max_meta_bytes: longest topic, key and meta (as
             JSON text), in UTF-8 bytes.
         max_topics, max_presences: most topics and presences held at once.
+        cluster: None (a single node), or a `ClusterOptions` mapping that makes this engine
+            one node of a cluster: `{"node": "web-1", "secret": "..."}` plus optional
+            timers. See "Cluster mode" below.
 
-    Raises ConfigError for a bad setting, TypeError for a setting of the wrong type, and
-    ResourceError if the wake-up descriptor cannot be created.
+    Raises ConfigError for a bad setting (an unknown cluster key included), TypeError for
+    a setting of the wrong type, and ResourceError if the wake-up descriptor cannot be
+    created.
+
+    Cluster mode: several server processes, each with its own engine, share presence over
+    a pub/sub bus. Reads (`counts`, `list`, `state`, `poll_diff`) stay local and include
+    every live node; other nodes' changes come out of `poll_diff()` (and `diffs()`) like
+    local ones. In counts format a user on two nodes counts once, and no key or meta
+    travels (only keyed hashes of keys); in phoenix format the entries travel, so `list()`
+    on any node shows every node's presences. Every message is authenticated with an
+    HMAC over the shared secret. Two ways to carry the messages:
+
+    - Redis: `start_redis(url, channel)` runs a native thread that ticks, publishes and
+      ingests; `stop_redis()` (or `close()`) announces the departure.
+    - Your own bus: call `cluster_tick()` every tick_ms and publish each message it returns,
+      in order, to every other node; pass each message received to `cluster_ingest()`;
+      publish `cluster_leave()` when shutting down, and `cluster_resync()` after the bus
+      reconnects.
     """
 
     def __new__(
@@ -186,6 +303,7 @@ class Engine:
         max_meta_bytes: int = 4096,
         max_topics: int = 1_000_000,
         max_presences: int = 10_000_000,
+        cluster: ClusterOptions | None = None,
     ) -> Self: ...
     @property
     def format(self) -> Literal["counts", "phoenix"]:
@@ -193,7 +311,9 @@ class Engine:
 
     @property
     def config(self) -> dict[str, Any]:
-        """Every setting in force, as a new dict (the same keys as the constructor's)."""
+        """Every setting in force, as a new dict (the same keys as the constructor's).
+        "cluster" is None for a single node, else the cluster settings in force (the
+        defaults filled in) without "secret", which stays out of logs."""
 
     @property
     def closed(self) -> bool:
@@ -287,11 +407,19 @@ class Engine:
         "connections": C}, "payload": <presence_diff payload>}`, exactly the objects of
         `poll_diff_json()`. `seq` starts at 1 per topic and grows by one per entry; `counts`
         are the topic's live counts after the diff. Empty list when nothing changed.
+        In counts format, whose clients see viewers and users only, a change of connections
+        alone (a user opening or closing a second tab) is not reported; `counts()` and the
+        topic's next entry carry it. In a cluster, other nodes' changes come out here too.
         Broadcast each payload to the topic's subscribers as a presence_diff."""
 
     def poll_diff_json(self) -> str:
         """`poll_diff()` as one JSON array of the same envelopes (`"[]"` when nothing
         changed), for servers that forward bytes as they are."""
+
+    def pending_topics(self) -> int:
+        """How many topics changed since the last poll (local or remote changes), in O(1):
+        a cheap "anything to poll?" for hosts that do not wait on `fileno()`. A topic whose
+        changes cancelled out still counts until the poll, which then returns nothing."""
 
     def stats(self) -> Stats:
         """Engine-wide figures. Walks every topic for `bytes`, so O(topics)."""
@@ -302,9 +430,71 @@ class Engine:
         poll; the poll drains it. It is owned by the engine: never read or close it. It is
         closed by `close()`."""
 
+    def cluster_tick(self) -> builtins.list[bytes]:
+        """Cluster mode over your own bus: the messages to publish now, in order (possibly
+        none). Call it every tick_ms and publish each message to every other node (a
+        pub/sub channel that echoes them back to this node is fine: own messages are
+        ignored). It sends this node's changes since the last tick, or a heartbeat;
+        snapshots when due or asked for; snapshot requests after a gap; and it drops the
+        nodes silent for down_after_ms. After `cluster_leave()` it returns []. Messages are
+        opaque binary: carry them as bytes, not text.
+
+        Raises NoClusterError on a single-node engine. Releases the GIL."""
+
+    def cluster_ingest(self, message: bytes | bytearray | memoryview) -> None:
+        """Cluster mode over your own bus: applies a message another node published (its
+        changes show in `counts()` at once and come out of the next `poll_diff()`).
+
+        Raises RejectedError for a refused message (forged, tampered, truncated, malformed,
+        oversized or replayed), which changes nothing and is counted in `cluster_stats()`;
+        NoClusterError on a single-node engine; TypeError for another type than bytes,
+        bytearray or memoryview. Releases the GIL."""
+
+    def cluster_leave(self) -> bytes:
+        """Cluster mode over your own bus: the message that announces this node's clean
+        departure; publish it when shutting down, and the other nodes drop its presences at
+        once instead of after down_after_ms. Later ticks publish nothing.
+
+        Raises NoClusterError on a single-node engine."""
+
+    def cluster_resync(self) -> bytes:
+        """Cluster mode over your own bus: after the bus reconnected (messages may have been
+        lost both ways), publish the message this returns: it asks every node for a
+        snapshot, and this node's next tick sends its own.
+
+        Raises NoClusterError on a single-node engine."""
+
+    def cluster_stats(self) -> ClusterStats:
+        """Cluster mode: the replication counters (messages, bytes, refusals, snapshots,
+        live and dropped nodes). Raises NoClusterError on a single-node engine."""
+
+    def start_redis(self, url: str, channel: str) -> None:
+        """Cluster mode: starts the built-in Redis link, a native thread that calls
+        `cluster_tick()` every tick_ms and publishes on the pub/sub `channel` of the Redis
+        server at `url` (e.g. "redis://127.0.0.1:6379/"), and ingests what the other nodes
+        publish there. It reconnects with backoff when Redis goes away and resyncs when it
+        is back; a Redis that cannot be reached now is not an error. Calling it again
+        replaces the running link (waiting for the old thread). Do not also call
+        `cluster_tick()` or `cluster_ingest()` while it runs.
+
+        A link announces this node's departure when it stops (`stop_redis()`, `close()`,
+        or its replacement by another `start_redis()`). Starting a link after a departure
+        (this one, or `cluster_leave()`) rejoins the cluster as a new incarnation that
+        begins with a full snapshot.
+
+        Raises NoClusterError on a single-node engine; InvalidInputError for a bad URL or
+        an empty channel; ResourceError if the thread cannot start."""
+
+    def stop_redis(self) -> None:
+        """Stops the Redis link: it publishes this node's departure (the others drop it at
+        once), and this returns once its thread ended, about a tick later (plus up to half
+        a second if Redis is away). Releases the GIL while it waits; in asyncio code, run it
+        in a thread (`await asyncio.to_thread(engine.stop_redis)`). Does nothing if no link
+        runs, on any engine."""
+
     def close(self) -> None:
-        """Frees the engine and its wake-up descriptor. Waits for calls running on other
-        threads to finish. Calling it again does nothing; any other call afterwards raises
+        """Frees the engine and its wake-up descriptor, after stopping a running Redis link
+        as `stop_redis()` does. Waits for calls running on other threads to finish. Calling it again does nothing; any other call afterwards raises
         EngineClosedError. On a `presence_engine.Engine` it also ends every running
         `diffs()` iteration, whichever thread's loop runs it."""
 
