@@ -3,10 +3,11 @@
 
 Each suite is one entry of SUITES: a function that runs drivers (which print JSON lines,
 see bench/src/out.rs) and a function that renders its section of BENCHMARKS.md (tables,
-plots). A new suite, such as the cluster benchmarks, is one more entry. The drivers:
+plots). A new suite is one more entry. The drivers:
 
   target/bench/cargo/release/presence-bench   Rust: engine, HashMap floor, Redis, fan-out
   target/bench/cargo/release/presence-mem     Rust: memory (counting global allocator)
+  target/bench/cargo/release/presence-cluster Rust: three node processes over Redis
   target/bench/presence_bench_c               C: the engine through include/presence.h
   bench/python_bench.py, bench/node_bench.mjs the Python and Node packages and their peers
 
@@ -73,6 +74,15 @@ class Sizes:
     fanout_seconds: int = 30
     redis_rt_n: int = 20_000
     redis_batch: int = 1_000
+    # cluster: (tick_ms, timed changes) for convergence, (tick_ms, down_after_ms) for down
+    # detection, repetitions of each way of going down, and the wire-cost churn.
+    cluster_converge: tuple[tuple[int, int], ...] = ((250, 60), (50, 150))
+    cluster_down: tuple[tuple[int, int], ...] = ((250, 3_000), (50, 1_000))
+    cluster_down_reps: int = 5
+    cluster_presences: int = 10_000
+    cluster_topics: int = 1_000
+    cluster_rates: tuple[int, ...] = (10, 100, 1_000, 10_000)
+    cluster_seconds: int = 10
 
 
 FULL = Sizes()
@@ -89,6 +99,10 @@ QUICK = Sizes(
     fanout_churn=(1, 10, 100, 1_000),
     fanout_seconds=10,
     redis_rt_n=5_000,
+    cluster_converge=((250, 16), (50, 40)),
+    cluster_down_reps=2,
+    cluster_rates=(100, 1_000),
+    cluster_seconds=3,
 )
 
 
@@ -769,26 +783,45 @@ def render_fanout(ctx: Ctx) -> str:
         cells.setdefault((r.params["subscribers"], r.params["churn"]), {})[r.impl] = r
     rows = []
     for (n, churn), d in sorted(cells.items()):
-        pe, cc, cp = d.get("per-event-phoenix"), d.get("coalesced-counts"), d.get("coalesced-phoenix")
+        pe, pc = d.get("per-event-phoenix"), d.get("per-event-counts")
+        cc, cp = d.get("coalesced-counts"), d.get("coalesced-phoenix")
         bpe = res.find("fanout_bytes", "per-event-phoenix", pe.params) if pe else None
         bcc = res.find("fanout_bytes", "coalesced-counts", cc.params) if cc else None
-        empty = cc.extra.get("empty_msgs_per_s", 0.0) if cc else 0.0
+        if pe and cc:
+            reduction = ratio_str(pe.med / cc.med) if cc.med else "nothing sent"
+        else:
+            reduction = "–"
         rows.append([
             f"{n:,}", f"{churn:,}",
-            si(pe.med) if pe else "–",
+            si(pe.med) if pe else "–", si(pc.med) if pc else "–",
             si(cp.med) if cp else "–", si(cc.med) if cc else "–",
-            f"{si(empty)} ({100 * empty / cc.med:.0f}%)" if cc and cc.med else "–",
-            ratio_str(pe.med / cc.med) if pe and cc and cc.med else "–",
+            reduction,
             f"{si(bpe.med)}B/s → {si(bcc.med)}B/s" if bpe and bcc else "–",
         ])
     plot_fanout(ctx, cells)
     secs = recs[0].params["seconds"] if recs else 0
-    pec = [r for r in recs if r.impl == "per-event-counts"]
-    pec_empty = (sum(r.extra.get("empty_msgs_per_s", 0.0) for r in pec) / sum(r.med for r in pec)
-                 if pec and sum(r.med for r in pec) else 0.0)
-    return table(["subscribers", "churn (events/s)", "per event (Phoenix.Presence)",
+    counts_recs = [r for r in recs if r.impl.endswith("-counts")]
+    empty = sum(r.extra.get("empty_msgs_per_s", 0.0) for r in counts_recs)
+    sent = sum(r.med for r in counts_recs)
+    if empty:
+        empty_note = (f"{100 * empty / sent:.0f}% of the counts-format messages in this run were empty "
+                      "diffs (`joins` 0/0 and `leaves` 0/0), which change nothing for a client.")
+    else:
+        empty_note = ("None of the counts-format messages of this run was an empty diff "
+                      "(`joins` 0/0 and `leaves` 0/0).")
+    silent = sum(1 for d in cells.values() if "coalesced-counts" in d and d["coalesced-counts"].med == 0)
+    silent_note = (f"; in {silent} of the cells no event changed viewers or users, and nothing was "
+                   "sent at all (\"nothing sent\")" if silent else "")
+    # Where counts format sends least: the share of events that changed viewers or users.
+    pc_all = [d["per-event-counts"] for d in cells.values() if "per-event-counts" in d]
+    pe_all = [d["per-event-phoenix"] for d in cells.values() if "per-event-phoenix" in d]
+    share = (sum(r.med for r in pc_all) / sum(r.med for r in pe_all)
+             if pe_all and sum(r.med for r in pe_all) else None)
+    share_note = (f" Over all cells, per-event counts format pushed {100 * share:.0f}% of the "
+                  "messages per-event phoenix format pushed." if share is not None else "")
+    return table(["subscribers", "churn (events/s)", "per event (Phoenix.Presence)", "per event, counts",
                   "coalesced 100 ms, phoenix", "coalesced 100 ms, counts",
-                  "…of which empty counts diffs", "reduction (Phoenix → coalesced counts)",
+                  "reduction (Phoenix → coalesced counts)",
                   "payload bytes pushed (Phoenix → coalesced counts)"], rows, "rrrrrrrl") + (
         f"\n\nMessages pushed per second. A real engine runs {secs} simulated seconds per cell: "
         "each 100 ms window applies churn/10 random joins and leaves (about as many of each; "
@@ -798,13 +831,12 @@ def render_fanout(ctx: Ctx) -> str:
         "one message to each subscriber present. Coalescing caps a room at 10 messages per "
         "subscriber per second whatever the churn. Simulated time and a seeded sequence: the "
         "figures are exact and repeat.\n\n"
-        "Empty counts diffs: in counts format the engine also returns a topic whose connections "
-        "changed while its viewers and users did not (a second tab joining or leaving); its "
-        "payload is `joins` 0/0 and `leaves` 0/0, which changes nothing for a client but is "
-        "still a message to every subscriber. The column counts them among the coalesced "
-        "counts-format messages; polled per event, "
-        f"{100 * pec_empty:.0f}% of counts-format messages were empty in this run.\n\n"
-        "![fan-out](fanout.png)")
+        "Counts format sends a diff only when a topic's viewers or users change: a join or leave "
+        "that changes connections alone (a user opening or closing a second tab, most events "
+        "here) sends nothing, so counts format pushes fewer messages than phoenix format even "
+        f"per event{silent_note}. Phoenix format lists every connection's meta, so every event "
+        "changes what its clients see." + share_note + " " + empty_note +
+        "\n\n![fan-out](fanout.png)")
 
 
 def plot_fanout(ctx: Ctx, cells: dict) -> None:
@@ -837,6 +869,227 @@ def plot_fanout(ctx: Ctx, cells: dict) -> None:
     plt.close(fig)
 
 
+# ---- 7. cluster ------------------------------------------------------------------------
+
+
+def run_cluster(ctx: Ctx) -> None:
+    s = ctx.sizes
+    exe = rust("presence-cluster")
+    for tick, changes in s.cluster_converge:
+        ctx.run([exe, "converge", "--url", ctx.redis_url, "--tick-ms", tick, "--changes", changes])
+    for tick, down_after in s.cluster_down:
+        ctx.run([exe, "down", "--url", ctx.redis_url, "--tick-ms", tick, "--down-after-ms", down_after,
+                 "--reps", s.cluster_down_reps])
+    for fmt in ("counts", "phoenix"):
+        ctx.run([exe, "wire", "--url", ctx.redis_url, "--format", fmt, "--presences", s.cluster_presences,
+                 "--topics", s.cluster_topics, "--rates", ",".join(map(str, s.cluster_rates)),
+                 "--seconds", s.cluster_seconds])
+
+
+def quantile(xs: list[float], q: float) -> float:
+    """Nearest-rank quantile (q in 0..1)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(-(-q * len(xs) // 1)) - 1))]
+
+
+def ms_str(v: float) -> str:
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+
+
+DOWN_LABEL = {
+    "kill-9": "`kill -9` (no goodbye): dropped after `down_after_ms` of silence",
+    "stop_redis": "clean: `presence_redis_stop` / engine free (the link's goodbye)",
+    "cluster_leave": "clean: the host publishes `presence_cluster_leave` itself",
+}
+
+
+def render_cluster(ctx: Ctx) -> str:
+    res = ctx.results
+    conv = sorted(res.select("cluster_converge"), key=lambda r: -r.params["tick_ms"])
+    down = res.select("cluster_down")
+    wire = res.select("cluster_wire")
+    if not conv and not down and not wire:
+        return ""
+    md = ["Three engines in three OS processes (`presence-cluster node`, a stand-in for a "
+          "server) share presence over the local redis-server with the built-in Redis link "
+          "(`presence_redis_start`). Times are taken in the node processes on one clock "
+          "(`CLOCK_MONOTONIC`); a node notices new counts by reading `counts()` every 0.2 ms."]
+    if conv:
+        rows = []
+        for r in conv:
+            tick = r.params["tick_ms"]
+            first = r.extra.get("first_ms") or []
+            gap = [b - f for b, f in zip(r.runs, first)]
+            rows.append([f"{tick} ms", ms_str(r.med), ms_str(quantile(r.runs, 0.9)), ms_str(max(r.runs)),
+                         f"{median(gap):.2f} ms" if gap else "–", f"{r.med / tick:.2f}", str(len(r.runs))])
+        md += ["\n**Convergence**: a track or untrack on node a, until nodes b and c both report the "
+               "new counts.\n",
+               table(["tick_ms", "median", "p90", "max", "b and c apart by (median)", "median / tick",
+                      "changes"], rows),
+               "\nEach change (two tracks for one untrack, one topic, some anonymous) waits a random "
+               "fraction of a tick after the previous one converged, so changes fall anywhere in a's "
+               "tick: a change waits for a's next tick (half a tick on average, about a whole one at "
+               "worst), then one Redis hop, and the two receivers apply the same message within a "
+               "fraction of a millisecond of each other. The tick is the latency knob: 50 ms ticks "
+               "publish 20 messages a second per node instead of 4."]
+    if down:
+        order = list(DOWN_LABEL)
+        rows = []
+        for r in sorted(down, key=lambda r: (-r.params["down_after_ms"], order.index(r.impl)
+                                             if r.impl in order else 9)):
+            da = r.params["down_after_ms"]
+            excess = f"{r.med - da:+.0f} ms" if r.impl == "kill-9" else "–"
+            rows.append([f"{r.params['tick_ms']} ms / {da:,} ms", DOWN_LABEL.get(r.impl, r.impl),
+                         ms_str(r.med), f"{ms_str(min(r.runs))} – {ms_str(max(r.runs))}", excess,
+                         str(len(r.runs))])
+        md += ["\n**A node goes away**: node c (three presences, one of its users also on a) goes "
+               "down; the time until a and b both report the counts without it.\n",
+               table(["tick_ms / down_after_ms", "how c goes", "time to drop (median)", "min – max",
+                      "vs down_after", "runs"], rows, "llrrrr"),
+               "\nA killed node is dropped once it has been silent for `down_after_ms`, counted from "
+               "its last message (its last tick), and noticed at a survivor's tick: about "
+               "`down_after_ms` ± one tick. The kill falls at a random point of c's tick. "
+               "`presence_redis_stop` (and freeing the engine) publishes the goodbye from the "
+               "link's thread, which notices the stop when its wait for the next tick ends: up to "
+               "one tick. A host on its own bus that publishes `presence_cluster_leave` is seen "
+               "within a millisecond. Phoenix.Tracker's default `down_period` is 30 s."]
+    if wire:
+        md.append(render_cluster_wire(ctx, wire))
+    plot_cluster(ctx, conv, wire)
+    md.append("\n![cluster](cluster.png)")
+    return "\n".join(md)
+
+
+def render_cluster_wire(ctx: Ctx, wire: list[Rec]) -> str:
+    res = ctx.results
+    cells: dict[tuple[str, int], dict[str, Rec]] = {}
+    for r in wire:
+        cells.setdefault((r.params["format"], r.params["rate"]), {})[r.impl.split("-")[0]] = r
+    rows = []
+    params = wire[0].params
+    for (fmt, rate), d in sorted(cells.items()):
+        eng, pe = d.get("engine"), d.get("per")
+        if not eng or not pe:
+            continue
+        msgs = median(eng.extra["msgs_per_s"])
+        snap = median(eng.extra["snapshot_bytes_per_s"])
+        total = eng.med + snap
+        pe_msgs = median(pe.extra["msgs_per_s"])
+        rows.append([
+            fmt, f"{rate:,}", f"{msgs:.2f}", f"{si(eng.med)}B/s", f"{si(snap)}B/s", f"{si(total)}B/s",
+            f"{si(pe_msgs)}", f"{si(pe.med)}B/s",
+            ratio_str(pe_msgs / msgs) if msgs else "–", ratio_str(pe.med / total) if total else "–",
+        ])
+    snap_counts = next((median(d["engine"].extra["snapshot_bytes"]) for (f, _), d in cells.items()
+                        if f == "counts" and "engine" in d), None)
+    snap_phx = next((median(d["engine"].extra["snapshot_bytes"]) for (f, _), d in cells.items()
+                     if f == "phoenix" and "engine" in d), None)
+    in_window = sum(r.extra.get("snapshots_in_window", 0) + r.extra.get("snapshot_requests_in_window", 0)
+                    for r in wire if r.impl.startswith("engine"))
+    runs = max(len(r.runs) for r in wire)
+    # Bytes per event at the highest rate: the engine's deltas against per-event JSON.
+    notes = []
+    for fmt in ("counts", "phoenix"):
+        top = max((rate for f, rate in cells if f == fmt and {"engine", "per"} <= set(cells[(f, rate)])),
+                  default=None)
+        if top is None:
+            continue
+        eng, pe = cells[(fmt, top)]["engine"], cells[(fmt, top)]["per"]
+        ev = median(eng.extra["events_per_s"])
+        if ev:
+            notes.append(f"{eng.med / ev:.1f} bytes per event in {fmt} format at {top:,} events/s "
+                         f"(per-event JSON: {pe.med / ev:.0f})")
+    per_event_note = f" The deltas came to {' and '.join(notes)}." if notes else ""
+    # Where per-event replication publishes fewer bytes than the engine (its fixed part).
+    cheaper: dict[str, list[int]] = {}
+    for (fmt, rate), d in sorted(cells.items()):
+        eng, pe = d.get("engine"), d.get("per")
+        if eng and pe and pe.med < eng.med + median(eng.extra["snapshot_bytes_per_s"]):
+            more_msgs = median(pe.extra["msgs_per_s"]) > median(eng.extra["msgs_per_s"])
+            cheaper.setdefault(fmt, []).append((rate, more_msgs))
+    crossover = "".join(
+        f" In {fmt} format at {', '.join(f'{r:,}' for r, _ in rates)} joins+leaves per second, "
+        "per-event replication published fewer bytes than the engine with its snapshots"
+        + (" (though still more messages)." if all(m for _, m in rates) else ".")
+        for fmt, rates in cheaper.items())
+    secs = ctx.sizes.cluster_seconds
+    sizes = ", ".join(x for x in (
+        f"{si(snap_counts)}B in counts format" if snap_counts else "",
+        f"{si(snap_phx)}B in phoenix format" if snap_phx else "") if x)
+    return "\n".join([
+        f"\n**Wire cost**: what each node publishes when it holds about {params['presences']:,} "
+        f"presences over the same {params['topics']:,} topics as the others and applies the given "
+        f"joins+leaves per second ({secs} s per rate, default 250 ms tick; medians over the "
+        f"{runs} nodes).\n",
+        table(["format", "churn per node (joins+leaves/s)", "engine msgs/s", "engine deltas+heartbeats",
+               "+ snapshots every 30 s", "engine total", "per-event msgs/s", "per-event bytes",
+               "msgs: per-event / engine", "bytes: per-event / engine total"], rows, "lrrrrrrrrr"),
+        "\nEngine figures are the node's own `messages_sent` and `bytes_sent` "
+        "(`presence_cluster_get_stats`): one delta (or heartbeat) per tick, split only when it "
+        "would exceed `max_message_bytes`. Periodic snapshots are switched off during the "
+        "measurement and added back as the size of a full snapshot of what the node holds "
+        f"({sizes}) per 30 s (the default `snapshot_interval_ms`); no snapshot or snapshot "
+        f"request was sent during the measurements ({in_window:.0f} seen). Per-event replication "
+        "is computed from the same run's events: one message per join or leave, the JSON "
+        "`{\"event\":\"join\",\"topic\":\"t417\",\"conn\":\"a:10233\",\"user\":\"u2810\"}` with "
+        "the real topic, connection and user (null when anonymous), plus in phoenix format the "
+        "meta with an 11-character `phx_ref` — what servers that hand-roll presence over Redis "
+        "pub/sub publish. Counts format sends no user id at all (keyed 8-byte hashes of users "
+        "that appeared or left) and no meta. Both columns count payload bytes only; every "
+        "message also costs a `PUBLISH` (channel name and framing, and a Redis round trip), so "
+        "the message ratio matters as much as the byte ratio. Phoenix.Tracker batches its deltas "
+        "into one broadcast per `broadcast_period` (1.5 s by default), but every join and leave "
+        "travels in them with its meta, so its bytes grow with the events like the per-event "
+        "column (not measured here).\n\n"
+        "The engine's traffic is a fixed part (a heartbeat per tick and the periodic snapshot, "
+        "which is what repairs a node that missed a message) plus deltas: per topic changed in "
+        "the tick, its counts and the hashes of the users that appeared on or left the node "
+        "(counts format) or the entries that joined or left (phoenix format), in one message "
+        "per tick." + per_event_note + crossover,
+    ])
+
+
+def plot_cluster(ctx: Ctx, conv: list[Rec], wire: list[Rec]) -> None:
+    import matplotlib.pyplot as plt
+
+    if not conv and not wire:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r, color in zip(conv, ("#4c72b0", "#55a868", "#c44e52")):
+        xs = sorted(r.runs)
+        a.step(xs, [(k + 1) / len(xs) for k in range(len(xs))], where="post", color=color,
+               label=f"tick {r.params['tick_ms']} ms ({len(xs)} changes)")
+        a.axvline(r.params["tick_ms"], color=color, ls=":", lw=1)
+    a.set_xlabel("ms from a track on node a until b and c both report it")
+    a.set_ylabel("fraction of changes")
+    a.set_title("Convergence over Redis (dotted: one tick)", fontsize=10)
+    a.grid(alpha=0.3)
+    if conv:
+        a.legend(fontsize=8, loc="lower right")
+    styles = {("engine", "counts"): ("-", "#4c72b0", "engine, counts (incl. snapshots)"),
+              ("engine", "phoenix"): ("-", "#c44e52", "engine, phoenix (incl. snapshots)"),
+              ("per", "counts"): ("--", "#4c72b0", "per-event JSON, counts fields"),
+              ("per", "phoenix"): ("--", "#c44e52", "per-event JSON, with meta")}
+    for (kind, fmt), (ls, color, lab) in styles.items():
+        recs = sorted((r for r in wire if r.impl.startswith(kind) and r.params["format"] == fmt),
+                      key=lambda r: r.params["rate"])
+        if not recs:
+            continue
+        ys = [r.med + (median(r.extra["snapshot_bytes_per_s"]) if kind == "engine" else 0) for r in recs]
+        b.plot([r.params["rate"] for r in recs], ys, ls, marker="o", ms=4, color=color, label=lab)
+    b.set_xscale("log")
+    b.set_yscale("log")
+    b.set_xlabel("joins + leaves per second on each node (log)")
+    b.set_ylabel("bytes published per second per node (log)")
+    b.set_title("Replication traffic per node", fontsize=10)
+    b.grid(which="both", alpha=0.3)
+    if wire:
+        b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ctx.out / "cluster.png", dpi=110)
+    plt.close(fig)
+
+
 # ---- the registry ----------------------------------------------------------------------
 
 SUITES: list[Suite] = [
@@ -848,6 +1101,7 @@ SUITES: list[Suite] = [
     Suite("poll", "4. poll_diff cost", run_poll, render_poll),
     Suite("hot", "5. counts and list on the hot room", run_hot, render_hot),
     Suite("fanout", "6. Fan-out: messages pushed for a churning room", run_fanout, render_fanout),
+    Suite("cluster", "7. Cluster: three nodes over Redis", run_cluster, render_cluster, needs_redis=True),
 ]
 
 
@@ -1055,11 +1309,12 @@ def render(ctx: Ctx, ran: list[Suite], started: float) -> str:
         "",
         "## How to rerun",
         "",
-        "`make bench` (the measurements take 4–7 minutes on two cores, plus the first build of the "
-        "drivers and packages) or `make bench-quick` (well under a minute of measurements: N = 100k, "
-        "fewer runs). Raw JSON lines of the last run are in `bench/results/` (not committed). "
+        "`make bench` (the measurements take 5–9 minutes on two cores, about 2.5 of them in the "
+        "cluster suite, plus the first build of the drivers and packages) or `make bench-quick` "
+        "(about a minute of measurements: N = 100k, fewer runs and shorter cluster runs). Raw JSON lines of the last run are in `bench/results/` (not committed). "
         "`make test-bench` checks that every tracker compared here gives the same counts on a small "
-        "workload; it asserts no timing.",
+        "workload, and that three node processes over Redis reach them exactly in both formats; it "
+        "asserts no timing.",
         "",
     ]
     return "\n".join(md)
@@ -1108,18 +1363,20 @@ def run_check(args: argparse.Namespace) -> int:
             seen.setdefault(impl, set()).add(phase)
             want = expected[phase]
             bad = []
-            if set(obj["topics"]) != set(want):
-                bad.append(f"topics {sorted(obj['topics'])} != {sorted(want)}")
-            for t, got in obj["topics"].items():
+            got_topics = obj.get("topics") or {}
+            if set(got_topics) != set(want):
+                bad.append(f"topics {sorted(got_topics)} != {sorted(want)}")
+            for t, got in got_topics.items():
                 for field_name, g, w in zip(("viewers", "users", "connections"), got, want.get(t, [None] * 3)):
                     if g is not None and g != w:
                         bad.append(f"{t}.{field_name} = {g}, expected {w}")
+            where = f" (node {obj['node']}, {obj['step']})" if "node" in obj else ""
             if bad:
                 failed += 1
-                print(f"FAIL {impl} {phase}: " + "; ".join(bad[:5]))
+                print(f"FAIL {impl} {phase}{where}: " + "; ".join(bad[:5]))
             else:
                 passed += 1
-                print(f"ok   {impl} {phase}")
+                print(f"ok   {impl} {phase}{where}")
 
     def drive(cmd: list, cwd: Path | None = None) -> list[dict]:
         nonlocal failed
@@ -1133,9 +1390,13 @@ def run_check(args: argparse.Namespace) -> int:
     common = ["--n", n, "--topics", topics, "--anonymous-every", anon]
     with RedisServer() as redis:
         compare(drive([rust("presence-bench"), "check", *common, "--url", redis.url]))
+        # Three node processes over the same redis-server, in both formats: every node must
+        # reach the exact counts of each phase (join, kill -9, restart, clean leave, untrack).
+        compare(drive([rust("presence-cluster"), "check", *common, "--url", redis.url]))
     compare(drive([C_DRIVER, "check", *common]))
     required = ["rust-engine", "rust-engine-poll", "rust-floor", "c-abi", "redis-hincrby",
-                "redis-hincrby-pipelined", "redis-sets", "redis-sets-pipelined"]
+                "redis-hincrby-pipelined", "redis-sets", "redis-sets-pipelined",
+                "cluster-counts", "cluster-phoenix"]
     for impl in required:
         if seen.get(impl) != set(expected):
             failed += 1
@@ -1189,7 +1450,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(QUICK if args.quick else FULL, args.quick, args.out, raw)
     started = time.monotonic()
-    for path in (rust("presence-bench"), rust("presence-mem"), C_DRIVER):
+    for path in (rust("presence-bench"), rust("presence-mem"), rust("presence-cluster"), C_DRIVER):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `make bench` (it builds the drivers)")
     redis = RedisServer() if any(s.needs_redis for s in suites) else None

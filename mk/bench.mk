@@ -57,8 +57,8 @@ bench-run: bench-drivers bench-packages
 	  $(BENCH_PY) $(BENCH_DIR)/run.py $(if $(BENCH_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 ## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
-## Rust and through the C ABI, the HashMap floor, the Redis patterns; the Python and Node
-## scripts' own --check).
+## Rust and through the C ABI, the HashMap floor, the Redis patterns, a three-process cluster
+## over Redis in both formats; the Python and Node scripts' own --check).
 test-bench: bench-drivers bench-packages
 	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings

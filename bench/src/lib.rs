@@ -2,12 +2,13 @@
 //! tracker (the floor), the Redis counting patterns, the fan-out simulation and the
 //! JSON-lines output that `bench/run.py` merges into `BENCHMARKS.md`.
 //!
-//! Two binaries use this crate: `presence-bench` (timings, Redis, fan-out, checks) and
+//! Three binaries use this crate: `presence-bench` (timings, Redis, fan-out, checks),
 //! `presence-mem` (memory per presence, with a counting global allocator that the timing
-//! binary does not pay for).
+//! binary does not pay for) and `presence-cluster` (three node processes over Redis).
 
 pub mod alloc;
 pub mod args;
+pub mod cluster;
 pub mod fanout;
 pub mod floor;
 pub mod out;
