@@ -747,12 +747,14 @@ def test_a_replaced_or_restarted_link_keeps_publishing(closing: list[pe.Engine])
     time.sleep(0.2)
     assert e.cluster_stats().messages_sent > sent, "the new link does not tick"
     e.stop_redis()
+    stopped = e.cluster_stats()
     e.start_redis("redis://127.0.0.1:1/", "presence")
-    before = e.cluster_stats()
+    started = e.cluster_stats()
     time.sleep(0.2)
     after = e.cluster_stats()
-    assert after.messages_sent > before.messages_sent, "the restarted link does not tick"
-    assert after.incarnation > before.incarnation > 0, "it rejoins as a new incarnation"
+    assert after.messages_sent > started.messages_sent, "the restarted link does not tick"
+    assert started.incarnation > stopped.incarnation > 0, "it rejoins as a new incarnation"
+    assert after.incarnation == started.incarnation, "and keeps it while it runs"
 
 
 def readme_block(containing: str) -> str:
