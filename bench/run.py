@@ -495,6 +495,25 @@ def render_throughput(ctx: Ctx) -> str:
     return "\n".join(md)
 
 
+def log_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes with their labels (both marked "(log)"), a title and a light grid."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel + " (log)")
+    ax.set_ylabel(ylabel + " (log)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(which="both", alpha=0.3)
+
+
+def save_plot(ctx: Ctx, fig, name: str) -> None:
+    """Writes `fig` as bench/`name` and frees it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(ctx.out / name, dpi=110)
+    plt.close(fig)
+
+
 def plot_throughput(ctx: Ctx, recs: list[Rec]) -> None:
     import matplotlib.pyplot as plt
 
@@ -522,9 +541,7 @@ def plot_throughput(ctx: Ctx, recs: list[Rec]) -> None:
     ax.set_title(f"Track+untrack throughput, {si(ctx.sizes.n)} connections over {si(ctx.sizes.topics)} topics\n"
                  "blue: the engine, grey: the alternative in the same language, red: Redis", fontsize=9)
     ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(ctx.out / "throughput.png", dpi=110)
-    plt.close(fig)
+    save_plot(ctx, fig, "throughput.png")
 
 
 # ---- 2. threads ----------------------------------------------------------------------
@@ -640,9 +657,7 @@ def plot_memory(ctx: Ctx, recs: list[Rec]) -> None:
     ax.set_title(f"Memory per presence at {si(ctx.sizes.n)} presences over {si(ctx.sizes.topics)} topics",
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(ctx.out / "memory.png", dpi=110)
-    plt.close(fig)
+    save_plot(ctx, fig, "memory.png")
 
 
 # ---- 4. poll_diff ---------------------------------------------------------------------
@@ -702,12 +717,7 @@ def plot_poll(ctx: Ctx, changed: list[Rec], total: list[Rec]) -> None:
         ax.errorbar(xs, [r.med for r in recs],
                     yerr=[[r.med - min(r.runs) for r in recs], [max(r.runs) - r.med for r in recs]],
                     marker="o", capsize=3, color="#4c72b0", label="poll_diff (median, min–max)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xl + " (log)")
-        ax.set_ylabel("µs per poll (log)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(which="both", alpha=0.3)
+        log_axes(ax, xl, "µs per poll", title)
         ax.legend(fontsize=8)
     if changed:
         # A line of slope 1 through the last point: cost proportional to changed topics.
@@ -717,9 +727,7 @@ def plot_poll(ctx: Ctx, changed: list[Rec], total: list[Rec]) -> None:
                label="proportional to changed")
         a.legend(fontsize=8)
     fig.suptitle("poll_diff follows the changed topics, not the table", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(ctx.out / "poll_diff.png", dpi=110)
-    plt.close(fig)
+    save_plot(ctx, fig, "poll_diff.png")
 
 
 # ---- 5. hot room: counts and list ----------------------------------------------------
@@ -857,16 +865,10 @@ def plot_fanout(ctx: Ctx, cells: dict) -> None:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4, color=color,
                         label=f"N={n:,}: {lab}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("churn: joins + leaves per second in the room (log)")
-    ax.set_ylabel("messages pushed per second (log)")
-    ax.set_title("Fan-out of one room of N subscribers: per-event diffs vs coalesced polls", fontsize=10)
-    ax.grid(which="both", alpha=0.3)
+    log_axes(ax, "churn: joins + leaves per second in the room", "messages pushed per second",
+             "Fan-out of one room of N subscribers: per-event diffs vs coalesced polls")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(ctx.out / "fanout.png", dpi=110)
-    plt.close(fig)
+    save_plot(ctx, fig, "fanout.png")
 
 
 # ---- 7. cluster ------------------------------------------------------------------------
@@ -1077,17 +1079,11 @@ def plot_cluster(ctx: Ctx, conv: list[Rec], wire: list[Rec]) -> None:
             continue
         ys = [r.med + (median(r.extra["snapshot_bytes_per_s"]) if kind == "engine" else 0) for r in recs]
         b.plot([r.params["rate"] for r in recs], ys, ls, marker="o", ms=4, color=color, label=lab)
-    b.set_xscale("log")
-    b.set_yscale("log")
-    b.set_xlabel("joins + leaves per second on each node (log)")
-    b.set_ylabel("bytes published per second per node (log)")
-    b.set_title("Replication traffic per node", fontsize=10)
-    b.grid(which="both", alpha=0.3)
+    log_axes(b, "joins + leaves per second on each node", "bytes published per second per node",
+             "Replication traffic per node")
     if wire:
         b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ctx.out / "cluster.png", dpi=110)
-    plt.close(fig)
+    save_plot(ctx, fig, "cluster.png")
 
 
 # ---- the registry ----------------------------------------------------------------------

@@ -32,6 +32,12 @@ impl Args {
         self.values.get(name).map(String::as_str)
     }
 
+    /// A string option the command cannot run without; exits with `usage` when missing.
+    pub fn required(&self, name: &str, usage: &str) -> &str {
+        self.str(name)
+            .unwrap_or_else(|| fail(usage, &format!("--{name} is required")))
+    }
+
     /// A non-negative integer option with a default.
     pub fn usize(&self, name: &str, default: usize) -> usize {
         match self.values.get(name) {
@@ -59,7 +65,8 @@ impl Args {
     }
 }
 
-fn fail(usage: &str, msg: &str) -> ! {
+/// Prints `error: msg` and the usage, and exits with status 2 (a malformed command line).
+pub fn fail(usage: &str, msg: &str) -> ! {
     eprintln!("error: {msg}\n{usage}");
     std::process::exit(2)
 }

@@ -2,7 +2,7 @@
 //! Every command prints JSON lines (see `presence_bench::out`).
 
 use presence::{Engine, Format};
-use presence_bench::args::Args;
+use presence_bench::args::{self, Args};
 use presence_bench::fanout::{self, Mode};
 use presence_bench::floor::{self, Floor};
 use presence_bench::out::{ns_per, rate, Record};
@@ -34,10 +34,7 @@ fn main() {
         "fanout" => fanout_cmd(&args),
         "redis" => redis_cmd(&args),
         "check" => check(&args),
-        other => {
-            eprintln!("error: unknown command {other:?}\n{USAGE}");
-            std::process::exit(2);
-        }
+        other => args::fail(USAGE, &format!("unknown command {other:?}")),
     }
 }
 
@@ -432,10 +429,8 @@ fn fanout_cmd(a: &Args) {
 }
 
 fn redis_url(a: &Args) -> &str {
-    a.str("url").unwrap_or_else(|| {
-        eprintln!("error: --url redis://127.0.0.1:PORT/ is required\n{USAGE}");
-        std::process::exit(2)
-    })
+    a.str("url")
+        .unwrap_or_else(|| args::fail(USAGE, "--url redis://127.0.0.1:PORT/ is required"))
 }
 
 fn redis_cmd(a: &Args) {

@@ -3,7 +3,7 @@
 
 use presence::Format;
 use presence_bench::alloc::Counting;
-use presence_bench::args::Args;
+use presence_bench::args::{self, Args};
 use presence_bench::floor::{self, Floor};
 use presence_bench::out::Record;
 use presence_bench::workload::Workload;
@@ -43,8 +43,7 @@ fn floor_bytes(w: &Workload, all: &[u32]) -> f64 {
 fn main() {
     let a = Args::from_env(USAGE);
     if a.command != "memory" {
-        eprintln!("error: unknown command {:?}\n{USAGE}", a.command);
-        std::process::exit(2);
+        args::fail(USAGE, &format!("unknown command {:?}", a.command));
     }
     let (n, topics, runs) = (
         a.usize("n", 1_000_000),
