@@ -29,7 +29,8 @@ pub struct Stats {
     pub topics: u64,
     /// Local presences held.
     pub presences: u64,
-    /// Estimated heap bytes of all tables and strings.
+    /// Estimated heap bytes of all tables and strings, cluster snapshots being received
+    /// included.
     pub bytes: u64,
     /// Topics changed since the last poll.
     pub topics_pending: u64,

@@ -2,8 +2,9 @@
 //!
 //! User keys are never stored in counts format: a topic remembers the keyed hash of each
 //! key instead. The hash key is random per engine, so the stored values reveal nothing
-//! and cannot be steered into collisions by clients. (A later cluster mode derives the
-//! hash key from the shared secret, so that equal users hash equally on every node.)
+//! and cannot be steered into collisions by clients. Cluster mode derives the hash key from
+//! the shared secret, so that equal users hash equally on every node, and hashes a key
+//! together with its topic, so that equal users hash differently in different topics.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -21,6 +22,24 @@ impl SipKey {
 /// SipHash-2-4 of `data` under `key` (the reference algorithm of Aumasson and Bernstein).
 pub fn siphash24(key: SipKey, data: &[u8]) -> u64 {
     siphash::<2, 4>(key, data)
+}
+
+/// SipHash-2-4 of `data` as used in `topic`: the input is the topic's length, the topic,
+/// then `data`, so that no two (topic, data) pairs give the same input.
+pub fn siphash24_in(key: SipKey, topic: &[u8], data: &[u8]) -> u64 {
+    let n = 8 + topic.len() + data.len();
+    let mut stack = [0u8; 320];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if n <= stack.len() {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, 0);
+        &mut heap
+    };
+    buf[..8].copy_from_slice(&(topic.len() as u64).to_le_bytes());
+    buf[8..8 + topic.len()].copy_from_slice(topic);
+    buf[8 + topic.len()..].copy_from_slice(data);
+    siphash24(key, buf)
 }
 
 /// SipHash-1-3 of `data` under `key`: the variant Rust's `HashMap` uses by default, for
@@ -252,6 +271,23 @@ mod tests {
             h.write(&msg);
             assert_eq!(siphash13(SipKey(0, 0), &msg), h.finish(), "length {n}");
         }
+    }
+
+    #[test]
+    fn topic_scoped_hashes_differ_by_topic_and_never_confuse_the_boundary() {
+        let key = SipKey(1, 2);
+        let alice = |t: &str| siphash24_in(key, t.as_bytes(), b"alice");
+        assert_eq!(alice("room:1"), alice("room:1"));
+        assert_ne!(alice("room:1"), alice("room:2"));
+        assert_ne!(
+            siphash24_in(key, b"ab", b"c"),
+            siphash24_in(key, b"a", b"bc")
+        );
+        let long = "t".repeat(1000);
+        assert_ne!(alice(&long), alice(&long[1..]), "past the stack buffer");
+        let mut input = 4u64.to_le_bytes().to_vec();
+        input.extend_from_slice(b"roomalice");
+        assert_eq!(siphash24_in(key, b"room", b"alice"), siphash24(key, &input));
     }
 
     #[test]

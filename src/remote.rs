@@ -3,9 +3,15 @@
 //! Each remote node's part of a topic is kept apart, so that a node that goes away is
 //! removed as a unit. Distinct users stay exact across nodes: a key hash counts once
 //! however many nodes (this one included) hold it.
+//!
+//! A remote entry is known by its sender's ref only inside its node's part; clients see it
+//! under a ref this node assigns, so refs of different nodes (and this node's own) can
+//! never meet, whatever a peer picks. Maps keyed by values a peer chooses (its refs, its
+//! key hashes) use a randomly keyed hasher, so a peer cannot pile them into one bucket.
 
-use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
+use crate::hash::table_bytes;
 use crate::topic::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 
 /// Every remote node's part of one topic.
@@ -13,7 +19,10 @@ use std::collections::{HashMap, HashSet};
 pub(crate) struct Remote {
     parts: Vec<(u32, Part)>,
     /// Key hash → number of remote nodes holding it.
-    holders: HashMap<u64, u32, PrehashedBuild>,
+    holders: HashMap<u64, u32, RandomState>,
+    /// (node, sender's ref) → this node's ref, for remote entries that left since the last
+    /// poll: a later join names the sender's ref as its `phx_ref_prev`.
+    left: HashMap<(u32, u64), u64, RandomState>,
     /// Hashes held remotely and not locally: what remote nodes add to `users`.
     pub only_remote: u64,
     /// Sums over the parts.
@@ -27,12 +36,19 @@ struct Part {
     viewers: u64,
     connections: u64,
     /// Key hash → presences with that key on the node (always 1 in counts format).
-    users: HashMap<u64, u32, PrehashedBuild>,
-    /// Phoenix format: the node's entries by ref, each with its key hash.
-    entries: HashMap<u64, (Box<Entry>, u64), ConnBuild>,
+    users: HashMap<u64, u32, RandomState>,
+    /// Phoenix format: the node's entries by the sender's ref, each with its key hash;
+    /// `Entry::phx_ref` is the ref this node assigned.
+    entries: HashMap<u64, (Box<Entry>, u64), RandomState>,
 }
 
 impl Part {
+    fn size(&self) -> usize {
+        usize::try_from(self.connections)
+            .unwrap_or(usize::MAX)
+            .max(self.users.len())
+    }
+
     fn is_empty(&self) -> bool {
         self.viewers == 0
             && self.connections == 0
@@ -58,9 +74,18 @@ impl Remote {
         }
     }
 
-    pub fn entry(&self, node: u32, phx_ref: u64) -> Option<&Entry> {
+    /// The entry `node` sent under its ref `sent_ref`.
+    pub fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
         let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
-        part.entries.get(&phx_ref).map(|(e, _)| &**e)
+        part.entries.get(&sent_ref).map(|(e, _)| &**e)
+    }
+
+    /// Leaves are published: a later join can no longer name them.
+    pub fn forget_leaves(&mut self) {
+        self.left.clear();
+        if self.left.capacity() > 64 {
+            self.left.shrink_to_fit();
+        }
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -69,16 +94,11 @@ impl Remote {
             .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e))
     }
 
-    fn contains_ref(&self, phx_ref: u64) -> bool {
-        self.parts
-            .iter()
-            .any(|(_, p)| p.entries.contains_key(&phx_ref))
-    }
-
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.parts.capacity() * size_of::<(u32, Part)>()
-            + table_bytes::<(u64, u32)>(self.holders.capacity());
+            + table_bytes::<(u64, u32)>(self.holders.capacity())
+            + table_bytes::<((u32, u64), u64)>(self.left.capacity());
         for (_, p) in &self.parts {
             bytes += table_bytes::<(u64, u32)>(p.users.capacity())
                 + table_bytes::<(u64, (Box<Entry>, u64))>(p.entries.capacity())
@@ -132,7 +152,8 @@ pub(crate) struct Arrival {
 impl Topic {
     /// Counts format: sets `node`'s part. With `replace` (a snapshot) `added` is the full
     /// set of its users; otherwise users are added and removed. Returns whether the node
-    /// still has a part here.
+    /// still has a part here. The caller has checked the claims (`viewers <= connections`,
+    /// both within this node's limits).
     pub fn apply_remote_counts(
         &mut self,
         node: u32,
@@ -151,7 +172,7 @@ impl Topic {
         let mut gone: Vec<u64> = Vec::new();
         let mut new: Vec<u64> = Vec::new();
         if replace {
-            let keep: HashSet<u64, PrehashedBuild> = added.iter().copied().collect();
+            let keep: HashSet<u64, RandomState> = added.iter().copied().collect();
             part.users.retain(|h, _| {
                 let stay = keep.contains(h);
                 if !stay {
@@ -168,8 +189,16 @@ impl Topic {
             }
         }
         let empty = part.is_empty();
-        remote.viewers = remote.viewers - old_viewers + viewers;
-        remote.connections = remote.connections - old_connections + connections;
+        // The parts' claims are bounded, so the sums stay far below u64::MAX; saturating
+        // keeps a mistake in those bounds from wrapping counts to nonsense.
+        remote.viewers = remote
+            .viewers
+            .saturating_sub(old_viewers)
+            .saturating_add(viewers);
+        remote.connections = remote
+            .connections
+            .saturating_sub(old_connections)
+            .saturating_add(connections);
         for h in gone {
             remote.release(h, &self.users);
         }
@@ -182,19 +211,21 @@ impl Topic {
         !empty
     }
 
-    /// Phoenix format: applies `node`'s joins and leaves. With `replace` (a snapshot)
-    /// `joins` is the node's full list: entries it no longer names leave, entries already
-    /// known stay untouched, new ones join. Returns whether the node still has a part here.
+    /// Phoenix format: applies `node`'s joins and leaves, both named by the sender's refs.
+    /// With `replace` (a snapshot) `joins` is the node's full list: entries it no longer
+    /// names leave, entries already known stay untouched, new ones join. Each new entry
+    /// gets a ref of this node from `fresh`. Returns whether the node still has a part here.
     pub fn apply_remote_phoenix(
         &mut self,
         node: u32,
         joins: Vec<Arrival>,
         leaves: &[u64],
         replace: bool,
+        fresh: &mut dyn FnMut() -> u64,
     ) -> bool {
         let mut leaving: Vec<u64> = leaves.to_vec();
         if replace {
-            let named: HashSet<u64, ConnBuild> = joins.iter().map(|a| a.entry.phx_ref).collect();
+            let named: HashSet<u64, RandomState> = joins.iter().map(|a| a.entry.phx_ref).collect();
             if let Some(part) = self.part(node) {
                 leaving.extend(part.entries.keys().filter(|r| !named.contains(r)));
             }
@@ -203,20 +234,23 @@ impl Topic {
             self.remote_leave(node, r);
         }
         for mut a in joins {
+            let sent_ref = a.entry.phx_ref;
+            if self
+                .part(node)
+                .is_some_and(|p| p.entries.contains_key(&sent_ref))
+            {
+                continue;
+            }
             // The sender names the ref its own clients last saw; here `phx_ref_prev` may
             // only name a ref this node's clients saw, which leaves in this same diff.
-            if !matches!(self.pending.get(&a.entry.prev_ref), Some(Pending::Left(_))) {
-                a.entry.prev_ref = 0;
-            }
-            let known = self.pending.contains_key(&a.entry.phx_ref)
-                || self.local_entries().any(|e| e.phx_ref == a.entry.phx_ref)
-                || self
-                    .remote
-                    .as_ref()
-                    .is_some_and(|r| r.contains_ref(a.entry.phx_ref));
-            if !known {
-                self.remote_join(node, a);
-            }
+            let prev = self
+                .remote
+                .as_ref()
+                .and_then(|r| r.left.get(&(node, a.entry.prev_ref)).copied())
+                .filter(|p| matches!(self.pending.get(p), Some(Pending::Left(_))));
+            a.entry.prev_ref = prev.unwrap_or(0);
+            a.entry.phx_ref = fresh();
+            self.remote_join(node, sent_ref, a);
         }
         let empty = self.part(node).is_none_or(Part::is_empty);
         if empty {
@@ -237,10 +271,66 @@ impl Topic {
         self.apply_remote_counts(node, 0, 0, &[], &[], true);
     }
 
-    /// How many users and entries `node` holds here: what bounds a peer's memory.
+    /// How many presences `node` holds here: what bounds a peer's memory. In counts
+    /// format, its claimed connections or, if more, the users it sent; in phoenix format,
+    /// its entries (`connections` counts them, and users never outnumber them).
     pub fn remote_part_size(&self, node: u32) -> usize {
-        self.part(node)
-            .map_or(0, |p| p.users.len() + p.entries.len())
+        self.part(node).map_or(0, Part::size)
+    }
+
+    /// What `remote_part_size` will be after `apply_remote_counts` with these arguments.
+    pub fn remote_counts_size_after(
+        &self,
+        node: u32,
+        connections: u64,
+        added: &[u64],
+        removed: &[u64],
+        replace: bool,
+    ) -> usize {
+        let empty = HashMap::default();
+        let users = match (replace, self.part(node)) {
+            (false, Some(p)) => &p.users,
+            _ => &empty,
+        };
+        let gone: HashSet<u64, RandomState> = removed
+            .iter()
+            .copied()
+            .filter(|h| users.contains_key(h))
+            .collect();
+        let mut fresh: HashSet<u64, RandomState> = HashSet::default();
+        for &h in added {
+            if h != ANONYMOUS && (!users.contains_key(&h) || gone.contains(&h)) {
+                fresh.insert(h);
+            }
+        }
+        let n = users.len() - gone.len() + fresh.len();
+        n.max(usize::try_from(connections).unwrap_or(usize::MAX))
+    }
+
+    /// What `remote_part_size` will be after `apply_remote_phoenix` with these refs.
+    pub fn remote_phoenix_size_after(
+        &self,
+        node: u32,
+        joins: &[u64],
+        leaves: &[u64],
+        replace: bool,
+    ) -> usize {
+        let empty = HashMap::default();
+        let entries = match (replace, self.part(node)) {
+            (false, Some(p)) => &p.entries,
+            _ => &empty,
+        };
+        let gone: HashSet<u64, RandomState> = leaves
+            .iter()
+            .copied()
+            .filter(|r| entries.contains_key(r))
+            .collect();
+        let fresh: HashSet<u64, RandomState> = joins
+            .iter()
+            .copied()
+            .filter(|r| !entries.contains_key(r) || gone.contains(r))
+            .collect();
+        entries.len() - gone.len() + fresh.len()
     }
 
     fn part(&self, node: u32) -> Option<&Part> {
@@ -255,13 +345,13 @@ impl Topic {
     fn remove_part(&mut self, node: u32) {
         if let Some(remote) = &mut self.remote {
             remote.parts.retain(|(n, _)| *n != node);
-            if remote.parts.is_empty() {
+            if remote.parts.is_empty() && remote.left.is_empty() {
                 self.remote = None;
             }
         }
     }
 
-    fn remote_join(&mut self, node: u32, a: Arrival) {
+    fn remote_join(&mut self, node: u32, sent_ref: u64, a: Arrival) {
         let remote = self.remote.get_or_insert_with(Box::default);
         let i = remote.part_index(node);
         let part = &mut remote.parts[i].1;
@@ -277,7 +367,7 @@ impl Topic {
         }
         part.connections += 1;
         part.entries
-            .insert(phx_ref, (Box::new(a.entry), a.key_hash));
+            .insert(sent_ref, (Box::new(a.entry), a.key_hash));
         remote.connections += 1;
         if anonymous {
             remote.viewers += 1;
@@ -286,17 +376,17 @@ impl Topic {
             remote.hold(a.key_hash, &self.users);
         }
         self.pending
-            .insert(phx_ref, Pending::Joined(Loc::Remote(node)));
+            .insert(phx_ref, Pending::Joined(Loc::Remote(node, sent_ref)));
     }
 
-    fn remote_leave(&mut self, node: u32, phx_ref: u64) {
+    fn remote_leave(&mut self, node: u32, sent_ref: u64) {
         let Some(remote) = &mut self.remote else {
             return;
         };
         let Some((_, part)) = remote.parts.iter_mut().find(|(n, _)| *n == node) else {
             return;
         };
-        let Some((entry, h)) = part.entries.remove(&phx_ref) else {
+        let Some((entry, h)) = part.entries.remove(&sent_ref) else {
             return;
         };
         part.connections -= 1;
@@ -315,6 +405,7 @@ impl Topic {
         if last {
             remote.release(h, &self.users);
         }
+        remote.left.insert((node, sent_ref), entry.phx_ref);
         self.note_leave(entry);
     }
 }

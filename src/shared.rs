@@ -98,7 +98,7 @@ impl Shared {
         let (shard, hash) = self.topic_hash(topic);
         let mut topics = lock(&self.topics[shard as usize]);
         topics.prefetch(hash);
-        let key_hash = key.map_or(topic::ANONYMOUS, |k| self.key_hash(k));
+        let key_hash = key.map_or(topic::ANONYMOUS, |k| self.key_hash(topic, k));
         // The user's refcount waits on the topic: start it before checking the name.
         let existing = topics.find_and(hash, topic, |t| t.users.prefetch(key_hash));
         // The connection's place in the index, found once: it tells whether the
@@ -296,6 +296,9 @@ impl Shared {
         for s in self.conns.iter() {
             bytes += std::mem::size_of::<Mutex<ConnShard>>() + lock(s).heap_bytes();
         }
+        if let Some(c) = &self.cluster {
+            bytes += c.staged_bytes();
+        }
         Stats {
             topics: self.topic_count.load(Ordering::Relaxed) as u64,
             presences: self.presence_count.load(Ordering::Relaxed) as u64,
@@ -360,25 +363,34 @@ impl Shared {
                 "topic must not be empty",
             ));
         }
+        no_nul("topic", topic)?;
         too_long("topic", topic.len(), self.config.max_topic_bytes)
     }
 
-    /// The keyed hash of a key, never `ANONYMOUS`.
-    pub(crate) fn key_hash(&self, key: &str) -> u64 {
-        match hash::siphash24(self.key_hasher, key.as_bytes()) {
+    /// The keyed hash of a key in `topic`, never `ANONYMOUS`. In a cluster the hash
+    /// travels, so it depends on the topic too: whoever reads the bus cannot tell that two
+    /// topics hold the same user. A single engine keeps the cheaper topic-free hash.
+    pub(crate) fn key_hash(&self, topic: &str, key: &str) -> u64 {
+        let h = if self.cluster.is_some() {
+            hash::siphash24_in(self.key_hasher, topic.as_bytes(), key.as_bytes())
+        } else {
+            hash::siphash24(self.key_hasher, key.as_bytes())
+        };
+        match h {
             topic::ANONYMOUS => 1,
             h => h,
         }
     }
 
     /// Validates a key.
-    fn check_key(&self, key: &str) -> Result<()> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "key must not be empty (pass no key for an anonymous viewer)",
             ));
         }
+        no_nul("key", key)?;
         too_long("key", key.len(), self.config.max_key_bytes)?;
         if self.config.format == Format::Phoenix && key == self.config.viewers_key {
             return Err(Error::new(
@@ -405,6 +417,17 @@ fn too_long(what: &str, len: usize, max: usize) -> Result<()> {
         return Err(Error::new(
             ErrorKind::TooLong,
             format!("{what} is {len} bytes, the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// C hosts pass NUL-terminated strings: a name with a NUL in it could never be queried.
+fn no_nul(what: &str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{what} must not contain NUL characters"),
         ));
     }
     Ok(())

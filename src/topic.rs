@@ -42,8 +42,10 @@ pub(crate) struct Entry {
 /// Where a joined entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Loc {
+    /// A local presence, by connection.
     Local(u64),
-    Remote(u32),
+    /// A remote node's entry, by node and the ref that node gave it.
+    Remote(u32, u64),
 }
 
 /// A change not yet polled, phoenix format. Keyed by `phx_ref` in `Topic::pending`.
@@ -199,9 +201,9 @@ impl Topic {
     pub fn counts(&self) -> Counts {
         let mut c = self.local_counts();
         if let Some(r) = &self.remote {
-            c.viewers += r.viewers;
-            c.connections += r.connections;
-            c.users += r.only_remote;
+            c.viewers = c.viewers.saturating_add(r.viewers);
+            c.connections = c.connections.saturating_add(r.connections);
+            c.users = c.users.saturating_add(r.only_remote);
         }
         c
     }
@@ -360,7 +362,9 @@ impl Topic {
     fn joined_entry(&self, phx_ref: u64, loc: Loc) -> Option<&Entry> {
         match loc {
             Loc::Local(conn) => self.entries.get(&conn).map(|e| &**e),
-            Loc::Remote(node) => self.remote.as_ref().and_then(|r| r.entry(node, phx_ref)),
+            Loc::Remote(node, sent_ref) => {
+                self.remote.as_ref().and_then(|r| r.entry(node, sent_ref))
+            }
         }
         .filter(|e| e.phx_ref == phx_ref)
     }
@@ -416,6 +420,12 @@ impl Topic {
                 self.pending.clear();
                 if self.pending.capacity() > 64 {
                     self.pending.shrink_to_fit();
+                }
+                if let Some(r) = &mut self.remote {
+                    r.forget_leaves();
+                    if r.is_empty() {
+                        self.remote = None;
+                    }
                 }
             }
         }

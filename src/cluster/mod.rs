@@ -36,7 +36,8 @@ pub struct ClusterStats {
     pub bytes_received: u64,
     /// Refused: the HMAC did not match (forged, tampered, truncated, another secret).
     pub rejected_unauthenticated: u64,
-    /// Refused: authentic but undecodable, of the other format, or over a bound.
+    /// Refused: authentic but undecodable, of the other format, or over a bound (a sender
+    /// over this node's limits is also dropped).
     pub rejected_malformed: u64,
     /// Refused: larger than `max_message_bytes`.
     pub rejected_oversized: u64,

@@ -10,10 +10,10 @@ use crate::config::{ClusterConfig, Format};
 use crate::error::{Error, ErrorKind, Result};
 use crate::remote::Arrival;
 use crate::shard::lock;
-use crate::shared::{reserve, Shared};
+use crate::shared::Shared;
 use crate::topic::{Entry, Topic};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,11 +60,17 @@ struct Peer {
     held: usize,
 }
 
-/// A snapshot being received part by part.
+/// A snapshot being received part by part. It lives until its last part, or until the
+/// sender sends anything else, and is bounded by this node's `max_presences` (its
+/// `items`) and `max_topics`.
+#[derive(Default)]
 struct Staging {
     next_seq: u64,
     next_part: u32,
+    /// The presences the staged topics hold (see `weight`).
     items: usize,
+    /// Their heap bytes, counted in the engine's `stats().bytes`.
+    bytes: usize,
     topics: HashMap<String, Change>,
 }
 
@@ -201,52 +207,72 @@ impl Cluster {
         )
     }
 
-    /// Applies one message from another node, or refuses it.
+    /// Applies one message from another node, or refuses it. A message is applied whole
+    /// or refused whole: it is decoded, checked against this node's bounds, then merged.
     pub fn ingest(&self, shared: &Shared, bytes: &[u8]) -> Result<()> {
         let mut st = lock(&self.state);
         st.stats.messages_received += 1;
         st.stats.bytes_received += bytes.len() as u64;
-        let msg = match wire::decode(
-            bytes,
-            self.cfg.secret.as_bytes(),
-            self.cfg.max_message_bytes,
-        ) {
-            Ok(m) => m,
-            Err(Reject::Oversized) => {
-                return Err(refuse(
-                    &mut st.stats.rejected_oversized,
-                    "message is too large",
-                ))
-            }
-            Err(Reject::Unauthenticated) => {
-                return Err(refuse(
-                    &mut st.stats.rejected_unauthenticated,
-                    "message failed authentication",
-                ))
-            }
-            Err(Reject::Malformed) => {
-                return Err(refuse(
-                    &mut st.stats.rejected_malformed,
-                    "message is malformed",
-                ))
-            }
-        };
+        let mut msg = self.decode(&mut st, bytes)?;
         if msg.node == self.cfg.node {
             // Our own message, echoed back by the bus.
             return Ok(());
         }
-        let phoenix = shared.config.format == Format::Phoenix;
-        // Requests and departures carry no format-specific body.
-        let neutral = matches!(
-            msg.body,
-            Body::SnapshotRequest { .. } | Body::Leave | Body::Heartbeat
-        );
-        if msg.phoenix != phoenix && !neutral {
-            return Err(refuse(
-                &mut st.stats.rejected_malformed,
-                "message is of the other wire format",
-            ));
+        if let Err(e) = check_message(shared, &mut msg) {
+            return Err(refuse(&mut st.stats.rejected_malformed, e.message()));
         }
+        self.admit_sender(&mut st, shared, &msg)?;
+        let Message {
+            node, seq, body, ..
+        } = msg;
+        let mut peer = st.peers.remove(&node).expect("admitted above");
+        let outcome = self.receive(&mut st, shared, &mut peer, seq, body);
+        st.peers.insert(node.clone(), peer);
+        match outcome {
+            Received::Applied => Ok(()),
+            Received::Left => {
+                self.drop_peer(&mut st, shared, &node);
+                Ok(())
+            }
+            Received::Over(why) => {
+                // This node cannot mirror the sender: showing part of it would show a
+                // state it never had, so it goes whole, as if it had left.
+                self.drop_peer(&mut st, shared, &node);
+                Err(refuse(&mut st.stats.rejected_malformed, why))
+            }
+        }
+    }
+
+    /// Heap bytes of snapshots being received.
+    pub fn staged_bytes(&self) -> usize {
+        let st = lock(&self.state);
+        st.peers
+            .values()
+            .filter_map(|p| p.staging.as_ref())
+            .map(|s| std::mem::size_of::<Staging>() + s.bytes)
+            .sum()
+    }
+
+    /// Checks size and tag, then decodes; counts a refusal.
+    fn decode(&self, st: &mut NodeState, bytes: &[u8]) -> Result<Message> {
+        wire::decode(
+            bytes,
+            self.cfg.secret.as_bytes(),
+            self.cfg.max_message_bytes,
+        )
+        .map_err(|r| match r {
+            Reject::Oversized => refuse(&mut st.stats.rejected_oversized, "message is too large"),
+            Reject::Unauthenticated => refuse(
+                &mut st.stats.rejected_unauthenticated,
+                "message failed authentication",
+            ),
+            Reject::Malformed => refuse(&mut st.stats.rejected_malformed, "message is malformed"),
+        })
+    }
+
+    /// Refuses replays and messages of departed incarnations, makes room for a restarted
+    /// node's new incarnation, and knows the sender afterwards.
+    fn admit_sender(&self, st: &mut NodeState, shared: &Shared, msg: &Message) -> Result<()> {
         if let Some(&(inc, seq)) = st.gone.get(&msg.node) {
             if msg.incarnation < inc || (msg.incarnation == inc && msg.seq <= seq) {
                 return Err(refuse(
@@ -268,7 +294,7 @@ impl Cluster {
             }
             Some(p) if msg.incarnation > p.incarnation => {
                 // The node restarted: its old incarnation's presences are gone now.
-                self.drop_peer(&mut st, shared, &msg.node);
+                self.drop_peer(st, shared, &msg.node);
                 st.gone.remove(&msg.node);
             }
             Some(_) => {}
@@ -295,20 +321,27 @@ impl Cluster {
                 },
             );
         }
-        let Message {
-            node, seq, body, ..
-        } = msg;
-        let mut peer = st.peers.remove(&node).expect("inserted above");
+        Ok(())
+    }
+
+    /// Takes a checked message of a known sender into account.
+    fn receive(
+        &self,
+        st: &mut NodeState,
+        shared: &Shared,
+        peer: &mut Peer,
+        seq: u64,
+        body: Body,
+    ) -> Received {
         peer.last_heard = Instant::now();
-        let in_order = peer.in_sync && seq == peer.last_seq + 1;
+        let in_order = peer.in_sync && peer.last_seq.checked_add(1) == Some(seq);
         peer.last_seq = seq;
-        let mut overfull = false;
+        if !matches!(body, Body::Snapshot { .. }) {
+            // A snapshot's parts come one after the other: anything else ends it unfinished.
+            peer.staging = None;
+        }
         match body {
-            Body::Leave => {
-                st.peers.insert(node.clone(), peer);
-                self.drop_peer(&mut st, shared, &node);
-                return Ok(());
-            }
+            Body::Leave => return Received::Left,
             Body::Heartbeat => peer.in_sync = in_order,
             Body::SnapshotRequest { target } => {
                 peer.in_sync = in_order;
@@ -319,69 +352,116 @@ impl Cluster {
             Body::Delta(topics) => {
                 peer.in_sync = in_order;
                 if in_order {
-                    for change in topics {
-                        if self
-                            .apply(shared, &mut peer, change.topic, change.change, false)
-                            .is_err()
-                        {
-                            st.stats.rejected_malformed += 1;
-                        }
+                    if let Err(why) = self.merge(shared, peer, topics, false) {
+                        return Received::Over(why);
                     }
                 }
             }
             Body::Snapshot { part, last, topics } => {
-                let continues = peer
-                    .staging
-                    .as_ref()
-                    .is_some_and(|s| s.next_seq == seq && s.next_part == part);
-                if part == 0 {
-                    peer.staging = Some(Staging {
-                        next_seq: seq,
-                        next_part: 0,
-                        items: 0,
-                        topics: HashMap::new(),
-                    });
-                } else if !continues {
+                if let Err(why) = self.receive_part(shared, peer, seq, part, last, topics) {
                     peer.staging = None;
-                    peer.in_sync = false;
-                }
-                if let Some(staging) = &mut peer.staging {
-                    staging.next_seq = seq + 1;
-                    staging.next_part = part + 1;
-                    for t in topics {
-                        staging.items += change_items(&t.change);
-                        merge(&mut staging.topics, t);
-                    }
-                    if staging.items > shared.config.max_presences {
-                        peer.staging = None;
-                        overfull = true;
-                    } else if last {
-                        let staging = peer.staging.take().expect("checked above");
-                        let mut stale: HashSet<String> = peer.topics.clone();
-                        for (topic, change) in staging.topics {
-                            stale.remove(&topic);
-                            if self.apply(shared, &mut peer, topic, change, true).is_err() {
-                                st.stats.rejected_malformed += 1;
-                            }
-                        }
-                        for topic in stale {
-                            self.drop_topic_part(shared, &mut peer, &topic);
-                        }
-                        peer.in_sync = true;
-                    }
+                    return Received::Over(why);
                 }
             }
         }
-        let overfull = overfull || peer.held > shared.config.max_presences;
-        st.peers.insert(node.clone(), peer);
-        if overfull {
-            // An authenticated node that claims more than this node may hold is dropped.
-            self.drop_peer(&mut st, shared, &node);
-            return Err(refuse(
-                &mut st.stats.rejected_malformed,
-                "a node holds more than max_presences",
-            ));
+        Received::Applied
+    }
+
+    /// Stages one snapshot part; the last one replaces the sender's whole state.
+    fn receive_part(
+        &self,
+        shared: &Shared,
+        peer: &mut Peer,
+        seq: u64,
+        part: u32,
+        last: bool,
+        topics: Vec<TopicChange>,
+    ) -> std::result::Result<(), &'static str> {
+        let continues = peer
+            .staging
+            .as_ref()
+            .is_some_and(|s| s.next_seq == seq && s.next_part == part);
+        if part == 0 {
+            peer.staging = Some(Staging::default());
+        } else if !continues {
+            peer.staging = None;
+            peer.in_sync = false;
+            return Ok(());
         }
+        let limits = &shared.config;
+        let staging = peer.staging.as_mut().expect("started or continued above");
+        // `seq` is below u64::MAX (checked with the message); a part number that wraps
+        // continues nothing, as part 0 starts afresh.
+        staging.next_seq = seq + 1;
+        staging.next_part = part.wrapping_add(1);
+        for t in topics {
+            staging.add(t);
+        }
+        if staging.items > limits.max_presences {
+            return Err("a node holds more than max_presences");
+        }
+        if staging.topics.len() > limits.max_topics {
+            return Err("a node holds more than max_topics topics");
+        }
+        if last {
+            let staging = peer.staging.take().expect("checked above");
+            let topics = staging
+                .topics
+                .into_iter()
+                .map(|(topic, change)| TopicChange { topic, change })
+                .collect();
+            self.merge(shared, peer, topics, true)?;
+            peer.in_sync = true;
+        }
+        Ok(())
+    }
+
+    /// Merges topic changes of `peer` (with `replace`, a whole snapshot: topics it does not
+    /// name lose the peer's part), after checking that the result fits this node's limits:
+    /// all of it is merged, or nothing.
+    fn merge(
+        &self,
+        shared: &Shared,
+        peer: &mut Peer,
+        topics: Vec<TopicChange>,
+        replace: bool,
+    ) -> std::result::Result<(), &'static str> {
+        let blank = Topic::new("", 0, false);
+        let mut held = if replace { 0 } else { peer.held };
+        let mut sizes = Vec::with_capacity(topics.len());
+        let mut new_topics = 0;
+        for t in &topics {
+            let (shard, hash) = shared.topic_hash(&t.topic);
+            let shard = lock(&shared.topics[shard as usize]);
+            let found = shard.find(hash, &t.topic).and_then(|slot| shard.get(slot));
+            let before = match (replace, found) {
+                (false, Some(topic)) => topic.remote_part_size(peer.id),
+                _ => 0,
+            };
+            let after = size_after(found.unwrap_or(&blank), peer.id, &t.change, replace);
+            held = held.saturating_sub(before).saturating_add(after);
+            new_topics += usize::from(found.is_none() && !holds_nothing(&t.change));
+            sizes.push(after);
+        }
+        if held > shared.config.max_presences {
+            return Err("a node holds more than max_presences");
+        }
+        let mut reserved = reserve_many(&shared.topic_count, shared.config.max_topics, new_topics)
+            .ok_or("no room for a node's topics within max_topics")?;
+        let mut stale = if replace {
+            peer.topics.clone()
+        } else {
+            HashSet::new()
+        };
+        for (t, size) in topics.into_iter().zip(sizes) {
+            stale.remove(&t.topic);
+            self.apply(shared, peer, t, replace, &mut reserved, size);
+        }
+        shared.topic_count.fetch_sub(reserved, Ordering::Relaxed);
+        for topic in stale {
+            self.drop_topic_part(shared, peer, &topic);
+        }
+        peer.held = held;
         Ok(())
     }
 
@@ -403,14 +483,16 @@ impl Cluster {
 
     /// Splits topic changes into message-sized groups, splitting a topic's own change
     /// when it alone is too large (a delta applies in pieces; a snapshot is merged back).
+    /// The pieces of one topic go to different messages: a delta names a topic once.
     fn batches(&self, changes: Vec<TopicChange>) -> Vec<Vec<TopicChange>> {
         let budget = self.cfg.max_message_bytes - wire::overhead(&self.cfg.node);
         let mut out = vec![Vec::new()];
         let mut size = 0;
         for change in changes {
-            for piece in split(change, budget) {
+            for (i, piece) in split(change, budget).into_iter().enumerate() {
                 let n = wire::topic_size(&piece);
-                if size + n > budget && !out.last().expect("never empty").is_empty() {
+                let current = out.last().expect("never empty");
+                if (size + n > budget || i > 0) && !current.is_empty() {
                     out.push(Vec::new());
                     size = 0;
                 }
@@ -451,91 +533,184 @@ impl Cluster {
         }
     }
 
-    /// Applies one topic's change from `peer`; `Err` for a change that breaks the limits.
+    /// Applies one topic's change from `peer`, already checked against the limits;
+    /// `reserved` topic slots pay for the topics it creates, and `size` is what the
+    /// peer's part will hold.
     fn apply(
         &self,
         shared: &Shared,
         peer: &mut Peer,
-        topic: String,
-        change: Change,
+        t: TopicChange,
         replace: bool,
-    ) -> Result<()> {
-        shared.check_topic(&topic)?;
-        let arrivals = match &change {
-            Change::Phoenix { joins, .. } => Some(self.arrivals(shared, joins)?),
-            Change::Counts { .. } => None,
-        };
-        let (shard, hash) = shared.topic_hash(&topic);
+        reserved: &mut usize,
+        size: usize,
+    ) {
+        let (shard, hash) = shared.topic_hash(&t.topic);
         let mut topics = lock(&shared.topics[shard as usize]);
-        let slot = match topics.find(hash, &topic) {
+        let slot = match topics.find(hash, &t.topic) {
             Some(slot) => slot,
-            None if holds_nothing(&change) => {
+            None if holds_nothing(&t.change) => {
                 // Nothing to hold, nothing to create.
-                peer.topics.remove(&topic);
-                return Ok(());
+                peer.topics.remove(&t.topic);
+                return;
             }
             None => {
-                reserve(&shared.topic_count, shared.config.max_topics, "topics")?;
-                topics.create(hash, &topic, true)
+                if *reserved > 0 {
+                    *reserved -= 1;
+                } else {
+                    // The topic was there when the message was checked and a poll removed
+                    // it since (it held nothing then): it comes back beyond the
+                    // reservation, at most once per topic per message.
+                    shared.topic_count.fetch_add(1, Ordering::Relaxed);
+                }
+                topics.create(hash, &t.topic, true)
             }
         };
-        let t: &mut Topic = topics.get_mut(slot).expect("found or created");
-        let before = t.remote_part_size(peer.id);
-        let holds = match change {
+        let topic: &mut Topic = topics.get_mut(slot).expect("found or created");
+        let holds = match t.change {
             Change::Counts {
                 viewers,
                 connections,
                 added,
                 removed,
-            } => t.apply_remote_counts(peer.id, viewers, connections, &added, &removed, replace),
-            Change::Phoenix { leaves, .. } => {
-                t.apply_remote_phoenix(peer.id, arrivals.unwrap_or_default(), &leaves, replace)
+            } => {
+                topic.apply_remote_counts(peer.id, viewers, connections, &added, &removed, replace)
+            }
+            Change::Phoenix { joins, leaves } => {
+                let arrivals = joins
+                    .into_iter()
+                    .map(|w| arrival(shared, &t.topic, w))
+                    .collect();
+                topic.apply_remote_phoenix(peer.id, arrivals, &leaves, replace, &mut || {
+                    shared.new_ref()
+                })
             }
         };
-        let after = t.remote_part_size(peer.id);
-        peer.held = (peer.held + after).saturating_sub(before);
+        debug_assert_eq!(topic.remote_part_size(peer.id), size);
         shared.changed(&mut topics, slot, false);
         if holds {
-            peer.topics.insert(topic);
+            peer.topics.insert(t.topic);
         } else {
-            peer.topics.remove(&topic);
+            peer.topics.remove(&t.topic);
         }
-        if peer.held > shared.config.max_presences {
-            return Err(Error::new(
-                ErrorKind::Rejected,
-                "a node holds more than max_presences",
-            ));
-        }
-        Ok(())
     }
+}
 
-    /// Checks remote entries against this node's own limits before they are merged.
-    fn arrivals(&self, shared: &Shared, joins: &[WireEntry]) -> Result<Vec<Arrival>> {
-        joins
-            .iter()
-            .map(|w| {
-                let key_hash = match &w.key {
-                    Some(k) if !k.is_empty() && k.len() <= shared.config.max_key_bytes => {
-                        shared.key_hash(k)
-                    }
-                    Some(_) => {
-                        return Err(Error::new(ErrorKind::Rejected, "remote key out of bounds"))
-                    }
-                    None => crate::topic::ANONYMOUS,
-                };
-                let meta = shared.check_meta(Some(&w.meta))?;
-                Ok(Arrival {
-                    entry: Entry {
-                        key: w.key.as_deref().map(Into::into),
-                        meta: meta.into(),
-                        phx_ref: w.phx_ref,
-                        prev_ref: w.prev_ref,
-                    },
-                    key_hash,
-                })
-            })
-            .collect()
+/// How a checked message was taken.
+enum Received {
+    Applied,
+    /// The sender announced its departure.
+    Left,
+    /// Merging it would exceed this node's limits.
+    Over(&'static str),
+}
+
+/// Checks everything a message claims against this node's own bounds, as for local
+/// input: sequence numbers, topic names and keys (non-empty, no NUL, within the byte
+/// limits, no key equal to `viewers_key`), metas, and counts (viewers within connections,
+/// connections within `max_presences`). Metas are trimmed as local ones are. A delta
+/// names each topic once.
+fn check_message(shared: &Shared, msg: &mut Message) -> Result<()> {
+    let malformed =
+        |why: &str| Error::new(ErrorKind::Rejected, format!("message is malformed: {why}"));
+    let phoenix = shared.config.format == Format::Phoenix;
+    // Requests and departures carry no format-specific body.
+    let neutral = matches!(
+        msg.body,
+        Body::SnapshotRequest { .. } | Body::Leave | Body::Heartbeat
+    );
+    if msg.phoenix != phoenix && !neutral {
+        return Err(malformed("of the other wire format"));
     }
+    if msg.seq == u64::MAX {
+        // No sender gets there, and nothing could follow it.
+        return Err(malformed("sequence number out of range"));
+    }
+    let (topics, delta) = match &mut msg.body {
+        Body::Delta(topics) => (topics, true),
+        Body::Snapshot { topics, .. } => (topics, false),
+        _ => return Ok(()),
+    };
+    let mut named = HashSet::new();
+    for t in topics.iter_mut() {
+        shared
+            .check_topic(&t.topic)
+            .map_err(|e| malformed(e.message()))?;
+        if delta && !named.insert(t.topic.clone()) {
+            return Err(malformed("a delta names a topic twice"));
+        }
+        match &mut t.change {
+            Change::Counts {
+                viewers,
+                connections,
+                ..
+            } => {
+                if viewers > connections || *connections > shared.config.max_presences as u64 {
+                    return Err(malformed("counts out of bounds"));
+                }
+            }
+            Change::Phoenix { joins, .. } => {
+                for w in joins {
+                    if let Some(k) = &w.key {
+                        shared.check_key(k).map_err(|e| malformed(e.message()))?;
+                    }
+                    let trimmed = shared
+                        .check_meta(Some(&w.meta))
+                        .map_err(|e| malformed(e.message()))?;
+                    if trimmed.len() != w.meta.len() {
+                        w.meta = trimmed.to_owned();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A checked remote entry, with the keyed hash of its key in `topic`.
+fn arrival(shared: &Shared, topic: &str, w: WireEntry) -> Arrival {
+    let key_hash = match &w.key {
+        Some(k) => shared.key_hash(topic, k),
+        None => crate::topic::ANONYMOUS,
+    };
+    Arrival {
+        entry: Entry {
+            key: w.key.map(Into::into),
+            meta: w.meta.into(),
+            phx_ref: w.phx_ref,
+            prev_ref: w.prev_ref,
+        },
+        key_hash,
+    }
+}
+
+/// What `peer`'s part of `t` will hold after `change`.
+fn size_after(t: &Topic, peer: u32, change: &Change, replace: bool) -> usize {
+    match change {
+        Change::Counts {
+            connections,
+            added,
+            removed,
+            ..
+        } => t.remote_counts_size_after(peer, *connections, added, removed, replace),
+        Change::Phoenix { joins, leaves } => {
+            let refs: Vec<u64> = joins.iter().map(|w| w.phx_ref).collect();
+            t.remote_phoenix_size_after(peer, &refs, leaves, replace)
+        }
+    }
+}
+
+/// Takes `n` units of a limited count at once, or none; returns `n`.
+fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
+    if n == 0 {
+        return Some(0);
+    }
+    let before = count.fetch_add(n, Ordering::Relaxed);
+    if before.checked_add(n).is_none_or(|total| total > max) {
+        count.fetch_sub(n, Ordering::Relaxed);
+        return None;
+    }
+    Some(n)
 }
 
 fn refuse(counter: &mut u64, why: &str) -> Error {
@@ -543,15 +718,13 @@ fn refuse(counter: &mut u64, why: &str) -> Error {
     Error::new(ErrorKind::Rejected, why)
 }
 
-/// A change that leaves the sender with no part in the topic.
+/// A change that leaves the sender with no part in a topic where it had none.
 fn holds_nothing(c: &Change) -> bool {
     match c {
+        // Viewers are within connections (checked with the message).
         Change::Counts {
-            viewers,
-            connections,
-            added,
-            ..
-        } => *viewers == 0 && *connections == 0 && added.is_empty(),
+            connections, added, ..
+        } => *connections == 0 && added.iter().all(|h| *h == crate::topic::ANONYMOUS),
         Change::Phoenix { joins, .. } => joins.is_empty(),
     }
 }
@@ -563,31 +736,86 @@ fn change_items(c: &Change) -> usize {
     }
 }
 
-/// Folds a snapshot piece into the staged snapshot (a large topic arrives in pieces).
-fn merge(staged: &mut HashMap<String, Change>, t: TopicChange) {
-    match (staged.get_mut(&t.topic), t.change) {
-        (
-            Some(Change::Counts {
-                viewers,
-                connections,
-                added,
-                ..
-            }),
-            Change::Counts {
-                viewers: v,
-                connections: c,
-                added: a,
-                ..
+/// The presences a staged change holds, as `Topic::remote_part_size` counts them (an
+/// upper bound: repeats count).
+fn weight(c: &Change) -> usize {
+    match c {
+        Change::Counts {
+            connections, added, ..
+        } => usize::try_from(*connections)
+            .unwrap_or(usize::MAX)
+            .max(added.len()),
+        Change::Phoenix { joins, .. } => joins.len(),
+    }
+}
+
+/// Heap bytes of what a staged change keeps of a piece (a snapshot's `removed` and
+/// `leaves` are not kept).
+fn staged_bytes(c: &Change) -> usize {
+    match c {
+        Change::Counts { added, .. } => added.len() * std::mem::size_of::<u64>(),
+        Change::Phoenix { joins, .. } => joins
+            .iter()
+            .map(|w| {
+                std::mem::size_of::<WireEntry>()
+                    + w.key.as_ref().map_or(0, String::len)
+                    + w.meta.len()
+            })
+            .sum(),
+    }
+}
+
+impl Staging {
+    /// Folds a snapshot piece into the staged snapshot (a large topic arrives in pieces).
+    fn add(&mut self, t: TopicChange) {
+        if holds_nothing(&t.change) {
+            return;
+        }
+        let TopicChange { topic, change } = t;
+        self.bytes += staged_bytes(&change);
+        let old = match self.topics.get(&topic) {
+            Some(c) => weight(c),
+            None => {
+                self.bytes += std::mem::size_of::<(String, Change)>() + topic.len();
+                0
+            }
+        };
+        let staged = self.topics.entry(topic).or_insert_with(|| match change {
+            Change::Counts { .. } => Change::Counts {
+                viewers: 0,
+                connections: 0,
+                added: Vec::new(),
+                removed: Vec::new(),
             },
-        ) => {
-            *viewers = v;
-            *connections = c;
-            added.extend(a);
+            Change::Phoenix { .. } => Change::Phoenix {
+                joins: Vec::new(),
+                leaves: Vec::new(),
+            },
+        });
+        match (&mut *staged, change) {
+            (
+                Change::Counts {
+                    viewers,
+                    connections,
+                    added,
+                    ..
+                },
+                Change::Counts {
+                    viewers: v,
+                    connections: c,
+                    added: a,
+                    ..
+                },
+            ) => {
+                *viewers = v;
+                *connections = c;
+                added.extend(a);
+            }
+            (Change::Phoenix { joins, .. }, Change::Phoenix { joins: j, .. }) => joins.extend(j),
+            // A message is of one format, checked on arrival.
+            _ => {}
         }
-        (Some(Change::Phoenix { joins, .. }), Change::Phoenix { joins: j, .. }) => joins.extend(j),
-        (_, change) => {
-            staged.insert(t.topic, change);
-        }
+        self.items = self.items - old + weight(staged);
     }
 }
 

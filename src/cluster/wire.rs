@@ -12,7 +12,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const MAGIC: &[u8; 2] = b"PE";
-const VERSION: u8 = 1;
+/// The format's version: every node of a cluster must speak the same.
+const VERSION: u8 = 2;
 /// Length of the HMAC-SHA256 tag that ends every message.
 const TAG_LEN: usize = 32;
 

@@ -133,6 +133,8 @@ def test_resource_error_when_out_of_descriptors() -> None:
         (lambda e: e.untrack("", 1), "invalid_argument"),
         (lambda e: e.counts(""), "invalid_argument"),
         (lambda e: e.list(""), "invalid_argument"),
+        (lambda e: e.track("a\0b", 1), "invalid_argument"),
+        (lambda e: e.track("t", 1, "al\0ice"), "invalid_argument"),
         (lambda e: e.track("t" * 257, 1), "too_long"),
         (lambda e: e.track("t", 1, "k" * 257), "too_long"),
         (lambda e: e.counts("t" * 257), "too_long"),
