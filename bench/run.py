@@ -882,6 +882,7 @@ def run_cluster(ctx: Ctx) -> None:
     for tick, down_after in s.cluster_down:
         ctx.run([exe, "down", "--url", ctx.redis_url, "--tick-ms", tick, "--down-after-ms", down_after,
                  "--reps", s.cluster_down_reps])
+    ctx.run([exe, "ingest", "--entries", 32_768, "--reps", 5])
     for fmt in ("counts", "phoenix"):
         ctx.run([exe, "wire", "--url", ctx.redis_url, "--format", fmt, "--presences", s.cluster_presences,
                  "--topics", s.cluster_topics, "--rates", ",".join(map(str, s.cluster_rates)),
@@ -910,7 +911,8 @@ def render_cluster(ctx: Ctx) -> str:
     conv = sorted(res.select("cluster_converge"), key=lambda r: -r.params["tick_ms"])
     down = res.select("cluster_down")
     wire = res.select("cluster_wire")
-    if not conv and not down and not wire:
+    ingest = res.select("cluster_ingest")
+    if not conv and not down and not wire and not ingest:
         return ""
     md = ["Three engines in three OS processes (`presence-cluster node`, a stand-in for a "
           "server) share presence over the local redis-server with the built-in Redis link "
@@ -955,6 +957,12 @@ def render_cluster(ctx: Ctx) -> str:
                "link's thread, which notices the stop when its wait for the next tick ends: up to "
                "one tick. A host on its own bus that publishes `presence_cluster_leave` is seen "
                "within a millisecond. Phoenix.Tracker's default `down_period` is 30 s."]
+    for r in ingest:
+        md.append(f"\n**Merging a snapshot** (phoenix format, in one process): a node's first snapshot "
+                  f"of {r.params['entries']:,} entries of one topic, ingested by an engine holding "
+                  f"{r.params['local_entries']:,} local entries of that topic, all parts with their HMAC "
+                  f"checks: {ms_str(r.med)} median ({ms_str(min(r.runs))} – {ms_str(max(r.runs))}, "
+                  f"{len(r.runs)} runs).")
     if wire:
         md.append(render_cluster_wire(ctx, wire))
     plot_cluster(ctx, conv, wire)

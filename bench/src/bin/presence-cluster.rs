@@ -30,6 +30,9 @@ const USAGE: &str = "usage: presence-cluster COMMAND [--option value ...]
   wire     --url URL --format counts|phoenix --presences N --topics T --rates A,B,..
            --seconds S [--tick-ms T]
       bytes and messages each node publishes under churn, beside per-event replication
+  ingest   --entries N [--reps R]
+      phoenix format, in one process: time to ingest a node's snapshot of N entries of one
+      topic into an engine holding N local entries of that topic
   check    --url URL --n N --topics T --anonymous-every K
       exact converged counts (make test-bench): join, kill -9, restart, leave, untrack
   node     --node NAME --url URL --channel CH [--format F] [--tick-ms T]
@@ -42,10 +45,62 @@ fn main() {
         "converge" => converge(&args),
         "down" => down(&args),
         "wire" => wire(&args),
+        "ingest" => ingest(&args),
         "check" => check(&args),
         "node" => serve(&args),
         other => args::fail(USAGE, &format!("unknown command {other:?}")),
     }
+}
+
+/// A fresh receiver holding `n` local entries in one topic, and a fresh sender's first
+/// snapshot of `n` entries of that topic (split to fit `max_message_bytes`); the time is
+/// that of `cluster_ingest` over all its parts.
+fn ingest(a: &Args) {
+    let n = a.usize("entries", 32_768) as u64;
+    let reps = a.usize("reps", 5);
+    let (mut runs, mut cpu_ms) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        let receiver = cluster_engine(Format::Phoenix, "receiver", 250, 3_000, 30_000);
+        let sender = cluster_engine(
+            Format::Phoenix,
+            &format!("sender-{rep}"),
+            250,
+            3_000,
+            30_000,
+        );
+        for i in 0..n {
+            receiver
+                .track("hot", i, Some(&format!("local-{i}")), Some(META))
+                .expect("track");
+            sender
+                .track("hot", i, Some(&format!("remote-{i}")), Some(META))
+                .expect("track");
+        }
+        let parts = sender.cluster_tick().expect("tick");
+        let (t, cpu) = (Instant::now(), thread_cpu_ns());
+        for m in &parts {
+            receiver.cluster_ingest(m).expect("ingest");
+        }
+        runs.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu_ms.push((thread_cpu_ns() - cpu) as f64 / 1e6);
+        assert_eq!(receiver.counts("hot").expect("counts").connections, 2 * n);
+    }
+    Record::new("cluster_ingest", "phoenix-snapshot", "ms")
+        .params(json!({"entries": n, "local_entries": n}))
+        .field("cpu_ms", json!(cpu_ms))
+        .emit(&runs);
+}
+
+/// CPU time of the calling thread: on a busy machine, closer to the cost than wall time.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn format_of(name: &str) -> Format {
