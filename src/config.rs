@@ -46,9 +46,14 @@ pub struct ClusterConfig {
     pub secret: String,
     /// How often the host (or the Redis link) calls `cluster_tick`, in milliseconds.
     pub tick_ms: u64,
-    /// A node silent this long is dropped, in milliseconds.
+    /// A node silent this long is dropped, in milliseconds; only time during which this
+    /// node could hear the bus counts.
     pub down_after_ms: u64,
-    /// Each node sends a full snapshot this often, in milliseconds.
+    /// While this node's own Redis link is down or unresponsive, it keeps the other
+    /// nodes' presences (stale) this long before dropping them, in milliseconds.
+    pub stale_after_ms: u64,
+    /// Each node broadcasts a full snapshot this often, in milliseconds: a backstop, since
+    /// lost messages are found from sequence gaps and healed by snapshots sent on request.
     pub snapshot_interval_ms: u64,
     /// Largest message sent or accepted, in bytes.
     pub max_message_bytes: usize,
@@ -64,7 +69,8 @@ impl ClusterConfig {
             secret: secret.into(),
             tick_ms: 250,
             down_after_ms: 3000,
-            snapshot_interval_ms: 30_000,
+            stale_after_ms: 30_000,
+            snapshot_interval_ms: 300_000,
             max_message_bytes: 256 * 1024,
             max_nodes: 64,
         }
@@ -77,6 +83,7 @@ pub const CLUSTER_FIELDS: &[&str] = &[
     "secret",
     "tick_ms",
     "down_after_ms",
+    "stale_after_ms",
     "snapshot_interval_ms",
     "max_message_bytes",
     "max_nodes",
@@ -196,6 +203,11 @@ impl Config {
                         .into(),
                 ));
             }
+            if c.stale_after_ms < c.down_after_ms {
+                return Err(bad(
+                    "cluster.stale_after_ms must be at least cluster.down_after_ms".into(),
+                ));
+            }
             if c.snapshot_interval_ms == 0 || c.max_nodes == 0 {
                 return Err(bad(
                     "cluster.snapshot_interval_ms and cluster.max_nodes must be positive".into(),
@@ -232,6 +244,7 @@ fn cluster_from_json(v: &Value) -> Result<ClusterConfig> {
             "node" | "secret" => {}
             "tick_ms" => c.tick_ms = positive(&format!("cluster.{name}"), v)? as u64,
             "down_after_ms" => c.down_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
+            "stale_after_ms" => c.stale_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
             "snapshot_interval_ms" => {
                 c.snapshot_interval_ms = positive(&format!("cluster.{name}"), v)? as u64
             }
@@ -304,6 +317,8 @@ mod tests {
             r#"{"cluster":{"node":"a","secret":"short"}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":500,"down_after_ms":400}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_message_bytes":100}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":2999}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":0}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
             "[]",
             "nope",
