@@ -284,6 +284,16 @@ typedef struct presence_cluster_stats {
    * Nodes dropped for silence or after announcing their departure.
    */
   uint64_t nodes_dropped;
+  /**
+   * Nodes held from before the Redis link went down or stopped answering, kept until
+   * it is back or `stale_after_ms` has passed; 0 while the link is up.
+   */
+  uint64_t stale_nodes;
+  /**
+   * 1 while this node can hear the bus, 0 while its Redis link is connecting, down or
+   * unresponsive (always 1 for a host's own bus).
+   */
+  uint64_t link_up;
 } presence_cluster_stats;
 
 #ifdef __cplusplus

@@ -45,9 +45,8 @@ struct NodeState {
     last_snapshot: Instant,
     /// Nodes that asked for a snapshot: each gets one of its own at the next tick.
     snapshot_for: BTreeSet<String>,
-    /// When `tick` last ran, to tell a pause of this node from silence of its peers.
-    last_tick: Option<Instant>,
-    /// Up to when elapsed time has been counted (or not) as the peers' silence.
+    /// Up to when elapsed time has been counted (or not) as the peers' silence: the last
+    /// tick or link change.
     accounted: Instant,
     /// Whether this node can hear the bus (its Redis link is up).
     link_up: bool,
@@ -102,7 +101,6 @@ impl Cluster {
                 snapshot_due: true,
                 last_snapshot: Instant::now(),
                 snapshot_for: BTreeSet::new(),
-                last_tick: None,
                 accounted: Instant::now(),
                 link_up: true,
                 down_since: None,
@@ -161,7 +159,7 @@ impl Cluster {
             return;
         }
         let now = Instant::now();
-        self.account(&mut st, now, false);
+        self.account(&mut st, now);
         st.link_up = up;
         st.down_since = if up { None } else { Some(now) };
     }
@@ -169,8 +167,13 @@ impl Cluster {
     /// Counts the time since the last accounting as the peers' silence only if this node
     /// could hear them: time spent with the link down, and all but one tick of a pause of
     /// this node (a suspended process, a frozen VM), moves their last contact forward.
-    fn account(&self, st: &mut NodeState, now: Instant, paused: bool) {
+    /// A pause shows as a tick (or a link change) much later than the one before: what
+    /// the peers said meanwhile is still queued, unread, so the gap is not their silence.
+    fn account(&self, st: &mut NodeState, now: Instant) {
         let elapsed = now.saturating_duration_since(st.accounted);
+        let pause_after =
+            Duration::from_millis((self.cfg.down_after_ms / 2).max(2 * self.cfg.tick_ms));
+        let paused = elapsed > pause_after;
         let uncounted = if !st.link_up {
             elapsed
         } else if paused {
@@ -194,15 +197,7 @@ impl Cluster {
             return Vec::new();
         }
         let now = Instant::now();
-        // A tick much later than scheduled means this node was not running: what its
-        // peers said meanwhile is still queued, unread, so the gap is not their silence.
-        let pause_after =
-            Duration::from_millis((self.cfg.down_after_ms / 2).max(2 * self.cfg.tick_ms));
-        let paused = st
-            .last_tick
-            .is_some_and(|t| now.saturating_duration_since(t) > pause_after);
-        st.last_tick = Some(now);
-        self.account(&mut st, now, paused);
+        self.account(&mut st, now);
         let down = Duration::from_millis(self.cfg.down_after_ms);
         let outage_over = st.down_since.is_some_and(|t| {
             now.saturating_duration_since(t) > Duration::from_millis(self.cfg.stale_after_ms)
@@ -241,11 +236,13 @@ impl Cluster {
             st.stats.snapshots_sent += 1;
         } else {
             let (changes, state) = collect(shared, phoenix, !st.snapshot_for.is_empty());
+            // One message when idle: the heartbeat is the delta that says nothing changed.
             if changes.is_empty() {
                 out.push(to_all(self.seal(&mut st, Body::Heartbeat, phoenix)));
-            }
-            for topics in self.batches(changes, 0) {
-                out.push(to_all(self.seal(&mut st, Body::Delta(topics), phoenix)));
+            } else {
+                for topics in self.batches(changes, 0) {
+                    out.push(to_all(self.seal(&mut st, Body::Delta(topics), phoenix)));
+                }
             }
             // Each node that asked gets the state as of the message just sealed, and no
             // other node pays for it.

@@ -28,10 +28,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Reconnection attempts start this far apart and double up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
-/// How often the thread looks at the stop flag while it waits for messages.
-const STOP_POLL: Duration = Duration::from_millis(50);
-/// Budget for the departure message once stopping; the total wait for the thread is
-/// bounded by `STOP_WAIT`, after which it is left to finish on its own.
+/// Budget for the departure message once stopping. The thread looks at the stop flag at
+/// least once a tick (and once a second); the wait for it is bounded by `STOP_WAIT`,
+/// after which it is left to finish on its own.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(300);
 const STOP_WAIT: Duration = Duration::from_millis(1000);
 
@@ -302,7 +301,7 @@ impl Worker {
             }
             let wait = next_tick
                 .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), STOP_POLL);
+                .clamp(Duration::from_millis(1), IO_TIMEOUT);
             if pubsub.set_read_timeout(Some(wait)).is_err() {
                 return End::Failed;
             }

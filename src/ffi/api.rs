@@ -476,6 +476,8 @@ pub unsafe extern "C" fn presence_cluster_get_stats(
                 snapshots_sent: s.snapshots_sent,
                 snapshot_requests_sent: s.snapshot_requests_sent,
                 nodes_dropped: s.nodes_dropped,
+                stale_nodes: s.stale_nodes,
+                link_up: u64::from(s.link_up),
             }
         };
         Ok(())
