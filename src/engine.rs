@@ -164,9 +164,11 @@ impl Engine {
     }
 
     /// Starts a background thread that publishes this node's messages to the Redis
-    /// pub/sub `channel` at `url` (e.g. `redis://127.0.0.1:6379/`) every tick and ingests
-    /// the other nodes' messages from it. It reconnects with backoff when Redis goes away
-    /// and resyncs when it comes back. Replaces a link already running.
+    /// pub/sub `channel` at `url` (e.g. `redis://127.0.0.1:6379/`, or `rediss://` with
+    /// `?ca_file=/path/ca.pem` for a private CA) every tick and ingests the other nodes'
+    /// messages from it. Every Redis call has a timeout; while Redis is away or stops
+    /// answering, the other nodes' presences are kept for `stale_after_ms`, and the link
+    /// reconnects with a short backoff. Replaces a link already running.
     #[cfg(feature = "redis")]
     pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
         let cluster = self.shared.cluster()?;
@@ -193,8 +195,8 @@ impl Engine {
         ))
     }
 
-    /// Stops the Redis link after publishing this node's departure. Does nothing if no
-    /// link runs. Returns whether one was running.
+    /// Stops the Redis link after publishing this node's departure, within about a second
+    /// whatever Redis does. Does nothing if no link runs. Returns whether one was running.
     pub fn stop_redis(&self) -> bool {
         crate::shard::lock(&self.link).take().is_some()
     }

@@ -781,3 +781,81 @@ fn tls_with_a_private_ca_and_an_acl_user_works_and_a_wrong_password_never_links(
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_sentinel_url_follows_the_primary_through_a_failover() {
+    let dir = std::env::temp_dir().join(format!("presence-sentinel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let primary = Redis::start(free_port());
+    let replica_port = free_port();
+    let primary_port = primary.port.to_string();
+    let _replica = Redis::start_with(
+        replica_port,
+        &[
+            "--port",
+            &replica_port.to_string(),
+            "--replicaof",
+            "127.0.0.1",
+            &primary_port,
+        ],
+    );
+    let sentinel_port = free_port();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor svc 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds svc 500\nsentinel failover-timeout svc 5000\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs as a sentinel too");
+    let sentinel = Redis {
+        child: sentinel,
+        port: sentinel_port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", sentinel_port)).is_err() {
+        assert!(Instant::now() < deadline, "the sentinel did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{sentinel_port}/?sentinel=svc");
+    let channel = "presence-sentinel";
+    let mut a = Node::start("a", &url, channel);
+    let mut b = Node::start("b", &url, channel);
+    a.ask("track video:1 1 alice");
+    b.ask("track video:1 1 bob");
+    converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+
+    // The primary dies; the sentinel promotes the replica, and the links find it.
+    drop(primary);
+    let failed = Instant::now();
+    b.ask("track video:1 2 carol");
+    let took = converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 3, 3),
+        Duration::from_secs(30),
+    );
+    println!("after the primary died the nodes agreed again {took:?} later, through the promoted replica");
+    assert!(failed.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        a.stats()["nodes_dropped"],
+        0,
+        "the failover took less than stale_after"
+    );
+    drop(sentinel);
+    let _ = std::fs::remove_dir_all(&dir);
+}

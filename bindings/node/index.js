@@ -559,8 +559,9 @@ class Engine {
   /**
    * Cluster mode: starts the built-in Redis link, a native background thread that
    * publishes this node's messages on the pub/sub `channel` at `url` every tick and
-   * ingests the other nodes' messages. It reconnects with backoff and resyncs by itself;
-   * an unreachable Redis is not an error. Returns at once, except when it replaces a
+   * ingests the other nodes' messages. Every Redis call has a timeout; while Redis is away
+   * or stops answering, the other nodes' presences are kept (stale) for staleAfterMs, and
+   * it reconnects by itself; an unreachable Redis is not an error. Returns at once, except when it replaces a
    * running link, whose thread it waits for (about one tick).
    */
   startRedis(url, channel) {

@@ -43,42 +43,130 @@ pub(crate) struct RedisLink {
     thread: Option<JoinHandle<()>>,
 }
 
-/// A Redis URL, with the CA file (query parameter `ca_file`) read for `rediss://`.
-fn client(url: &str) -> Result<redis::Client> {
-    let bad = |why: String| {
-        Error::new(
-            ErrorKind::InvalidArgument,
-            format!("bad Redis URL {url:?}: {why}"),
-        )
-    };
-    let parsed = redis::parse_redis_url(url).ok_or_else(|| bad("not a Redis URL".into()))?;
-    let ca_file = parsed
-        .query_pairs()
-        .find(|(k, _)| k == "ca_file")
-        .map(|(_, v)| v.into_owned());
-    match ca_file {
-        None => redis::Client::open(url).map_err(|e| bad(e.to_string())),
-        Some(_) if parsed.scheme() != "rediss" => {
-            Err(bad("ca_file is for TLS: use a rediss:// URL".into()))
-        }
-        Some(path) => {
-            let pem = std::fs::read(&path)
-                .map_err(|e| bad(format!("cannot read ca_file {path:?}: {e}")))?;
-            redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
+/// Where the link connects: one server, or the primary that Redis Sentinel names.
+enum Target {
+    Direct(redis::Client),
+    /// Sentinels to ask, in order; the primary gets `url`'s scheme, credentials and db.
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+        url: String,
+        ca: Option<Vec<u8>>,
+    },
+}
+
+/// A client for `url`, trusting the CA in `ca` (PEM) for TLS if given.
+fn open_client(url: &str, ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match ca {
+        None => redis::Client::open(url),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+    }
+}
+
+impl Target {
+    /// Parses a Redis URL: `ca_file` (a PEM file of CAs to trust, `rediss://` only) and
+    /// `sentinel` (a service name: the URL's host is then a Sentinel, `sentinels` lists
+    /// more as `host:port,host:port`) are this library's query parameters.
+    fn parse(url: &str) -> Result<Target> {
+        let bad = |why: String| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("bad Redis URL {url:?}: {why}"),
             )
-            .map_err(|e| bad(e.to_string()))
+        };
+        let parsed = redis::parse_redis_url(url).ok_or_else(|| bad("not a Redis URL".into()))?;
+        let param = |name: &str| {
+            parsed
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let ca = match param("ca_file") {
+            None => None,
+            Some(_) if parsed.scheme() != "rediss" => {
+                return Err(bad("ca_file is for TLS: use a rediss:// URL".into()))
+            }
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .map_err(|e| bad(format!("cannot read ca_file {path:?}: {e}")))?,
+            ),
+        };
+        let Some(service) = param("sentinel") else {
+            return open_client(url, ca.as_deref())
+                .map(Target::Direct)
+                .map_err(|e| bad(e.to_string()));
+        };
+        let first = match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => format!("{host}:26379"),
+            _ => return Err(bad("a Sentinel URL names a Sentinel host".into())),
+        };
+        let mut sentinels = vec![first];
+        if let Some(more) = param("sentinels") {
+            sentinels.extend(more.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
         }
+        Ok(Target::Sentinel {
+            sentinels,
+            service,
+            url: url.to_owned(),
+            ca,
+        })
+    }
+
+    /// A client for the server to use now: for Sentinel, the primary the first Sentinel
+    /// that answers names (asked again at every reconnection, so failovers are followed).
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        let (sentinels, service, url, ca) = match self {
+            Target::Direct(client) => return Ok(client.clone()),
+            Target::Sentinel {
+                sentinels,
+                service,
+                url,
+                ca,
+            } => (sentinels, service, url, ca),
+        };
+        let mut last = redis::RedisError::from((redis::ErrorKind::Io, "no Sentinel answered"));
+        for addr in sentinels {
+            let ask = || -> redis::RedisResult<(String, u16)> {
+                let mut con = redis::Client::open(format!("redis://{addr}/"))?
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+                con.set_read_timeout(Some(IO_TIMEOUT))?;
+                con.set_write_timeout(Some(IO_TIMEOUT))?;
+                let (host, port): (String, u16) = redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(service)
+                    .query(&mut con)?;
+                Ok((host, port))
+            };
+            match ask() {
+                Ok((host, port)) => {
+                    let mut primary = redis::parse_redis_url(url)
+                        .ok_or((redis::ErrorKind::InvalidClientConfig, "bad Redis URL"))?;
+                    let moved = primary.set_host(Some(&host)).is_ok()
+                        && primary.set_port(Some(port)).is_ok();
+                    if !moved {
+                        return Err(
+                            (redis::ErrorKind::InvalidClientConfig, "bad primary address").into(),
+                        );
+                    }
+                    return open_client(primary.as_str(), ca.as_deref());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 }
 
 impl RedisLink {
     pub fn start(shared: Arc<Shared>, url: &str, channel: &str) -> Result<RedisLink> {
-        let client = client(url)?;
+        let target = Target::parse(url)?;
         if channel.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -104,7 +192,7 @@ impl RedisLink {
         let (done_tx, done) = mpsc::channel();
         let worker = Worker {
             shared: Arc::clone(&shared),
-            client,
+            target,
             channel: channel.to_owned(),
             own,
             stop: Arc::clone(&stop),
@@ -153,7 +241,7 @@ impl Drop for RedisLink {
 
 struct Worker {
     shared: Arc<Shared>,
-    client: redis::Client,
+    target: Target,
     channel: String,
     /// This node's own channel, for snapshots sent to it alone.
     own: String,
@@ -221,33 +309,30 @@ impl Worker {
                 }
             }
         }
-        // Say goodbye if the bus is there, briefly: peers drop this node at once.
+        // Say goodbye, briefly, if the bus is there: peers drop this node at once. With the
+        // link down there is nobody to tell; peers drop this node after down_after_ms.
         let goodbye = crate::shard::lock(&self.goodbye).take();
-        if let Some(msg) = goodbye {
-            let sent = publisher.as_mut().is_some_and(|p| {
-                let _ = p.set_read_timeout(Some(GOODBYE_TIMEOUT));
-                let _ = p.set_write_timeout(Some(GOODBYE_TIMEOUT));
-                self.publish(p, &self.channel, &msg).is_ok()
-            });
-            if !sent {
-                if let Ok(mut p) = self.client.get_connection_with_timeout(GOODBYE_TIMEOUT) {
-                    let _ = p.set_read_timeout(Some(GOODBYE_TIMEOUT));
-                    let _ = p.set_write_timeout(Some(GOODBYE_TIMEOUT));
-                    let _ = self.publish(&mut p, &self.channel, &msg);
-                }
-            }
+        if let (Some(msg), Some(p)) = (goodbye, publisher.as_mut()) {
+            let _ = p.set_read_timeout(Some(GOODBYE_TIMEOUT));
+            let _ = p.set_write_timeout(Some(GOODBYE_TIMEOUT));
+            let _ = self.publish(p, &self.channel, &msg);
         }
         let _ = done.send(());
     }
 
     fn connect(&self) -> redis::RedisResult<(redis::Connection, redis::Connection)> {
+        let client = self.target.client()?;
         let open = || -> redis::RedisResult<redis::Connection> {
-            let con = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
             con.set_read_timeout(Some(IO_TIMEOUT))?;
             con.set_write_timeout(Some(IO_TIMEOUT))?;
             Ok(con)
         };
-        Ok((open()?, open()?))
+        let publisher = open()?;
+        if self.stopping() {
+            return Err((redis::ErrorKind::Io, "the link is stopping").into());
+        }
+        Ok((publisher, open()?))
     }
 
     fn publish(

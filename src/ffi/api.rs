@@ -486,9 +486,12 @@ pub unsafe extern "C" fn presence_cluster_get_stats(
 
 /// Cluster mode: starts the built-in link, a background thread that publishes this
 /// node's messages on the Redis pub/sub `channel` at `url` (e.g.
-/// `"redis://127.0.0.1:6379/"`) every tick and ingests the other nodes' messages. It
-/// reconnects with backoff while Redis is away and resyncs when it returns; an
-/// unreachable Redis at start is not an error. A link already running is replaced: it
+/// `"redis://127.0.0.1:6379/"`, `"rediss://user:password@host:6380/?ca_file=/ca.pem"`)
+/// every tick and ingests the other nodes' messages (and, on `<channel>:<node>`, the
+/// snapshots sent to this node alone). Every Redis call has a timeout; while Redis is
+/// away or stops answering, the other nodes' presences are kept (see `stale_nodes`) for
+/// `stale_after_ms`, and the link reconnects within about half a second of Redis
+/// returning; an unreachable Redis at start is not an error. A link already running is replaced: it
 /// announces this node's departure, and the node rejoins as a new incarnation with a full
 /// snapshot (so does a start after `presence_redis_stop` or `presence_cluster_leave`).
 /// `presence_engine_free` stops the link after publishing this node's departure.
@@ -508,7 +511,8 @@ pub unsafe extern "C" fn presence_redis_start(
 }
 
 /// Stops the Redis link after publishing this node's departure; blocks until its thread
-/// ends (at most about one tick plus a connection timeout). Succeeds also when no link runs.
+/// ends, about one tick (at most one second) and never more than about one second
+/// whatever Redis does. Succeeds also when no link runs.
 #[no_mangle]
 pub unsafe extern "C" fn presence_redis_stop(engine: *const presence_engine) -> presence_status {
     guard(|| {

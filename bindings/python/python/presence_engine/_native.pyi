@@ -485,8 +485,11 @@ class Engine:
         """Cluster mode: starts the built-in Redis link, a native thread that calls
         `cluster_tick()` every tick_ms and publishes on the pub/sub `channel` of the Redis
         server at `url` (e.g. "redis://127.0.0.1:6379/"), and ingests what the other nodes
-        publish there. It reconnects with backoff when Redis goes away and resyncs when it
-        is back; a Redis that cannot be reached now is not an error. Calling it again
+        publish there ("rediss://" for TLS, with "?ca_file=/path/ca.pem" for a private
+        CA; "redis://user:password@host/" for AUTH). Every Redis call has a timeout; while
+        Redis is away or stops answering, the other nodes' presences are kept (stale) for
+        stale_after_ms, and the link reconnects within about half a second of Redis
+        returning; a Redis that cannot be reached now is not an error. Calling it again
         replaces the running link (waiting for the old thread). Do not also call
         `cluster_tick()` or `cluster_ingest()` while it runs.
 
