@@ -448,7 +448,11 @@ enum presence_status presence_get_stats(const struct presence_engine *engine,
  * then returns. Call it every `tick_ms` (see the `cluster` config) unless the built-in
  * Redis link runs. Besides this node's changes (or a heartbeat), a tick sends snapshots
  * when due or asked for, asks for snapshots after a gap, and drops nodes silent for
- * `down_after_ms` (their presences leave through `presence_poll_diff`).
+ * `down_after_ms` (their presences leave through `presence_poll_diff`). Publish every
+ * message to every node: a snapshot one node asked for names it inside and the others
+ * ignore it. A tick that comes much later than the one before (this process was paused,
+ * or the host stopped ticking while its bus was down) does not count the gap as the
+ * peers' silence.
  * Fails with `PRESENCE_STATUS_NO_CLUSTER` on a single-node engine.
  */
 enum presence_status presence_cluster_tick(const struct presence_engine *engine,
@@ -479,7 +483,9 @@ enum presence_status presence_cluster_leave(const struct presence_engine *engine
 /**
  * Cluster mode: after the host's own bus reconnects (messages may have been lost both
  * ways), hands `callback` one message to publish that asks every node for a snapshot;
- * this node's next tick sends its own. The Redis link does this by itself.
+ * this node's next tick sends its own (each node answers with a snapshot sent to this
+ * node alone). The Redis link needs none: it publishes nothing while Redis is away, and
+ * losses show as sequence gaps.
  */
 enum presence_status presence_cluster_resync(const struct presence_engine *engine,
                                              presence_message_cb callback,

@@ -131,8 +131,10 @@ impl Engine {
 
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
     /// changes since the last tick (or a heartbeat), snapshots when due or asked for,
-    /// snapshot requests after a gap, and drops nodes silent for `down_after_ms`.
-    /// Publish every message, in order, to every other node.
+    /// snapshot requests after a gap, and drops nodes silent for `down_after_ms` (a tick
+    /// much later than the one before does not count the gap as their silence).
+    /// Publish every message, in order, to every other node; a snapshot meant for one
+    /// node is ignored by the others.
     pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
         self.shared.cluster()?.tick(&self.shared)
     }

@@ -522,7 +522,7 @@ class Engine {
   /**
    * Cluster mode: after the host's bus reconnects (messages may have been lost both
    * ways), the message to publish that asks every node for a snapshot; this node's next
-   * tick sends its own. The Redis link does this by itself.
+   * tick sends its own. The Redis link needs none (losses show as sequence gaps).
    */
   clusterResync() {
     const h = this.#h();
