@@ -219,7 +219,10 @@ impl Cluster {
         let mut out = Vec::new();
         let to_all = |bytes| Outgoing { to: None, bytes };
         let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
-        if st.snapshot_due || now.duration_since(st.last_snapshot) >= interval {
+        // When most peers asked (after a bus restart, say), one broadcast costs the
+        // publisher less than a copy for each, and the receivers about the same.
+        let most_asked = st.snapshot_for.len() * 2 > st.peers.len().max(2);
+        if st.snapshot_due || most_asked || now.duration_since(st.last_snapshot) >= interval {
             let parts = self.batches(collect_snapshot(shared, phoenix), 0);
             let n = parts.len();
             for (i, topics) in parts.into_iter().enumerate() {
@@ -789,17 +792,13 @@ fn collect(
     let mut full = state.then(Vec::new);
     for shard in shared.topics.iter() {
         let mut topics = lock(shard);
+        drain_shard(&mut topics, shared, phoenix, &mut out);
         if let Some(full) = &mut full {
-            drain_shard(&mut topics, shared, phoenix, &mut out);
             for slot in topics.slots() {
-                if let Some(t) = topics.get(slot) {
-                    if let Some(change) = full_change(t, phoenix) {
-                        full.push(change);
-                    }
+                if let Some(change) = topics.get(slot).and_then(|t| full_change(t, phoenix)) {
+                    full.push(change);
                 }
             }
-        } else {
-            drain_shard(&mut topics, shared, phoenix, &mut out);
         }
     }
     (out, full)
