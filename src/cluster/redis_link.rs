@@ -57,10 +57,16 @@ enum Target {
 
 /// A client for `url`, trusting the CA in `ca` (PEM) for TLS if given.
 fn open_client(url: &str, ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    // No CLIENT SETINFO after connecting: each of its replies would get the whole connect
+    // timeout from an unresponsive server, and it says nothing the link needs.
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let info = info.set_redis_settings(settings);
     match ca {
-        None => redis::Client::open(url),
+        None => redis::Client::open(info),
         Some(pem) => redis::Client::build_with_tls(
-            url,
+            info,
             redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.to_vec()),
@@ -323,7 +329,11 @@ impl Worker {
     fn connect(&self) -> redis::RedisResult<(redis::Connection, redis::Connection)> {
         let client = self.target.client()?;
         let open = || -> redis::RedisResult<redis::Connection> {
-            let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            let mut con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            // A paused server still completes TCP handshakes: only a reply says it is there.
+            con.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+            con.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+            redis::cmd("PING").query::<String>(&mut con)?;
             con.set_read_timeout(Some(IO_TIMEOUT))?;
             con.set_write_timeout(Some(IO_TIMEOUT))?;
             Ok(con)
@@ -356,7 +366,9 @@ impl Worker {
         next_tick: &mut Instant,
     ) -> End {
         let mut pubsub = subscriber.as_pubsub();
-        if pubsub.subscribe(&[&self.channel, &self.own]).is_err() {
+        if pubsub.set_read_timeout(Some(CONNECT_TIMEOUT)).is_err()
+            || pubsub.subscribe(&[&self.channel, &self.own]).is_err()
+        {
             return End::Failed;
         }
         self.cluster().set_link(true);
