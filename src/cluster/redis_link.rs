@@ -16,8 +16,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::shared::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,8 +38,34 @@ pub(crate) struct RedisLink {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     goodbye: Arc<Mutex<Option<Vec<u8>>>>,
-    done: Receiver<()>,
+    done: Arc<Done>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Set by the thread as it ends. (A condition variable rather than a channel: a channel's
+/// timed receive allocates per-thread state that outlives the engine on the caller's
+/// thread, which leak checkers report.)
+#[derive(Default)]
+struct Done {
+    ended: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Done {
+    fn set(&self) {
+        *crate::shard::lock(&self.ended) = true;
+        self.signal.notify_all();
+    }
+
+    /// Whether the thread ended within `limit`.
+    fn wait(&self, limit: Duration) -> bool {
+        let ended = crate::shard::lock(&self.ended);
+        let (ended, _) = self
+            .signal
+            .wait_timeout_while(ended, limit, |ended| !*ended)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *ended
+    }
 }
 
 /// Where the link connects: one server, or the primary that Redis Sentinel names.
@@ -195,7 +220,8 @@ impl RedisLink {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let goodbye = Arc::new(Mutex::new(None));
-        let (done_tx, done) = mpsc::channel();
+        let done = Arc::new(Done::default());
+        let done_tx = Arc::clone(&done);
         let worker = Worker {
             shared: Arc::clone(&shared),
             target,
@@ -228,16 +254,14 @@ impl Drop for RedisLink {
             *crate::shard::lock(&self.goodbye) = Some(cluster.leave());
         }
         self.stop.store(true, Ordering::Release);
-        match self.done.recv_timeout(STOP_WAIT) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
+        let thread = self.thread.take();
+        if self.done.wait(STOP_WAIT) {
+            if let Some(t) = thread {
+                let _ = t.join();
             }
-            // Still inside a Redis call that has not timed out: leave the thread to end
-            // on its own (it holds its own reference to the engine's state).
-            Err(RecvTimeoutError::Timeout) => drop(self.thread.take()),
         }
+        // Otherwise it is still inside a Redis call that has not timed out: it is left to
+        // end on its own (it holds its own reference to the engine's state).
         if let Some(cluster) = self.shared.cluster.as_ref() {
             // With no link, the host's own calls drive the node again.
             cluster.set_link(true);
@@ -283,7 +307,7 @@ impl Worker {
         self.stop.load(Ordering::Acquire)
     }
 
-    fn run(self, done: Sender<()>) {
+    fn run(self, done: Arc<Done>) {
         let mut backoff = BACKOFF_MIN;
         let mut next_tick = Instant::now();
         let mut publisher = None;
@@ -323,7 +347,7 @@ impl Worker {
             let _ = p.set_write_timeout(Some(GOODBYE_TIMEOUT));
             let _ = self.publish(p, &self.channel, &msg);
         }
-        let _ = done.send(());
+        done.set();
     }
 
     fn connect(&self) -> redis::RedisResult<(redis::Connection, redis::Connection)> {
