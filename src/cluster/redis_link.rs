@@ -315,10 +315,12 @@ impl Worker {
             match self.connect() {
                 Ok((mut p, subscriber)) => {
                     backoff = BACKOFF_MIN;
-                    let end = self.session(&mut p, subscriber, &mut next_tick);
-                    self.cluster().set_link(false);
-                    if let End::Stopped = end {
-                        publisher = Some(p);
+                    match self.session(&mut p, subscriber, &mut next_tick) {
+                        End::Stopped => publisher = Some(p),
+                        // A stopped thread leaves the link state alone: a link started
+                        // since may own it.
+                        End::Failed if !self.stopping() => self.cluster().set_link(false),
+                        End::Failed => {}
                     }
                 }
                 Err(_) => {
@@ -393,6 +395,9 @@ impl Worker {
         if pubsub.set_read_timeout(Some(CONNECT_TIMEOUT)).is_err()
             || pubsub.subscribe(&[&self.channel, &self.own]).is_err()
         {
+            return End::Failed;
+        }
+        if self.stopping() {
             return End::Failed;
         }
         self.cluster().set_link(true);
