@@ -37,6 +37,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (make test installs it)");
@@ -814,6 +815,7 @@ fn a_sentinel_url_follows_the_primary_through_a_failover() {
     let sentinel = Command::new("redis-server")
         .arg(&conf)
         .arg("--sentinel")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server runs as a sentinel too");
