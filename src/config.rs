@@ -50,7 +50,9 @@ pub struct ClusterConfig {
     /// node could hear the bus counts.
     pub down_after_ms: u64,
     /// While this node's own Redis link is down or unresponsive, it keeps the other
-    /// nodes' presences (stale) this long before dropping them, in milliseconds.
+    /// nodes' presences (stale) this long before dropping them, in milliseconds (or
+    /// `down_after_ms`, if that is longer: an outage never drops a peer sooner than
+    /// silence would).
     pub stale_after_ms: u64,
     /// Each node broadcasts a full snapshot this often, in milliseconds: a backstop, since
     /// lost messages are found from sequence gaps and healed by snapshots sent on request.
@@ -203,11 +205,6 @@ impl Config {
                         .into(),
                 ));
             }
-            if c.stale_after_ms < c.down_after_ms {
-                return Err(bad(
-                    "cluster.stale_after_ms must be at least cluster.down_after_ms".into(),
-                ));
-            }
             if c.snapshot_interval_ms == 0 || c.max_nodes == 0 {
                 return Err(bad(
                     "cluster.snapshot_interval_ms and cluster.max_nodes must be positive".into(),
@@ -302,6 +299,12 @@ mod tests {
             ),
             ("a", 900, 250)
         );
+        // A long down_after_ms needs no matching stale_after_ms: the longer one applies.
+        let c = Config::from_json(
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","down_after_ms":1000000000}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster.unwrap().stale_after_ms, 30_000);
     }
 
     #[test]
@@ -317,7 +320,6 @@ mod tests {
             r#"{"cluster":{"node":"a","secret":"short"}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":500,"down_after_ms":400}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_message_bytes":100}}"#,
-            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":2999}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":0}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
             "[]",

@@ -42,7 +42,7 @@ export interface ClusterOptions {
    * which this node can hear the bus counts. */
   downAfterMs?: number;
   /** While this node's Redis link is down or unresponsive, its peers' presences are kept
-   * (stale) this long before they are dropped, in ms (30000; at least downAfterMs). */
+   * (stale) this long before they are dropped, in ms (30000; or downAfterMs if longer). */
   staleAfterMs?: number;
   /** Each node broadcasts a full snapshot this often, in ms (300000): a backstop, since lost
    * messages are found from sequence gaps and healed by snapshots sent on request. */

@@ -199,9 +199,10 @@ impl Cluster {
         let now = Instant::now();
         self.account(&mut st, now);
         let down = Duration::from_millis(self.cfg.down_after_ms);
-        let outage_over = st.down_since.is_some_and(|t| {
-            now.saturating_duration_since(t) > Duration::from_millis(self.cfg.stale_after_ms)
-        });
+        let stale_after = self.cfg.stale_after_ms.max(self.cfg.down_after_ms);
+        let outage_over = st
+            .down_since
+            .is_some_and(|t| now.saturating_duration_since(t) > Duration::from_millis(stale_after));
         let silent: Vec<String> = st
             .peers
             .iter()

@@ -109,7 +109,7 @@ class ClusterOptions(TypedDict):
 
     The engine checks the values (ConfigError, with a message naming the field as
     `cluster.<key>`): node 1 to 255 bytes, secret 16 bytes or more, every int >= 1,
-    down_after_ms > tick_ms, stale_after_ms >= down_after_ms, max_message_bytes >= 16384 (more with large max_*_bytes).
+    down_after_ms > tick_ms, max_message_bytes >= 16384 (more with large max_*_bytes).
     """
 
     node: str
@@ -125,8 +125,8 @@ class ClusterOptions(TypedDict):
     tick_ms). Only time during which this node can hear the bus counts."""
     stale_after_ms: NotRequired[int | None]
     """While this node's Redis link is down or unresponsive, its peers' presences are
-    kept (stale) this long before they are dropped, in ms (30000; at least
-    down_after_ms)."""
+    kept (stale) this long before they are dropped, in ms (30000; or down_after_ms if
+    that is longer)."""
     snapshot_interval_ms: NotRequired[int | None]
     """Each node broadcasts a full snapshot this often, in ms (300000): a backstop, since
     lost messages are found from sequence gaps and healed by snapshots on request."""
