@@ -284,6 +284,16 @@ typedef struct presence_cluster_stats {
    * Nodes dropped for silence or after announcing their departure.
    */
   uint64_t nodes_dropped;
+  /**
+   * Nodes held from before the Redis link went down or stopped answering, kept until
+   * it is back or `stale_after_ms` has passed; 0 while the link is up.
+   */
+  uint64_t stale_nodes;
+  /**
+   * 1 while this node can hear the bus, 0 while its Redis link is connecting, down or
+   * unresponsive (always 1 for a host's own bus).
+   */
+  uint64_t link_up;
 } presence_cluster_stats;
 
 #ifdef __cplusplus
@@ -438,7 +448,11 @@ enum presence_status presence_get_stats(const struct presence_engine *engine,
  * then returns. Call it every `tick_ms` (see the `cluster` config) unless the built-in
  * Redis link runs. Besides this node's changes (or a heartbeat), a tick sends snapshots
  * when due or asked for, asks for snapshots after a gap, and drops nodes silent for
- * `down_after_ms` (their presences leave through `presence_poll_diff`).
+ * `down_after_ms` (their presences leave through `presence_poll_diff`). Publish every
+ * message to every node: a snapshot one node asked for names it inside and the others
+ * ignore it. A tick that comes much later than the one before (this process was paused,
+ * or the host stopped ticking while its bus was down) does not count the gap as the
+ * peers' silence.
  * Fails with `PRESENCE_STATUS_NO_CLUSTER` on a single-node engine.
  */
 enum presence_status presence_cluster_tick(const struct presence_engine *engine,
@@ -469,7 +483,9 @@ enum presence_status presence_cluster_leave(const struct presence_engine *engine
 /**
  * Cluster mode: after the host's own bus reconnects (messages may have been lost both
  * ways), hands `callback` one message to publish that asks every node for a snapshot;
- * this node's next tick sends its own. The Redis link does this by itself.
+ * this node's next tick sends its own (each node answers with a snapshot sent to this
+ * node alone). The Redis link needs none: it publishes nothing while Redis is away, and
+ * losses show as sequence gaps.
  */
 enum presence_status presence_cluster_resync(const struct presence_engine *engine,
                                              presence_message_cb callback,
@@ -484,9 +500,12 @@ enum presence_status presence_cluster_get_stats(const struct presence_engine *en
 /**
  * Cluster mode: starts the built-in link, a background thread that publishes this
  * node's messages on the Redis pub/sub `channel` at `url` (e.g.
- * `"redis://127.0.0.1:6379/"`) every tick and ingests the other nodes' messages. It
- * reconnects with backoff while Redis is away and resyncs when it returns; an
- * unreachable Redis at start is not an error. A link already running is replaced: it
+ * `"redis://127.0.0.1:6379/"`, `"rediss://user:password@host:6380/?ca_file=/ca.pem"`)
+ * every tick and ingests the other nodes' messages (and, on `<channel>:<node>`, the
+ * snapshots sent to this node alone). Every Redis call has a timeout; while Redis is
+ * away or stops answering, the other nodes' presences are kept (see `stale_nodes`) for
+ * `stale_after_ms`, and the link reconnects within about half a second of Redis
+ * returning; an unreachable Redis at start is not an error. A link already running is replaced: it
  * announces this node's departure, and the node rejoins as a new incarnation with a full
  * snapshot (so does a start after `presence_redis_stop` or `presence_cluster_leave`).
  * `presence_engine_free` stops the link after publishing this node's departure.
@@ -497,7 +516,8 @@ enum presence_status presence_redis_start(const struct presence_engine *engine,
 
 /**
  * Stops the Redis link after publishing this node's departure; blocks until its thread
- * ends (at most about one tick plus a connection timeout). Succeeds also when no link runs.
+ * ends, about one tick (at most one second) and never more than about one second
+ * whatever Redis does. Succeeds also when no link runs.
  */
 enum presence_status presence_redis_stop(const struct presence_engine *engine);
 

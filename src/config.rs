@@ -46,9 +46,16 @@ pub struct ClusterConfig {
     pub secret: String,
     /// How often the host (or the Redis link) calls `cluster_tick`, in milliseconds.
     pub tick_ms: u64,
-    /// A node silent this long is dropped, in milliseconds.
+    /// A node silent this long is dropped, in milliseconds; only time during which this
+    /// node could hear the bus counts.
     pub down_after_ms: u64,
-    /// Each node sends a full snapshot this often, in milliseconds.
+    /// While this node's own Redis link is down or unresponsive, it keeps the other
+    /// nodes' presences (stale) this long before dropping them, in milliseconds (or
+    /// `down_after_ms`, if that is longer: an outage never drops a peer sooner than
+    /// silence would).
+    pub stale_after_ms: u64,
+    /// Each node broadcasts a full snapshot this often, in milliseconds: a backstop, since
+    /// lost messages are found from sequence gaps and healed by snapshots sent on request.
     pub snapshot_interval_ms: u64,
     /// Largest message sent or accepted, in bytes.
     pub max_message_bytes: usize,
@@ -64,7 +71,8 @@ impl ClusterConfig {
             secret: secret.into(),
             tick_ms: 250,
             down_after_ms: 3000,
-            snapshot_interval_ms: 30_000,
+            stale_after_ms: 30_000,
+            snapshot_interval_ms: 300_000,
             max_message_bytes: 256 * 1024,
             max_nodes: 64,
         }
@@ -77,6 +85,7 @@ pub const CLUSTER_FIELDS: &[&str] = &[
     "secret",
     "tick_ms",
     "down_after_ms",
+    "stale_after_ms",
     "snapshot_interval_ms",
     "max_message_bytes",
     "max_nodes",
@@ -232,6 +241,7 @@ fn cluster_from_json(v: &Value) -> Result<ClusterConfig> {
             "node" | "secret" => {}
             "tick_ms" => c.tick_ms = positive(&format!("cluster.{name}"), v)? as u64,
             "down_after_ms" => c.down_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
+            "stale_after_ms" => c.stale_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
             "snapshot_interval_ms" => {
                 c.snapshot_interval_ms = positive(&format!("cluster.{name}"), v)? as u64
             }
@@ -289,6 +299,12 @@ mod tests {
             ),
             ("a", 900, 250)
         );
+        // A long down_after_ms needs no matching stale_after_ms: the longer one applies.
+        let c = Config::from_json(
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","down_after_ms":1000000000}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster.unwrap().stale_after_ms, 30_000);
     }
 
     #[test]
@@ -304,6 +320,7 @@ mod tests {
             r#"{"cluster":{"node":"a","secret":"short"}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":500,"down_after_ms":400}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_message_bytes":100}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":0}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
             "[]",
             "nope",

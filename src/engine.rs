@@ -132,8 +132,10 @@ impl Engine {
 
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
     /// changes since the last tick (or a heartbeat), snapshots when due or asked for,
-    /// snapshot requests after a gap, and drops nodes silent for `down_after_ms`.
-    /// Publish every message, in order, to every other node.
+    /// snapshot requests after a gap, and drops nodes silent for `down_after_ms` (a tick
+    /// much later than the one before does not count the gap as their silence).
+    /// Publish every message, in order, to every other node; a snapshot meant for one
+    /// node is ignored by the others.
     pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
         self.shared.cluster()?.tick(&self.shared)
     }
@@ -165,9 +167,11 @@ impl Engine {
     }
 
     /// Starts a background thread that publishes this node's messages to the Redis
-    /// pub/sub `channel` at `url` (e.g. `redis://127.0.0.1:6379/`) every tick and ingests
-    /// the other nodes' messages from it. It reconnects with backoff when Redis goes away
-    /// and resyncs when it comes back. Replaces a link already running.
+    /// pub/sub `channel` at `url` (e.g. `redis://127.0.0.1:6379/`, or `rediss://` with
+    /// `?ca_file=/path/ca.pem` for a private CA) every tick and ingests the other nodes'
+    /// messages from it. Every Redis call has a timeout; while Redis is away or stops
+    /// answering, the other nodes' presences are kept for `stale_after_ms`, and the link
+    /// reconnects with a short backoff. Replaces a link already running.
     #[cfg(feature = "redis")]
     pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
         let cluster = self.shared.cluster()?;
@@ -194,8 +198,8 @@ impl Engine {
         ))
     }
 
-    /// Stops the Redis link after publishing this node's departure. Does nothing if no
-    /// link runs. Returns whether one was running.
+    /// Stops the Redis link after publishing this node's departure, within about a second
+    /// whatever Redis does. Does nothing if no link runs. Returns whether one was running.
     pub fn stop_redis(&self) -> bool {
         crate::shard::lock(&self.link).take().is_some()
     }

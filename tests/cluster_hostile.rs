@@ -170,8 +170,13 @@ fn a_node_dropped_and_heard_again_shows_its_entries_at_once() {
         }
         b.poll_diff();
         assert_eq!(b.counts("t").unwrap(), c(0, 1, 1), "{format:?}");
-        std::thread::sleep(Duration::from_millis(300));
-        b.cluster_tick().unwrap();
+        // b keeps ticking while a stays silent: after down_after_ms of that, a is dropped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while b.cluster_stats().unwrap().nodes_dropped == 0 && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            b.cluster_tick().unwrap();
+        }
         assert_eq!(b.cluster_stats().unwrap().nodes_dropped, 1, "{format:?}");
         assert_eq!(b.counts("t").unwrap(), c(0, 0, 0), "{format:?}");
         for _ in 0..6 {

@@ -1,7 +1,9 @@
-//! Three nodes as separate processes, sharing presence over a real redis-server that this
-//! test starts on a loopback port (`make test` installs redis-server). Covers convergence,
-//! `kill -9` of a node, its restart, a Redis outage, and what a bystander on the channel
-//! can see.
+//! Nodes as separate processes, sharing presence over a real redis-server that these
+//! tests start on a loopback port (`make test` installs redis-server). Covers convergence,
+//! `kill -9` of a node, its restart, Redis outages and a Redis that stops answering (no
+//! peer is dropped for either, and a stop never hangs), a node suspended and resumed, what
+//! a cold node's arrival costs the others, TLS with AUTH, and what a bystander on the
+//! channel can see.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,17 +29,15 @@ struct Redis {
 
 impl Redis {
     fn start(port: u16) -> Redis {
+        Redis::start_with(port, &["--port", &port.to_string()])
+    }
+
+    /// A server listening on `port` as `args` say (plain or TLS), saving nothing.
+    fn start_with(port: u16, args: &[&str]) -> Redis {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (make test installs it)");
@@ -52,6 +52,21 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
+
+    /// SIGSTOP: the server keeps its connections open but answers nothing, like a host
+    /// behind a partition that sends no resets.
+    fn pause(&self) {
+        signal(&self.child, libc::SIGSTOP);
+    }
+
+    fn resume(&self) {
+        signal(&self.child, libc::SIGCONT);
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
 }
 
 impl Drop for Redis {
@@ -79,8 +94,13 @@ fn node_binary() -> PathBuf {
 
 impl Node {
     fn start(name: &str, redis: &str, channel: &str) -> Node {
+        Node::start_with(name, redis, channel, &[])
+    }
+
+    fn start_with(name: &str, redis: &str, channel: &str, args: &[&str]) -> Node {
         let mut child = Command::new(node_binary())
             .args(["--node", name, "--redis", redis, "--channel", channel])
+            .args(args)
             .args([
                 "--tick-ms",
                 &TICK_MS.to_string(),
@@ -320,4 +340,524 @@ fn a_bystander_on_the_channel_never_sees_a_user_id() {
             "a user id travelled in counts format"
         );
     }
+}
+
+impl Node {
+    fn stats(&mut self) -> serde_json::Value {
+        self.ask("stats")
+    }
+
+    /// Topics changed since the last poll, as a client of this node would see them.
+    fn poll(&mut self) -> u64 {
+        self.ask("poll")["diffs"].as_u64().unwrap()
+    }
+
+    fn pause(&self) {
+        signal(&self.child, libc::SIGSTOP);
+    }
+
+    fn resume(&self) {
+        signal(&self.child, libc::SIGCONT);
+    }
+}
+
+/// Polls `check` on `node` until it holds; returns how long it took.
+fn wait_until(
+    node: &mut Node,
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut(&serde_json::Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let stats = node.stats();
+        if check(&stats) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_redis_that_stops_answering_is_noticed_keeps_peers_and_never_blocks_a_stop() {
+    let redis = Redis::start(free_port());
+    let channel = "presence-paused";
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Node::start(n, &redis.url(), channel))
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.ask(&format!("track video:1 1 user-{i}"));
+    }
+    let mut refs: Vec<&mut Node> = nodes.iter_mut().collect();
+    converge(&mut refs, "video:1", (0, 3, 3), Duration::from_secs(5));
+    for n in nodes.iter_mut() {
+        n.poll();
+    }
+
+    redis.pause();
+    let paused = Instant::now();
+    let noticed = wait_until(&mut nodes[0], Duration::from_secs(5), "link down", |s| {
+        s["link_up"] == false
+    });
+    println!("a paused Redis was noticed after {noticed:?} (tick {TICK_MS} ms, I/O timeout 1 s)");
+    assert!(
+        noticed < Duration::from_millis(TICK_MS + 2500),
+        "noticed after {noticed:?}"
+    );
+    // Well past down_after, nobody is dropped: the peers are held, stale.
+    std::thread::sleep(Duration::from_millis(2 * DOWN_AFTER_MS).saturating_sub(paused.elapsed()));
+    for n in nodes.iter_mut() {
+        let s = n.stats();
+        assert_eq!(
+            (s["nodes"].clone(), s["stale_nodes"].clone()),
+            (2.into(), 2.into()),
+            "{s}"
+        );
+        assert_eq!(s["nodes_dropped"], 0, "{s}");
+        assert_eq!(n.counts("video:1"), (0, 3, 3));
+        assert_eq!(n.poll(), 0, "a client saw a change");
+    }
+
+    // Stopping the link, or closing the engine, returns while Redis still answers nothing.
+    let took = nodes[2].ask("stop_redis")["ms"].as_u64().unwrap();
+    println!("stop_redis took {took} ms during a Redis pause");
+    assert!(took <= 1500, "stop_redis blocked for {took} ms");
+    let mut b = nodes.remove(1);
+    let quit = Instant::now();
+    writeln!(b.stdin, "quit").unwrap();
+    b.stdin.flush().unwrap();
+    let status = b.child.wait().unwrap();
+    let closed = quit.elapsed();
+    println!("closing the engine took {closed:?} during a Redis pause");
+    assert!(status.success());
+    assert!(
+        closed < Duration::from_millis(1500),
+        "close blocked for {closed:?}"
+    );
+
+    // Redis answers again: the link comes back, and the departures queued meanwhile land.
+    redis.resume();
+    let back = wait_until(&mut nodes[0], Duration::from_secs(5), "link up", |s| {
+        s["link_up"] == true && s["stale_nodes"] == 0
+    });
+    println!("the link was back {back:?} after Redis resumed");
+    converge(
+        &mut [&mut nodes[0]],
+        "video:1",
+        (0, 1, 1),
+        Duration::from_secs(5),
+    );
+}
+
+/// Outages of `secs` seconds: no client sees a live peer leave and come back, and a change
+/// made during the outage arrives once Redis is back.
+fn outage_without_drops(secs: u64) {
+    let port = free_port();
+    let redis = Redis::start(port);
+    let channel = "presence-outage";
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Node::start(n, &redis.url(), channel))
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.ask(&format!("track video:1 1 user-{i}"));
+        n.ask("track video:1 2");
+    }
+    let mut refs: Vec<&mut Node> = nodes.iter_mut().collect();
+    converge(&mut refs, "video:1", (3, 3, 6), Duration::from_secs(5));
+    for n in nodes.iter_mut() {
+        n.poll();
+    }
+
+    drop(redis);
+    let down = Instant::now();
+    nodes[1].ask("track video:2 9 dave"); // a change made while the bus is down
+    while down.elapsed() < Duration::from_secs(secs) {
+        for n in nodes.iter_mut() {
+            assert_eq!(n.counts("video:1"), (3, 3, 6), "a peer was dropped");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = nodes[0].stats();
+    assert_eq!(
+        (stats["link_up"].clone(), stats["stale_nodes"].clone()),
+        (false.into(), 2.into()),
+        "{stats}"
+    );
+    let redis = Redis::start(port);
+    let mut refs: Vec<&mut Node> = nodes.iter_mut().collect();
+    let took = converge(&mut refs, "video:2", (0, 1, 1), Duration::from_secs(5));
+    println!("after a {secs} s Redis outage the nodes converged {took:?} after Redis returned");
+    for n in nodes.iter_mut() {
+        let s = n.stats();
+        assert_eq!(s["nodes_dropped"], 0, "{s}");
+        assert_eq!(n.counts("video:1"), (3, 3, 6));
+        // Only the change made during the outage reaches the clients: video:2, not video:1.
+        assert_eq!(n.poll(), 1, "a client saw more than dave's arrival");
+    }
+    // The link is healthy again: a later change travels as usual.
+    nodes[2].ask("untrack video:1 2");
+    let mut refs: Vec<&mut Node> = nodes.iter_mut().collect();
+    converge(&mut refs, "video:1", (2, 3, 5), Duration::from_secs(3));
+    drop(redis);
+}
+
+#[test]
+fn a_2_s_redis_outage_drops_no_peer() {
+    outage_without_drops(2);
+}
+
+#[test]
+fn a_10_s_redis_outage_drops_no_peer() {
+    outage_without_drops(10);
+}
+
+#[test]
+fn an_outage_longer_than_stale_after_drops_the_peers_until_redis_returns() {
+    let port = free_port();
+    let redis = Redis::start(port);
+    let channel = "presence-stale";
+    let args = ["--stale-after-ms", "1500"];
+    let mut a = Node::start_with("a", &redis.url(), channel, &args);
+    let mut b = Node::start_with("b", &redis.url(), channel, &args);
+    a.ask("track video:1 1 alice");
+    b.ask("track video:1 1 bob");
+    converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+    drop(redis);
+    converge(&mut [&mut a], "video:1", (0, 1, 1), Duration::from_secs(5));
+    let s = a.stats();
+    assert_eq!(
+        (s["nodes"].clone(), s["nodes_dropped"].clone()),
+        (0.into(), 1.into()),
+        "{s}"
+    );
+    let _redis = Redis::start(port);
+    let took = converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+    println!("after an outage past stale_after the nodes reconverged in {took:?}");
+}
+
+#[test]
+fn a_node_resumed_after_sigstop_keeps_its_peers() {
+    let redis = Redis::start(free_port());
+    let channel = "presence-sigstop";
+    let mut a = Node::start("a", &redis.url(), channel);
+    let mut b = Node::start("b", &redis.url(), channel);
+    a.ask("track video:1 1 alice");
+    b.ask("track video:1 1 bob");
+    converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+    a.poll();
+
+    a.pause(); // well past down_after: b drops a, which answered nothing meanwhile
+    std::thread::sleep(Duration::from_millis(3 * DOWN_AFTER_MS));
+    a.resume();
+    // a ran its overdue tick first, but kept b: its clients see nothing change.
+    assert_eq!(a.counts("video:1"), (0, 2, 2));
+    let took = converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+    println!("after a resumed from a pause, both nodes agreed again in {took:?}");
+    std::thread::sleep(Duration::from_millis(DOWN_AFTER_MS + 5 * TICK_MS));
+    let s = a.stats();
+    assert_eq!(
+        (s["nodes"].clone(), s["nodes_dropped"].clone()),
+        (1.into(), 0.into()),
+        "{s}"
+    );
+    assert_eq!(a.poll(), 0, "a's clients saw b leave or come back");
+    assert_eq!(
+        b.stats()["nodes_dropped"],
+        1,
+        "b did drop a, silent for 3 s"
+    );
+}
+
+#[test]
+fn a_cold_node_costs_the_others_no_snapshot_and_an_idle_node_little() {
+    let redis = Redis::start(free_port());
+    let channel = "presence-cold";
+    let (topics, per_topic) = (10, 2500); // 25k presences per node
+    let mut nodes: Vec<Node> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| Node::start(n, &redis.url(), channel))
+        .collect();
+    for n in nodes.iter_mut() {
+        assert_eq!(n.ask(&format!("fill {topics} {per_topic}"))["ok"], true);
+    }
+    let mut refs: Vec<&mut Node> = nodes.iter_mut().collect();
+    converge(
+        &mut refs,
+        "fill:3",
+        (0, 4 * per_topic, 4 * per_topic),
+        Duration::from_secs(20),
+    );
+
+    // Idle: what one node publishes per second once nothing changes.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = nodes[0].stats()["bytes_sent"].as_u64().unwrap();
+    let idle = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = nodes[0].stats()["bytes_sent"].as_u64().unwrap() - before;
+    let per_s = sent as f64 / idle.elapsed().as_secs_f64();
+    println!("idle: {per_s:.0} bytes/s published per node (tick {TICK_MS} ms)");
+
+    // A cold node arrives: every node sends it a snapshot, on its own channel.
+    let received = |nodes: &mut [Node]| -> Vec<u64> {
+        nodes
+            .iter_mut()
+            .map(|n| n.stats()["bytes_received"].as_u64().unwrap())
+            .collect()
+    };
+    let before = received(&mut nodes);
+    let started = Instant::now();
+    let mut cold = Node::start("cold", &redis.url(), channel);
+    let took = converge(
+        &mut [&mut cold],
+        "fill:3",
+        (0, 4 * per_topic, 4 * per_topic),
+        Duration::from_secs(20),
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = received(&mut nodes);
+    let cold_received = cold.stats()["bytes_received"].as_u64().unwrap();
+    println!("a cold node received {cold_received} bytes and converged in {took:?}");
+    let snapshot = per_topic * topics * 8; // one node's user hashes
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        let cost = a - b;
+        let idle_share = (per_s * 5.0 * elapsed) as u64; // heartbeats of 4 nodes + the echo
+        println!(
+            "node {i} received {cost} bytes during the arrival ({:.1} s; idle traffic alone ~{idle_share})",
+            elapsed
+        );
+        assert!(
+            cost < snapshot / 4,
+            "node {i} received {cost} bytes: someone's snapshot ({snapshot} bytes) reached it"
+        );
+    }
+    assert!(
+        cold_received >= 4 * snapshot,
+        "the cold node got every snapshot"
+    );
+}
+
+/// A self-signed CA and a server certificate for 127.0.0.1, made with openssl.
+fn tls_files(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=presence test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+#[test]
+fn tls_with_a_private_ca_and_an_acl_user_works_and_a_wrong_password_never_links() {
+    let dir = std::env::temp_dir().join(format!("presence-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    tls_files(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let port = free_port();
+    let redis = Redis::start_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &file("server.pem"),
+            "--tls-key-file",
+            &file("server.key"),
+            "--tls-ca-cert-file",
+            &file("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "default-password",
+            "--user",
+            "presence",
+            "on",
+            ">user-password",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let ca = file("ca.pem");
+    let url = |auth: &str| format!("rediss://{auth}@127.0.0.1:{}/?ca_file={ca}", redis.port);
+    let channel = "presence-tls";
+    let mut a = Node::start("a", &url("presence:user-password"), channel);
+    let mut b = Node::start("b", &url(":default-password"), channel);
+    let mut wrong = Node::start("w", &url("presence:wrong"), channel);
+    a.ask("track video:1 1 alice");
+    b.ask("track video:1 1 bob");
+    wrong.ask("track video:1 1 eve");
+    let took = converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+    println!("two nodes over TLS with AUTH converged in {took:?}");
+    let s = wrong.stats();
+    assert_eq!(
+        (s["link_up"].clone(), s["nodes"].clone()),
+        (false.into(), 0.into()),
+        "{s}"
+    );
+    assert_eq!(wrong.counts("video:1"), (0, 1, 1));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sentinel_url_follows_the_primary_through_a_failover() {
+    let dir = std::env::temp_dir().join(format!("presence-sentinel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let primary = Redis::start(free_port());
+    let replica_port = free_port();
+    let primary_port = primary.port.to_string();
+    let _replica = Redis::start_with(
+        replica_port,
+        &[
+            "--port",
+            &replica_port.to_string(),
+            "--replicaof",
+            "127.0.0.1",
+            &primary_port,
+        ],
+    );
+    let sentinel_port = free_port();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor svc 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds svc 500\nsentinel failover-timeout svc 5000\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs as a sentinel too");
+    let sentinel = Redis {
+        child: sentinel,
+        port: sentinel_port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", sentinel_port)).is_err() {
+        assert!(Instant::now() < deadline, "the sentinel did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{sentinel_port}/?sentinel=svc");
+    let channel = "presence-sentinel";
+    let mut a = Node::start("a", &url, channel);
+    let mut b = Node::start("b", &url, channel);
+    a.ask("track video:1 1 alice");
+    b.ask("track video:1 1 bob");
+    converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 2, 2),
+        Duration::from_secs(5),
+    );
+
+    // The primary dies; the sentinel promotes the replica, and the links find it.
+    drop(primary);
+    let failed = Instant::now();
+    b.ask("track video:1 2 carol");
+    let took = converge(
+        &mut [&mut a, &mut b],
+        "video:1",
+        (0, 3, 3),
+        Duration::from_secs(30),
+    );
+    println!("after the primary died the nodes agreed again {took:?} later, through the promoted replica");
+    assert!(failed.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        a.stats()["nodes_dropped"],
+        0,
+        "the failover took less than stale_after"
+    );
+    drop(sentinel);
+    let _ = std::fs::remove_dir_all(&dir);
 }

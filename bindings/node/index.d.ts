@@ -38,9 +38,14 @@ export interface ClusterOptions {
   secret: string;
   /** How often clusterTick() is called (or the Redis link ticks), in ms (250). */
   tickMs?: number;
-  /** A node silent this long is dropped, in ms (3000; more than tickMs). */
+  /** A node silent this long is dropped, in ms (3000; more than tickMs). Only time during
+   * which this node can hear the bus counts. */
   downAfterMs?: number;
-  /** Each node sends a full snapshot this often, in ms (30000). */
+  /** While this node's Redis link is down or unresponsive, its peers' presences are kept
+   * (stale) this long before they are dropped, in ms (30000; or downAfterMs if longer). */
+  staleAfterMs?: number;
+  /** Each node broadcasts a full snapshot this often, in ms (300000): a backstop, since lost
+   * messages are found from sequence gaps and healed by snapshots sent on request. */
   snapshotIntervalMs?: number;
   /** Largest message sent or accepted, in bytes (262144; at least 16384). */
   maxMessageBytes?: number;
@@ -52,7 +57,7 @@ export interface ClusterOptions {
 export interface ClusterStats {
   /** This node's incarnation: milliseconds << 16 plus random bits, so a bigint. */
   incarnation: bigint;
-  /** Other nodes currently live. */
+  /** Other nodes currently held: live, or stale while the Redis link is down. */
   nodes: number;
   /** Messages handed out by clusterTick() and clusterLeave() (or sent by the Redis link). */
   messagesSent: number;
@@ -73,6 +78,12 @@ export interface ClusterStats {
   snapshotRequestsSent: number;
   /** Nodes dropped for silence or after announcing their departure. */
   nodesDropped: number;
+  /** Nodes held from before the Redis link went down or stopped answering, kept until it
+   * is back or staleAfterMs has passed; 0 while the link is up. */
+  staleNodes: number;
+  /** Whether this node can hear the bus: false while its Redis link is connecting, down
+   * or unresponsive; always true for your own bus. */
+  linkUp: boolean;
 }
 
 /** The three numbers of a topic. */

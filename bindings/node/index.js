@@ -12,7 +12,7 @@ const { Status, errorFor, statusCode, InvalidInputError, InvalidMetaError, Confi
 // Scratch memory for out-parameters. Calls are synchronous and JS is single-threaded
 // (each worker thread loads its own copy of this module), so one set is enough.
 
-const U64_WORDS = 16; // presence_counts (3 x u64), presence_stats (4) and presence_cluster_stats (13) fit
+const U64_WORDS = 16; // presence_counts (3 x u64), presence_stats (4) and presence_cluster_stats (15) fit
 const u64Scratch = new Uint32Array(U64_WORDS * 2);
 const seqScratch = new Uint32Array(2);
 const sizeScratch = new Uint32Array(2);
@@ -164,6 +164,7 @@ const CLUSTER_OPTIONS = Object.freeze({
   secret: ['secret', 'string'],
   tickMs: ['tick_ms', 'number'],
   downAfterMs: ['down_after_ms', 'number'],
+  staleAfterMs: ['stale_after_ms', 'number'],
   snapshotIntervalMs: ['snapshot_interval_ms', 'number'],
   maxMessageBytes: ['max_message_bytes', 'number'],
   maxNodes: ['max_nodes', 'number'],
@@ -241,7 +242,8 @@ class Engine {
   /**
    * @param {object} [options] format ('counts' | 'phoenix'), viewersKey, shards,
    *   maxTopicBytes, maxKeyBytes, maxMetaBytes, maxTopics, maxPresences, cluster
-   *   ({node, secret, tickMs, downAfterMs, snapshotIntervalMs, maxMessageBytes, maxNodes})
+   *   ({node, secret, tickMs, downAfterMs, staleAfterMs, snapshotIntervalMs, maxMessageBytes,
+   *   maxNodes})
    */
   constructor(options) {
     const json = configJson(options);
@@ -520,7 +522,7 @@ class Engine {
   /**
    * Cluster mode: after the host's bus reconnects (messages may have been lost both
    * ways), the message to publish that asks every node for a snapshot; this node's next
-   * tick sends its own. The Redis link does this by itself.
+   * tick sends its own. The Redis link needs none (losses show as sequence gaps).
    */
   clusterResync() {
     const h = this.#h();
@@ -549,14 +551,17 @@ class Engine {
       snapshotsSent: u64(w, 10),
       snapshotRequestsSent: u64(w, 11),
       nodesDropped: u64(w, 12),
+      staleNodes: u64(w, 13),
+      linkUp: u64(w, 14) !== 0,
     };
   }
 
   /**
    * Cluster mode: starts the built-in Redis link, a native background thread that
    * publishes this node's messages on the pub/sub `channel` at `url` every tick and
-   * ingests the other nodes' messages. It reconnects with backoff and resyncs by itself;
-   * an unreachable Redis is not an error. Returns at once, except when it replaces a
+   * ingests the other nodes' messages. Every Redis call has a timeout; while Redis is away
+   * or stops answering, the other nodes' presences are kept (stale) for staleAfterMs, and
+   * it reconnects by itself; an unreachable Redis is not an error. Returns at once, except when it replaces a
    * running link, whose thread it waits for (about one tick).
    */
   startRedis(url, channel) {

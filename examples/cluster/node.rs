@@ -4,7 +4,9 @@
 //! ```text
 //! cargo run --example cluster-node -- --node a --redis redis://127.0.0.1:6379/ [--format phoenix]
 //!   track <topic> <conn> [key]   untrack <topic> <conn>   untrack_conn <conn>
-//!   counts <topic>               stats                    quit
+//!   fill <topics> <per_topic>    (per_topic users in each of topics fill:0.., conns from 1M)
+//!   counts <topic>               poll                     stats           quit
+//!   stop_redis                   (answers how long the stop took)
 //! ```
 //! Each command answers one JSON line on stdout. `quit` leaves the cluster cleanly.
 
@@ -37,6 +39,13 @@ fn main() {
             "--down-after-ms" => {
                 cluster.down_after_ms = value().parse().expect("--down-after-ms is a number")
             }
+            "--stale-after-ms" => {
+                cluster.stale_after_ms = value().parse().expect("--stale-after-ms is a number")
+            }
+            "--snapshot-interval-ms" => {
+                cluster.snapshot_interval_ms =
+                    value().parse().expect("--snapshot-interval-ms is a number")
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -55,6 +64,20 @@ fn main() {
                 result(engine.track(topic, parse(conn), rest.first().copied(), None))
             }
             ["untrack", topic, conn] => result(engine.untrack(topic, parse(conn))),
+            ["fill", topics, per_topic] => {
+                let node = &engine.cluster_stats().expect("cluster mode").node;
+                let mut conn = 1_000_000;
+                let mut out = Ok(());
+                for t in 0..parse(topics) {
+                    for u in 0..parse(per_topic) {
+                        conn += 1;
+                        let key = format!("{node}-{u}");
+                        out = out.and(engine.track(&format!("fill:{t}"), conn, Some(&key), None));
+                    }
+                }
+                result(out)
+            }
+            ["poll"] => format!("{{\"diffs\":{}}}", engine.poll_diff().len()),
             ["untrack_conn", conn] => {
                 format!("{{\"removed\":{}}}", engine.untrack_conn(parse(conn)))
             }
@@ -68,13 +91,26 @@ fn main() {
             ["stats"] => {
                 let s = engine.cluster_stats().expect("cluster mode");
                 format!(
-                    "{{\"nodes\":{},\"incarnation\":{},\"messages_sent\":{},\"bytes_sent\":{},\"messages_received\":{},\"rejected\":{}}}",
+                    "{{\"nodes\":{},\"incarnation\":{},\"messages_sent\":{},\"bytes_sent\":{},\"messages_received\":{},\"bytes_received\":{},\"snapshots_sent\":{},\"nodes_dropped\":{},\"stale_nodes\":{},\"link_up\":{},\"rejected\":{}}}",
                     s.nodes,
                     s.incarnation,
                     s.messages_sent,
                     s.bytes_sent,
                     s.messages_received,
+                    s.bytes_received,
+                    s.snapshots_sent,
+                    s.nodes_dropped,
+                    s.stale_nodes,
+                    s.link_up,
                     s.rejected_unauthenticated + s.rejected_malformed + s.rejected_oversized + s.rejected_replayed
+                )
+            }
+            ["stop_redis"] => {
+                let started = std::time::Instant::now();
+                let stopped = engine.stop_redis();
+                format!(
+                    "{{\"stopped\":{stopped},\"ms\":{}}}",
+                    started.elapsed().as_millis()
                 )
             }
             ["quit"] => break,

@@ -5,8 +5,10 @@
 //! (counts format), or the entries themselves (phoenix format) — and applies what the
 //! others publish as their parts of each topic. Reads stay local. Every message carries
 //! the sender's node name, incarnation and sequence number and an HMAC over the shared
-//! secret; a gap in a peer's sequence makes this node ask it for a snapshot, and a peer
-//! silent for `down_after_ms` is dropped with all its presences.
+//! secret; a gap in a peer's sequence makes this node ask it for a snapshot, sent to this
+//! node alone, and a peer silent for `down_after_ms` is dropped with all its presences.
+//! Silence counts only while this node can hear the bus: during an outage of its own link
+//! (or a pause of its own) the peers' presences are kept, stale, for `stale_after_ms`.
 
 mod node;
 #[cfg(feature = "redis")]
@@ -24,8 +26,14 @@ pub struct ClusterStats {
     pub node: String,
     /// This node's incarnation: random-tailed and increasing across restarts.
     pub incarnation: u64,
-    /// Other nodes currently live.
+    /// Other nodes currently held (live, or stale while the link is down).
     pub nodes: u64,
+    /// Nodes held from before this node's Redis link went down or stopped answering, kept
+    /// until it is back (or `stale_after_ms` has passed); 0 while the link is up.
+    pub stale_nodes: u64,
+    /// Whether this node can hear the bus: false while its Redis link is connecting, down
+    /// or unresponsive; always true for a host's own bus.
+    pub link_up: bool,
     /// Messages returned by `cluster_tick` (and `cluster_leave`).
     pub messages_sent: u64,
     /// Their bytes.

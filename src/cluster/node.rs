@@ -12,7 +12,7 @@ use crate::remote::Arrival;
 use crate::shard::lock;
 use crate::shared::Shared;
 use crate::topic::{Entry, Topic};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +22,15 @@ const REQUEST_EVERY_TICKS: u32 = 3;
 
 /// Tombstones kept per allowed node, so that a dropped node's old messages stay refused.
 const TOMBSTONES_PER_NODE: usize = 4;
+
+/// A message to publish, and to whom.
+pub(crate) struct Outgoing {
+    /// `None`: every node. Otherwise the only node that acts on it (others ignore it).
+    // Read by the built-in Redis link only; own-bus hosts publish everything to everyone.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub to: Option<String>,
+    pub bytes: Vec<u8>,
+}
 
 /// Cluster-mode state of an engine.
 pub(crate) struct Cluster {
@@ -33,8 +42,18 @@ struct NodeState {
     /// Sequence number of the last message this node sent.
     seq: u64,
     left: bool,
+    /// A snapshot for every node is due at the next tick.
     snapshot_due: bool,
     last_snapshot: Instant,
+    /// Nodes that asked for a snapshot: each gets one of its own at the next tick.
+    snapshot_for: BTreeSet<String>,
+    /// Up to when elapsed time has been counted (or not) as the peers' silence: the last
+    /// tick or link change.
+    accounted: Instant,
+    /// Whether this node can hear the bus (its Redis link is up).
+    link_up: bool,
+    /// When the link went down, while it is down.
+    down_since: Option<Instant>,
     peers: HashMap<String, Peer>,
     /// Nodes that left or were dropped: (incarnation, last seq), to refuse their replays.
     gone: HashMap<String, (u64, u64)>,
@@ -89,6 +108,10 @@ impl Cluster {
                 left: false,
                 snapshot_due: true,
                 last_snapshot: Instant::now(),
+                snapshot_for: BTreeSet::new(),
+                accounted: Instant::now(),
+                link_up: true,
+                down_since: None,
                 peers: HashMap::new(),
                 gone: HashMap::new(),
                 next_id: 1,
@@ -101,6 +124,8 @@ impl Cluster {
         let st = lock(&self.state);
         ClusterStats {
             nodes: st.peers.len() as u64,
+            stale_nodes: if st.link_up { 0 } else { st.peers.len() as u64 },
+            link_up: st.link_up,
             ..st.stats.clone()
         }
     }
@@ -128,27 +153,86 @@ impl Cluster {
 
     /// Drops silent peers, then returns this tick's messages.
     pub fn tick(&self, shared: &Shared) -> Result<Vec<Vec<u8>>> {
+        Ok(self.tick_out(shared).into_iter().map(|o| o.bytes).collect())
+    }
+
+    /// Tells the node whether it can hear the bus. While it cannot, time does not count as
+    /// the peers' silence, ticks publish nothing (changes wait in the outboxes, and the
+    /// sequence has no gap to heal once the link is back), and peers are dropped only
+    /// after `stale_after_ms`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn set_link(&self, up: bool) {
         let mut st = lock(&self.state);
-        if st.left {
-            return Ok(Vec::new());
+        if st.link_up == up {
+            return;
         }
         let now = Instant::now();
+        self.account(&mut st, now);
+        st.link_up = up;
+        st.down_since = if up { None } else { Some(now) };
+    }
+
+    /// Counts the time since the last accounting as the peers' silence only if this node
+    /// could hear them: time spent with the link down, and all but one tick of a pause of
+    /// this node (a suspended process, a frozen VM), moves their last contact forward.
+    /// A pause shows as a tick (or a link change) much later than the one before: what
+    /// the peers said meanwhile is still queued, unread, so the gap is not their silence.
+    fn account(&self, st: &mut NodeState, now: Instant) {
+        let elapsed = now.saturating_duration_since(st.accounted);
+        let pause_after =
+            Duration::from_millis((self.cfg.down_after_ms / 2).max(2 * self.cfg.tick_ms));
+        let paused = elapsed > pause_after;
+        let uncounted = if !st.link_up {
+            elapsed
+        } else if paused {
+            elapsed.saturating_sub(Duration::from_millis(self.cfg.tick_ms))
+        } else {
+            Duration::ZERO
+        };
+        if !uncounted.is_zero() {
+            for p in st.peers.values_mut() {
+                p.last_heard = (p.last_heard + uncounted).min(now);
+            }
+        }
+        st.accounted = now;
+    }
+
+    /// A tick with the destination of each message: `None` for every node, or the one node
+    /// a snapshot is for.
+    pub fn tick_out(&self, shared: &Shared) -> Vec<Outgoing> {
+        let mut st = lock(&self.state);
+        if st.left {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        self.account(&mut st, now);
         let down = Duration::from_millis(self.cfg.down_after_ms);
+        let stale_after = self.cfg.stale_after_ms.max(self.cfg.down_after_ms);
+        let outage_over = st
+            .down_since
+            .is_some_and(|t| now.saturating_duration_since(t) > Duration::from_millis(stale_after));
         let silent: Vec<String> = st
             .peers
             .iter()
-            .filter(|(_, p)| now.duration_since(p.last_heard) > down)
+            .filter(|(_, p)| outage_over || now.saturating_duration_since(p.last_heard) > down)
             .map(|(n, _)| n.clone())
             .collect();
         for name in silent {
             self.drop_peer(&mut st, shared, &name);
         }
+        if !st.link_up {
+            return Vec::new();
+        }
 
         let phoenix = shared.config.format == Format::Phoenix;
         let mut out = Vec::new();
+        let to_all = |bytes| Outgoing { to: None, bytes };
         let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
-        if st.snapshot_due || now.duration_since(st.last_snapshot) >= interval {
-            let parts = self.batches(collect_snapshot(shared, phoenix));
+        // When most peers asked (after a bus restart, say), one broadcast costs the
+        // publisher less than a copy for each, and the receivers about the same.
+        let most_asked = st.snapshot_for.len() * 2 > st.peers.len().max(2);
+        if st.snapshot_due || most_asked || now.duration_since(st.last_snapshot) >= interval {
+            let parts = self.batches(collect_snapshot(shared, phoenix), 0);
             let n = parts.len();
             for (i, topics) in parts.into_iter().enumerate() {
                 let body = Body::Snapshot {
@@ -156,18 +240,41 @@ impl Cluster {
                     last: i + 1 == n,
                     topics,
                 };
-                out.push(self.seal(&mut st, body, phoenix));
+                out.push(to_all(self.seal(&mut st, body, phoenix)));
             }
             st.snapshot_due = false;
+            st.snapshot_for.clear();
             st.last_snapshot = now;
             st.stats.snapshots_sent += 1;
         } else {
-            let changes = collect_deltas(shared, phoenix);
+            let (changes, state) = collect(shared, phoenix, !st.snapshot_for.is_empty());
+            // One message when idle: the heartbeat is the delta that says nothing changed.
             if changes.is_empty() {
-                out.push(self.seal(&mut st, Body::Heartbeat, phoenix));
+                out.push(to_all(self.seal(&mut st, Body::Heartbeat, phoenix)));
+            } else {
+                for topics in self.batches(changes, 0) {
+                    out.push(to_all(self.seal(&mut st, Body::Delta(topics), phoenix)));
+                }
             }
-            for topics in self.batches(changes) {
-                out.push(self.seal(&mut st, Body::Delta(topics), phoenix));
+            // Each node that asked gets the state as of the message just sealed, and no
+            // other node pays for it.
+            for target in std::mem::take(&mut st.snapshot_for) {
+                let parts = self.batches(state.clone().unwrap_or_default(), target.len() + 10);
+                let n = parts.len();
+                for (i, topics) in parts.into_iter().enumerate() {
+                    let body = Body::SnapshotFor {
+                        target: target.clone(),
+                        part: i as u32,
+                        last: i + 1 == n,
+                        topics,
+                    };
+                    let bytes = self.seal_again(&mut st, body, phoenix);
+                    out.push(Outgoing {
+                        to: Some(target.clone()),
+                        bytes,
+                    });
+                }
+                st.stats.snapshots_sent += 1;
             }
         }
 
@@ -183,9 +290,13 @@ impl Cluster {
         }
         for target in wanted {
             st.stats.snapshot_requests_sent += 1;
-            out.push(self.seal(&mut st, Body::SnapshotRequest { target }, phoenix));
+            out.push(to_all(self.seal(
+                &mut st,
+                Body::SnapshotRequest { target },
+                phoenix,
+            )));
         }
-        Ok(out)
+        out
     }
 
     /// Asks every node for a snapshot and schedules this node's own: used after the
@@ -218,6 +329,10 @@ impl Cluster {
             // Our own message, echoed back by the bus.
             return Ok(());
         }
+        // A snapshot for another node (a host's own bus delivers it everywhere).
+        if matches!(&msg.body, Body::SnapshotFor { target, .. } if *target != self.cfg.node) {
+            return Ok(());
+        }
         if let Err(e) = check_message(shared, &mut msg) {
             return Err(refuse(&mut st.stats.rejected_malformed, e.message()));
         }
@@ -226,7 +341,7 @@ impl Cluster {
             node, seq, body, ..
         } = msg;
         let mut peer = st.peers.remove(&node).expect("admitted above");
-        let outcome = self.receive(&mut st, shared, &mut peer, seq, body);
+        let outcome = self.receive(&mut st, shared, &node, &mut peer, seq, body);
         st.peers.insert(node.clone(), peer);
         match outcome {
             Received::Applied => Ok(()),
@@ -273,6 +388,7 @@ impl Cluster {
     /// Refuses replays and messages of departed incarnations, makes room for a restarted
     /// node's new incarnation, and knows the sender afterwards.
     fn admit_sender(&self, st: &mut NodeState, shared: &Shared, msg: &Message) -> Result<()> {
+        let addressed = matches!(msg.body, Body::SnapshotFor { .. });
         if let Some(&(inc, seq)) = st.gone.get(&msg.node) {
             if msg.incarnation < inc || (msg.incarnation == inc && msg.seq <= seq) {
                 return Err(refuse(
@@ -283,9 +399,11 @@ impl Cluster {
             st.gone.remove(&msg.node);
         }
         match st.peers.get(&msg.node) {
+            // A snapshot for this node carries the seq of the sender's message before it.
             Some(p)
                 if msg.incarnation < p.incarnation
-                    || (msg.incarnation == p.incarnation && msg.seq <= p.last_seq) =>
+                    || (msg.incarnation == p.incarnation
+                        && (msg.seq < p.last_seq || (msg.seq == p.last_seq && !addressed))) =>
             {
                 return Err(refuse(
                     &mut st.stats.rejected_replayed,
@@ -329,14 +447,16 @@ impl Cluster {
         &self,
         st: &mut NodeState,
         shared: &Shared,
+        node: &str,
         peer: &mut Peer,
         seq: u64,
         body: Body,
     ) -> Received {
+        let addressed = matches!(body, Body::SnapshotFor { .. });
         peer.last_heard = Instant::now();
         let in_order = peer.in_sync && peer.last_seq.checked_add(1) == Some(seq);
         peer.last_seq = seq;
-        if !matches!(body, Body::Snapshot { .. }) {
+        if !matches!(body, Body::Snapshot { .. } | Body::SnapshotFor { .. }) {
             // A snapshot's parts come one after the other: anything else ends it unfinished.
             peer.staging = None;
         }
@@ -346,7 +466,7 @@ impl Cluster {
             Body::SnapshotRequest { target } => {
                 peer.in_sync = in_order;
                 if target.is_empty() || target == self.cfg.node {
-                    st.snapshot_due = true;
+                    st.snapshot_for.insert(node.to_string());
                 }
             }
             Body::Delta(topics) => {
@@ -357,8 +477,13 @@ impl Cluster {
                     }
                 }
             }
-            Body::Snapshot { part, last, topics } => {
-                if let Err(why) = self.receive_part(shared, peer, seq, part, last, topics) {
+            Body::Snapshot { part, last, topics }
+            | Body::SnapshotFor {
+                part, last, topics, ..
+            } => {
+                if let Err(why) =
+                    self.receive_part(shared, peer, seq, addressed, part, last, topics)
+                {
                     peer.staging = None;
                     return Received::Over(why);
                 }
@@ -368,11 +493,13 @@ impl Cluster {
     }
 
     /// Stages one snapshot part; the last one replaces the sender's whole state.
+    #[allow(clippy::too_many_arguments)] // one snapshot part's fields, as decoded
     fn receive_part(
         &self,
         shared: &Shared,
         peer: &mut Peer,
         seq: u64,
+        addressed: bool,
         part: u32,
         last: bool,
         topics: Vec<TopicChange>,
@@ -392,7 +519,8 @@ impl Cluster {
         let staging = peer.staging.as_mut().expect("started or continued above");
         // `seq` is below u64::MAX (checked with the message); a part number that wraps
         // continues nothing, as part 0 starts afresh.
-        staging.next_seq = seq + 1;
+        // Parts of a snapshot for this node alone share one seq.
+        staging.next_seq = seq + u64::from(!addressed);
         staging.next_part = part.wrapping_add(1);
         for t in topics {
             staging.add(t);
@@ -468,6 +596,12 @@ impl Cluster {
     /// Signs a message with the next sequence number.
     fn seal(&self, st: &mut NodeState, body: Body, phoenix: bool) -> Vec<u8> {
         st.seq += 1;
+        self.seal_again(st, body, phoenix)
+    }
+
+    /// Signs a message with the sequence number of the last one: for messages to one node,
+    /// which the others never see and so must not count.
+    fn seal_again(&self, st: &mut NodeState, body: Body, phoenix: bool) -> Vec<u8> {
         let msg = Message {
             phoenix,
             node: self.cfg.node.clone(),
@@ -484,8 +618,8 @@ impl Cluster {
     /// Splits topic changes into message-sized groups, splitting a topic's own change
     /// when it alone is too large (a delta applies in pieces; a snapshot is merged back).
     /// The pieces of one topic go to different messages: a delta names a topic once.
-    fn batches(&self, changes: Vec<TopicChange>) -> Vec<Vec<TopicChange>> {
-        let budget = self.cfg.max_message_bytes - wire::overhead(&self.cfg.node);
+    fn batches(&self, changes: Vec<TopicChange>, extra: usize) -> Vec<Vec<TopicChange>> {
+        let budget = self.cfg.max_message_bytes - wire::overhead(&self.cfg.node) - extra;
         let mut out = vec![Vec::new()];
         let mut size = 0;
         for change in changes {
@@ -628,7 +762,7 @@ fn check_message(shared: &Shared, msg: &mut Message) -> Result<()> {
     }
     let (topics, delta) = match &mut msg.body {
         Body::Delta(topics) => (topics, true),
-        Body::Snapshot { topics, .. } => (topics, false),
+        Body::Snapshot { topics, .. } | Body::SnapshotFor { topics, .. } => (topics, false),
         _ => return Ok(()),
     };
     let mut named = HashSet::new();
@@ -881,31 +1015,78 @@ fn split(t: TopicChange, budget: usize) -> Vec<TopicChange> {
         .collect()
 }
 
-/// This node's changes since the last tick, topic by topic; vacant topics are dropped.
-fn collect_deltas(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
+/// This node's changes since the last tick, topic by topic (vacant topics are dropped),
+/// and with `state`, every topic where this node has presences, in full, as of those
+/// changes: each shard is read in one hold of its lock, so that no change falls between
+/// the two or appears in both.
+fn collect(
+    shared: &Shared,
+    phoenix: bool,
+    state: bool,
+) -> (Vec<TopicChange>, Option<Vec<TopicChange>>) {
     let mut out = Vec::new();
+    let mut full = state.then(Vec::new);
     for shard in shared.topics.iter() {
         let mut topics = lock(shard);
-        if topics.outbox.is_empty() {
-            continue;
-        }
-        for slot in std::mem::take(&mut topics.outbox) {
-            let Some(t) = topics.get_mut(slot) else {
-                continue;
-            };
-            if let Some(change) = drain_outbox(t, phoenix) {
-                out.push(TopicChange {
-                    topic: t.name.to_string(),
-                    change,
-                });
-            }
-            if t.is_vacant() && !t.dirty {
-                topics.remove(slot);
-                shared.topic_count.fetch_sub(1, Ordering::Relaxed);
+        drain_shard(&mut topics, shared, phoenix, &mut out);
+        if let Some(full) = &mut full {
+            for slot in topics.slots() {
+                if let Some(change) = topics.get(slot).and_then(|t| full_change(t, phoenix)) {
+                    full.push(change);
+                }
             }
         }
     }
-    out
+    (out, full)
+}
+
+/// A topic's whole local part, or `None` where this node has no presence in it.
+fn full_change(t: &Topic, phoenix: bool) -> Option<TopicChange> {
+    if t.presences.is_empty() {
+        return None;
+    }
+    let local = t.local_counts();
+    let change = if phoenix {
+        Change::Phoenix {
+            joins: t.local_entries().map(wire_entry).collect(),
+            leaves: Vec::new(),
+        }
+    } else {
+        Change::Counts {
+            viewers: local.viewers,
+            connections: local.connections,
+            added: t.users.keys().copied().collect(),
+            removed: Vec::new(),
+        }
+    };
+    Some(TopicChange {
+        topic: t.name.to_string(),
+        change,
+    })
+}
+
+/// Drains one shard's outboxes into `out`.
+fn drain_shard(
+    topics: &mut crate::shard::TopicShard,
+    shared: &Shared,
+    phoenix: bool,
+    out: &mut Vec<TopicChange>,
+) {
+    for slot in std::mem::take(&mut topics.outbox) {
+        let Some(t) = topics.get_mut(slot) else {
+            continue;
+        };
+        if let Some(change) = drain_outbox(t, phoenix) {
+            out.push(TopicChange {
+                topic: t.name.to_string(),
+                change,
+            });
+        }
+        if t.is_vacant() && !t.dirty {
+            topics.remove(slot);
+            shared.topic_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn drain_outbox(t: &mut Topic, phoenix: bool) -> Option<Change> {
@@ -945,27 +1126,9 @@ fn collect_snapshot(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
             if let Some(o) = t.outbox.as_mut() {
                 **o = Default::default();
             }
-            if t.presences.is_empty() {
-                continue;
+            if let Some(change) = full_change(t, phoenix) {
+                out.push(change);
             }
-            let local = t.local_counts();
-            let change = if phoenix {
-                Change::Phoenix {
-                    joins: t.local_entries().map(wire_entry).collect(),
-                    leaves: Vec::new(),
-                }
-            } else {
-                Change::Counts {
-                    viewers: local.viewers,
-                    connections: local.connections,
-                    added: t.users.keys().copied().collect(),
-                    removed: Vec::new(),
-                }
-            };
-            out.push(TopicChange {
-                topic: t.name.to_string(),
-                change,
-            });
         }
         for slot in queued {
             if topics.get(slot).is_some_and(|t| t.is_vacant() && !t.dirty) {

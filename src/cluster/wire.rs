@@ -33,6 +33,15 @@ pub enum Body {
     },
     /// Asks `target` (empty: every node) for a snapshot.
     SnapshotRequest { target: String },
+    /// One part of a full snapshot sent to `target` alone, in answer to its request. The
+    /// message's seq is that of the sender's last message before it (not a new one, so
+    /// that other nodes see no gap): the snapshot is the sender's state as of that seq.
+    SnapshotFor {
+        target: String,
+        part: u32,
+        last: bool,
+        topics: Vec<TopicChange>,
+    },
     /// The sender is shutting down cleanly: drop it now.
     Leave,
 }
@@ -98,6 +107,7 @@ const KIND_HEARTBEAT: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
 const KIND_REQUEST: u8 = 4;
 const KIND_LEAVE: u8 = 5;
+const KIND_SNAPSHOT_FOR: u8 = 6;
 
 /// Encodes and signs a message.
 pub fn encode(msg: &Message, secret: &[u8]) -> Vec<u8> {
@@ -110,6 +120,7 @@ pub fn encode(msg: &Message, secret: &[u8]) -> Vec<u8> {
         Body::Snapshot { .. } => KIND_SNAPSHOT,
         Body::SnapshotRequest { .. } => KIND_REQUEST,
         Body::Leave => KIND_LEAVE,
+        Body::SnapshotFor { .. } => KIND_SNAPSHOT_FOR,
     });
     out.push(u8::from(msg.phoenix));
     put_str(&mut out, &msg.node);
@@ -123,6 +134,17 @@ pub fn encode(msg: &Message, secret: &[u8]) -> Vec<u8> {
             put_topics(&mut out, topics);
         }
         Body::SnapshotRequest { target } => put_str(&mut out, target),
+        Body::SnapshotFor {
+            target,
+            part,
+            last,
+            topics,
+        } => {
+            put_str(&mut out, target);
+            put_varint(&mut out, u64::from(*part));
+            out.push(u8::from(*last));
+            put_topics(&mut out, topics);
+        }
         Body::Heartbeat | Body::Leave => {}
     }
     let tag = mac(secret, &out);
@@ -298,13 +320,18 @@ impl<'a> Reader<'a> {
             KIND_DELTA => Body::Delta(self.topics(phoenix)?),
             KIND_HEARTBEAT => Body::Heartbeat,
             KIND_SNAPSHOT => {
-                let part = u32::try_from(self.varint()?).ok()?;
-                let last = match self.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return None,
-                };
+                let (part, last) = self.part()?;
                 Body::Snapshot {
+                    part,
+                    last,
+                    topics: self.topics(phoenix)?,
+                }
+            }
+            KIND_SNAPSHOT_FOR => {
+                let target = self.str()?;
+                let (part, last) = self.part()?;
+                Body::SnapshotFor {
+                    target,
                     part,
                     last,
                     topics: self.topics(phoenix)?,
@@ -323,6 +350,17 @@ impl<'a> Reader<'a> {
             seq,
             body,
         })
+    }
+
+    /// A snapshot part's number and whether it is the last.
+    fn part(&mut self) -> Option<(u32, bool)> {
+        let part = u32::try_from(self.varint()?).ok()?;
+        let last = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        Some((part, last))
     }
 
     fn topics(&mut self, phoenix: bool) -> Option<Vec<TopicChange>> {
@@ -434,6 +472,12 @@ mod tests {
             Body::Snapshot {
                 part: 2,
                 last: true,
+                topics: vec![],
+            },
+            Body::SnapshotFor {
+                target: "node-b".into(),
+                part: 1,
+                last: false,
                 topics: vec![],
             },
         ] {

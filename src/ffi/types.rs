@@ -164,4 +164,10 @@ pub struct presence_cluster_stats {
     pub snapshot_requests_sent: u64,
     /// Nodes dropped for silence or after announcing their departure.
     pub nodes_dropped: u64,
+    /// Nodes held from before the Redis link went down or stopped answering, kept until
+    /// it is back or `stale_after_ms` has passed; 0 while the link is up.
+    pub stale_nodes: u64,
+    /// 1 while this node can hear the bus, 0 while its Redis link is connecting, down or
+    /// unresponsive (always 1 for a host's own bus).
+    pub link_up: u64,
 }

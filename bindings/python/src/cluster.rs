@@ -95,6 +95,7 @@ pub fn config(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option
         match name {
             "tick_ms" => c.tick_ms = n,
             "down_after_ms" => c.down_after_ms = n,
+            "stale_after_ms" => c.stale_after_ms = n,
             "snapshot_interval_ms" => c.snapshot_interval_ms = n,
             // positive() checked that it fits a usize.
             "max_message_bytes" => c.max_message_bytes = n as usize,
@@ -117,6 +118,7 @@ pub fn config_dict<'py>(py: Python<'py>, c: &ClusterConfig) -> PyResult<Bound<'p
     d.set_item("node", &c.node)?;
     d.set_item("tick_ms", c.tick_ms)?;
     d.set_item("down_after_ms", c.down_after_ms)?;
+    d.set_item("stale_after_ms", c.stale_after_ms)?;
     d.set_item("snapshot_interval_ms", c.snapshot_interval_ms)?;
     d.set_item("max_message_bytes", c.max_message_bytes)?;
     d.set_item("max_nodes", c.max_nodes)?;

@@ -189,6 +189,14 @@ pub struct ClusterStats {
     /// Nodes dropped for silence or after announcing their departure.
     #[pyo3(get)]
     pub nodes_dropped: u64,
+    /// Nodes held from before the Redis link went down or stopped answering, kept until
+    /// it is back or stale_after_ms has passed; 0 while the link is up.
+    #[pyo3(get)]
+    pub stale_nodes: u64,
+    /// Whether this node can hear the bus: False while its Redis link is connecting, down
+    /// or unresponsive; always True for a host's own bus.
+    #[pyo3(get)]
+    pub link_up: bool,
 }
 
 impl From<presence::ClusterStats> for ClusterStats {
@@ -208,13 +216,15 @@ impl From<presence::ClusterStats> for ClusterStats {
             snapshots_sent: s.snapshots_sent,
             snapshot_requests_sent: s.snapshot_requests_sent,
             nodes_dropped: s.nodes_dropped,
+            stale_nodes: s.stale_nodes,
+            link_up: s.link_up,
         }
     }
 }
 
 impl ClusterStats {
     /// The counters, in declaration order, with their names.
-    fn counters(&self) -> [(&'static str, u64); 13] {
+    fn counters(&self) -> [(&'static str, u64); 14] {
         [
             ("incarnation", self.incarnation),
             ("nodes", self.nodes),
@@ -229,6 +239,7 @@ impl ClusterStats {
             ("snapshots_sent", self.snapshots_sent),
             ("snapshot_requests_sent", self.snapshot_requests_sent),
             ("nodes_dropped", self.nodes_dropped),
+            ("stale_nodes", self.stale_nodes),
         ]
     }
 }
@@ -251,6 +262,11 @@ impl ClusterStats {
         for (name, value) in self.counters() {
             let _ = write!(out, ", {name}={value}");
         }
+        let _ = write!(
+            out,
+            ", link_up={}",
+            if self.link_up { "True" } else { "False" }
+        );
         out.push(')');
         Ok(out)
     }
@@ -262,6 +278,7 @@ impl ClusterStats {
         for (name, value) in self.counters() {
             d.set_item(name, value)?;
         }
+        d.set_item("link_up", self.link_up)?;
         Ok(d)
     }
 }

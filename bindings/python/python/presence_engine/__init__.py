@@ -34,6 +34,7 @@ class ClusterOptions(_ClusterRequired, total=False):
 
     tick_ms: Union[int, None]
     down_after_ms: Union[int, None]
+    stale_after_ms: Union[int, None]
     snapshot_interval_ms: Union[int, None]
     max_message_bytes: Union[int, None]
     max_nodes: Union[int, None]

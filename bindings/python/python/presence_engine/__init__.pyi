@@ -101,7 +101,8 @@ class ClusterOptions(TypedDict):
             "secret": os.environ["CLUSTER_SECRET"],   # the same on every node
             "tick_ms": 250,                  # how often messages go out
             "down_after_ms": 3000,           # a node silent this long is dropped
-            "snapshot_interval_ms": 30000,   # every node sends a full snapshot this often
+            "stale_after_ms": 30000,         # peers kept this long while Redis is away
+            "snapshot_interval_ms": 300000,  # every node broadcasts a full snapshot this often
             "max_message_bytes": 262144,     # larger snapshots are split; larger messages refused
             "max_nodes": 64,                 # most other nodes tracked
         })
@@ -121,9 +122,14 @@ class ClusterOptions(TypedDict):
     the default, like every optional key."""
     down_after_ms: NotRequired[int | None]
     """A node silent this long is dropped with its presences, in ms (3000; more than
-    tick_ms)."""
+    tick_ms). Only time during which this node can hear the bus counts."""
+    stale_after_ms: NotRequired[int | None]
+    """While this node's Redis link is down or unresponsive, its peers' presences are
+    kept (stale) this long before they are dropped, in ms (30000; or down_after_ms if
+    that is longer)."""
     snapshot_interval_ms: NotRequired[int | None]
-    """Each node sends a full snapshot this often, in ms (30000)."""
+    """Each node broadcasts a full snapshot this often, in ms (300000): a backstop, since
+    lost messages are found from sequence gaps and healed by snapshots on request."""
     max_message_bytes: NotRequired[int | None]
     """Largest message sent or accepted, in bytes (262144; at least 16384)."""
     max_nodes: NotRequired[int | None]

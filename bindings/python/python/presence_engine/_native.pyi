@@ -164,7 +164,8 @@ class ClusterStats:
 
     @property
     def nodes(self) -> int:
-        """Other nodes currently live (heard from within down_after_ms)."""
+        """Other nodes currently held: live (heard from within down_after_ms), or stale
+        while this node's Redis link is down."""
 
     @property
     def messages_sent(self) -> int:
@@ -208,7 +209,7 @@ class ClusterStats:
     @property
     def snapshots_sent(self) -> int:
         """Full snapshots this node sent: its first, the periodic ones
-        (snapshot_interval_ms), and those peers asked for."""
+        (snapshot_interval_ms), and those peers asked for (each sent to the asker alone)."""
 
     @property
     def snapshot_requests_sent(self) -> int:
@@ -216,11 +217,23 @@ class ClusterStats:
 
     @property
     def nodes_dropped(self) -> int:
-        """Nodes dropped, for silence (down_after_ms) or after announcing their departure."""
+        """Nodes dropped, for silence (down_after_ms), after an outage of this node's Redis
+        link longer than stale_after_ms, or after announcing their departure."""
+
+    @property
+    def stale_nodes(self) -> int:
+        """Nodes held from before this node's Redis link went down or stopped answering,
+        kept (not dropped for silence) until the link is back or stale_after_ms has
+        passed; 0 while the link is up."""
+
+    @property
+    def link_up(self) -> bool:
+        """Whether this node can hear the bus: False while its Redis link is connecting,
+        down or unresponsive; always True for your own bus."""
 
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
-    def to_dict(self) -> dict[str, str | int]:
+    def to_dict(self) -> dict[str, str | int | bool]:
         """Every field but `rejected` as a dict: `{"node": ..., "incarnation": ..., ...}`."""
 
 @disjoint_base
@@ -472,8 +485,11 @@ class Engine:
         """Cluster mode: starts the built-in Redis link, a native thread that calls
         `cluster_tick()` every tick_ms and publishes on the pub/sub `channel` of the Redis
         server at `url` (e.g. "redis://127.0.0.1:6379/"), and ingests what the other nodes
-        publish there. It reconnects with backoff when Redis goes away and resyncs when it
-        is back; a Redis that cannot be reached now is not an error. Calling it again
+        publish there ("rediss://" for TLS, with "?ca_file=/path/ca.pem" for a private
+        CA; "redis://user:password@host/" for AUTH). Every Redis call has a timeout; while
+        Redis is away or stops answering, the other nodes' presences are kept (stale) for
+        stale_after_ms, and the link reconnects within about half a second of Redis
+        returning; a Redis that cannot be reached now is not an error. Calling it again
         replaces the running link (waiting for the old thread). Do not also call
         `cluster_tick()` or `cluster_ingest()` while it runs.
 
