@@ -175,6 +175,28 @@ impl<const W: usize, H: KeyHash> Table<W, H> {
         self.probe(key)
     }
 
+    /// Adds `slot` at the vacant index `i` that `find` returned for `slot[0]` (before any
+    /// other change), growing the table first when it is full. Unlike `entry`, a lookup
+    /// through `find` allocates nothing, so a caller that may still refuse the insert
+    /// leaves the table as it was.
+    #[inline]
+    pub fn insert_vacant(&mut self, i: usize, slot: [u64; W]) {
+        let full = !fits(self.len + 1, self.slots.len());
+        if full {
+            self.resize(next_size(self.slots.len(), H::BY_HALVES));
+        }
+        // `find` answers an empty table without probing: its index is only a guess there.
+        let i = if full || self.len == 0 {
+            match self.probe(slot[0]) {
+                Probe::Vacant(i) => i,
+                Probe::Found(_) => unreachable!("insert_vacant of a key that is present"),
+            }
+        } else {
+            i
+        };
+        self.insert_at(i, slot);
+    }
+
     /// Fills the vacant slot `i` that `entry` returned for `slot[0]`.
     #[inline]
     pub fn insert_at(&mut self, i: usize, slot: [u64; W]) {
@@ -353,6 +375,47 @@ mod tests {
         run::<Prehashed>();
         run::<Crowded>();
         run::<Last>();
+    }
+
+    /// A lookup with `find` allocates nothing; `insert_vacant` grows the table when the
+    /// insert needs room, and places the key where `get` finds it.
+    #[test]
+    fn find_then_insert_vacant_grows_only_on_insert() {
+        let mut t: Table<2, Mixed> = Table::default();
+        let mut k = 1;
+        for _ in 0..3 {
+            // Fill the table up to the point where one more key needs a bigger one.
+            while fits(t.len() + 1, t.heap_bytes() / 16) {
+                let Probe::Vacant(i) = t.find(k) else {
+                    panic!("{k} is new")
+                };
+                t.insert_vacant(i, [k, k]);
+                k += 1;
+            }
+            let bytes = t.heap_bytes();
+            let Probe::Vacant(i) = t.find(k) else {
+                panic!("{k} is new")
+            };
+            assert_eq!(t.heap_bytes(), bytes, "a lookup allocates nothing");
+            t.insert_vacant(i, [k, k]);
+            assert!(t.heap_bytes() > bytes, "the insert made room");
+            k += 1;
+            for j in 1..k {
+                assert_eq!(t.get(j), Some(&[j, j]));
+            }
+        }
+        // An emptied table keeps its slots: a key still goes to its own home.
+        for j in 1..k {
+            t.remove(j);
+        }
+        assert!(t.heap_bytes() > 0 && t.is_empty());
+        for j in [k, k + 1, u64::MAX] {
+            let Probe::Vacant(i) = t.find(j) else {
+                panic!("{j} is new")
+            };
+            t.insert_vacant(i, [j, 1]);
+            assert_eq!(t.get(j), Some(&[j, 1]));
+        }
     }
 
     #[test]
