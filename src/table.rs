@@ -331,7 +331,9 @@ mod tests {
             let mut t: Table<2, H> = Table::default();
             let mut m: HashMap<u64, u64> = HashMap::new();
             let mut x = 12345u64;
-            for step in 0..20_000u64 {
+            // Miri interprets every step: a tenth of them still wraps and shrinks tables.
+            let steps = if cfg!(miri) { 2_000 } else { 20_000u64 };
+            for step in 0..steps {
                 x = crate::hash::mix64(x + step);
                 let k = x % 500;
                 if x % 3 == 0 {
