@@ -39,19 +39,25 @@ $(CARGO_FUZZ):
 fuzz-build: deps-nightly $(CARGO_FUZZ)
 	$(FUZZ) build $(FUZZ_BUILD_FLAGS)
 
-# $(1): target, $(2): seconds. -timeout: one input running over 10 s is a hang.
+# $(1): seconds. Every target runs even when one fails; the run fails at the end if any
+# did. -timeout: one input running over 10 s is a hang.
 define fuzz_run
-	@mkdir -p $(FUZZ_OUT)/corpus/$(1) $(FUZZ_OUT)/artifacts/$(1)
-	@echo "fuzzing $(1) for $(2) s"
-	$(FUZZ) run $(FUZZ_BUILD_FLAGS) $(1) $(FUZZ_OUT)/corpus/$(1) $(ROOT)/fuzz/seeds/$(1) -- \
-	  -max_total_time=$(2) -timeout=10 -print_final_stats=1 \
-	  -artifact_prefix=$(FUZZ_OUT)/artifacts/$(1)/ 2>&1 | tee $(FUZZ_OUT)/$(1).log | grep -E '^#[0-9]+ +(pulse|DONE)|^stat::|ERROR|panicked'
-
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_OUT)/corpus/$$t $(FUZZ_OUT)/artifacts/$$t; \
+	  echo "fuzzing $$t for $(1) s (log: $(FUZZ_OUT)/$$t.log)"; \
+	  $(FUZZ) run $(FUZZ_BUILD_FLAGS) $$t $(FUZZ_OUT)/corpus/$$t $(ROOT)/fuzz/seeds/$$t -- \
+	    -max_total_time=$(1) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_OUT)/artifacts/$$t/ > $(FUZZ_OUT)/$$t.log 2>&1 \
+	    || failed="$$failed $$t"; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|ERROR|panicked at|Test unit written' \
+	    $(FUZZ_OUT)/$$t.log || true; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 endef
 
 fuzz: fuzz-build
-	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_SECONDS)))
+	$(call fuzz_run,$(FUZZ_SECONDS))
 
 test-fuzz: fuzz-build
 	cd $(ROOT)/fuzz && $(CARGO) fmt --check
-	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),$(FUZZ_TEST_SECONDS)))
+	$(call fuzz_run,$(FUZZ_TEST_SECONDS))

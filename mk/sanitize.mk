@@ -25,7 +25,7 @@ deps-miri: deps-nightly
 test-tsan: deps-nightly
 	CARGO_TARGET_DIR=$(SAN_OUT)/tsan RUSTUP_TOOLCHAIN=nightly \
 	  RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
-	  CARGO_PROFILE_DEV_OPT_LEVEL=1 PRESENCE_STRESS_STEPS=$(TSAN_STEPS) \
+	  PRESENCE_STRESS_STEPS=$(TSAN_STEPS) \
 	  TSAN_OPTIONS="halt_on_error=1" \
 	  $(CARGO) test -Zbuild-std --target $(HOST_TRIPLE) --no-default-features --test concurrency
 
