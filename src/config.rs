@@ -19,7 +19,8 @@ pub enum Format {
 pub struct Config {
     /// The wire format.
     pub format: Format,
-    /// Phoenix format only: the key under which anonymous presences are listed.
+    /// Phoenix format only: the key under which anonymous presences are listed. Never
+    /// empty; in phoenix format at most `max_key_bytes` long.
     pub viewers_key: String,
     /// Number of lock shards for topics and for connections (rounded up to a power of two).
     pub shards: usize,
@@ -176,10 +177,18 @@ impl Config {
         if self.shards == 0 || self.shards > 4096 {
             return Err(bad(format!("shards must be 1..=4096, got {}", self.shards)));
         }
-        if self.viewers_key.is_empty() || self.viewers_key.len() > self.max_key_bytes {
-            return Err(bad(
-                "viewers_key must be non-empty and within max_key_bytes".into(),
-            ));
+        if self.viewers_key.is_empty() {
+            return Err(bad("viewers_key must be non-empty".into()));
+        }
+        // The viewers key is listed beside the users' keys, so clients see it as one; the
+        // counts format lists no key, so there any max_key_bytes goes.
+        if self.format == Format::Phoenix && self.viewers_key.len() > self.max_key_bytes {
+            return Err(bad(format!(
+                "viewers_key is {} bytes, over max_key_bytes ({}): in phoenix format it is \
+                 listed as a key",
+                self.viewers_key.len(),
+                self.max_key_bytes
+            )));
         }
         for (name, v) in [
             ("max_topic_bytes", self.max_topic_bytes),
@@ -307,6 +316,23 @@ mod tests {
         assert_eq!(c.cluster.unwrap().stale_after_ms, 30_000);
     }
 
+    /// The viewers key is a key of the phoenix lists only: counts format lists no key, so a
+    /// max_key_bytes below its length is fine there.
+    #[test]
+    fn viewers_key_fits_max_key_bytes_in_phoenix_format_only() {
+        let counts = Config::from_json(r#"{"max_key_bytes":3}"#).unwrap();
+        assert_eq!(
+            (counts.max_key_bytes, counts.viewers_key.as_str()),
+            (3, "viewers")
+        );
+        let phoenix =
+            Config::from_json(r#"{"format":"phoenix","viewers_key":"abc","max_key_bytes":3}"#)
+                .unwrap();
+        assert_eq!(phoenix.viewers_key, "abc");
+        let err = Config::from_json(r#"{"format":"phoenix","max_key_bytes":3}"#).unwrap_err();
+        assert!(err.to_string().contains("over max_key_bytes (3)"), "{err}");
+    }
+
     #[test]
     fn rejects_unknown_fields_bad_values_and_non_objects() {
         for text in [
@@ -316,6 +342,9 @@ mod tests {
             r#"{"max_topics":-1}"#,
             r#"{"shards":"4"}"#,
             r#"{"viewers_key":""}"#,
+            r#"{"format":"counts","viewers_key":""}"#,
+            r#"{"format":"phoenix","max_key_bytes":6}"#,
+            r#"{"format":"phoenix","viewers_key":"abc","max_key_bytes":2}"#,
             r#"{"cluster":{"node":"a"}}"#,
             r#"{"cluster":{"node":"a","secret":"short"}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":500,"down_after_ms":400}}"#,

@@ -231,11 +231,15 @@ impl ConnSlot<'_> {
         }
     }
 
-    /// Records a presence; the caller has checked that it is not there.
+    /// Records a presence; the caller has checked that it is not there. Only this grows
+    /// the index, so a track refused after `slot` leaves the memory held as it was.
     pub fn insert(self, topic: TopicRef, key_hash: u64) {
         let link = Link { topic, key_hash };
         match self.probe {
-            Probe::Vacant(i) => self.shard.first.insert_at(i, pack(self.conn, link, false)),
+            Probe::Vacant(i) => self
+                .shard
+                .first
+                .insert_vacant(i, pack(self.conn, link, false)),
             Probe::Found(i) => {
                 self.shard.first.at_mut(i)[2] |= MORE;
                 self.shard.more.entry(self.conn).or_default().push(link);
@@ -252,11 +256,11 @@ impl ConnShard {
         self.first.prefetch(conn);
     }
 
-    /// The place of `conn`, for a track.
+    /// The place of `conn`, for a track. Allocates nothing: the track may still be refused.
     pub fn slot(&mut self, conn: u64) -> ConnSlot<'_> {
         ConnSlot {
             conn,
-            probe: self.first.entry(conn),
+            probe: self.first.find(conn),
             shard: self,
         }
     }

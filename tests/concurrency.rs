@@ -13,7 +13,13 @@ use support::{sync_diff, Rng, SeedReducer};
 const TOPICS: usize = 8;
 const THREADS: u64 = 4;
 const CONNS_PER_THREAD: u64 = 64;
-const STEPS: usize = 100_000;
+/// Steps per worker; PRESENCE_STRESS_STEPS lowers it for slow instrumented runs (TSan).
+fn steps() -> usize {
+    std::env::var("PRESENCE_STRESS_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000)
+}
 
 fn topic(i: u64) -> String {
     format!("shared:{}", i % TOPICS as u64)
@@ -37,7 +43,7 @@ fn hammer(format: Format) {
                     // Each thread owns its conns, so it alone knows where they are.
                     let mut rng = Rng(t + 1);
                     let mut mine: HashMap<(String, u64), Option<String>> = HashMap::new();
-                    for _ in 0..STEPS {
+                    for _ in 0..steps() {
                         let conn = t * CONNS_PER_THREAD + rng.below(CONNS_PER_THREAD);
                         let topic = topic(rng.below(TOPICS as u64));
                         match rng.below(10) {

@@ -134,12 +134,26 @@ function checkKey(key) {
   return checkText(key, 'key', Status.INVALID_ARGUMENT, InvalidInputError);
 }
 
+function strictMember(key, value) {
+  if (!key.isWellFormed()) {
+    throw new InvalidInputError('a meta key is not well-formed UTF-16 (it has a lone surrogate), so it has no UTF-8 form', Status.INVALID_UTF8);
+  }
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new InvalidMetaError(`meta value ${JSON.stringify(key)} is ${value}: numbers in a meta must be finite`, Status.INVALID_META);
+  }
+  if (typeof value === 'string' && !value.isWellFormed()) {
+    throw new InvalidInputError('a meta string is not well-formed UTF-16 (it has a lone surrogate), so it has no UTF-8 form', Status.INVALID_UTF8);
+  }
+  return value;
+}
+
 function checkMeta(meta) {
   if (meta === undefined || meta === null) return null;
   if (typeof meta === 'string') return checkText(meta, 'meta', Status.INVALID_META, InvalidMetaError);
   if (typeof meta === 'object' && !Array.isArray(meta) && !ArrayBuffer.isView(meta)) {
-    // JSON.stringify escapes NULs and lone surrogates, so its output always reaches C intact.
-    return JSON.stringify(meta);
+    // JSON.stringify would write a non-finite number as null and escape a lone surrogate;
+    // both are refused instead, as the core refuses them in JSON text and Python in a dict.
+    return JSON.stringify(meta, strictMember);
   }
   throw new TypeError(`meta must be a plain object, a JSON object string, null or undefined, got ${describe(meta)}`);
 }

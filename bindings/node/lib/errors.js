@@ -47,7 +47,7 @@ class PresenceError extends Error {
 
 /** A topic, key or meta the engine refuses: empty, too long, not UTF-8, bad meta. */
 class InvalidInputError extends PresenceError {}
-/** The meta is not a JSON object, or it uses a reserved key (phx_ref, phx_ref_prev). */
+/** The meta is not a JSON object, uses a reserved key (phx_ref, phx_ref_prev), or holds a non-finite number or an escaped lone surrogate. */
 class InvalidMetaError extends InvalidInputError {}
 /** A topic, key or meta is longer than the engine's configured limit. */
 class TooLongError extends InvalidInputError {}

@@ -455,8 +455,8 @@ def test_argument_errors_win_over_closed() -> None:
         ({"shards": -1}, "shards must be a positive integer, got -1"),
         ({"shards": 5000}, "shards must be 1..=4096"),
         ({"viewers_key": ""}, "viewers_key must be non-empty"),
-        ({"viewers_key": "v" * 300}, "viewers_key must be non-empty and within max_key_bytes"),
-        ({"max_key_bytes": 3}, "viewers_key"),  # "viewers" no longer fits
+        ({"format": "phoenix", "viewers_key": "v" * 300}, "viewers_key is 300 bytes, over max_key_bytes"),
+        ({"format": "phoenix", "max_key_bytes": 3}, "viewers_key"),  # "viewers" no longer fits
         ({"max_topic_bytes": 0}, "max_topic_bytes must be a positive integer"),
         ({"max_key_bytes": -5}, "max_key_bytes must be a positive integer"),
         ({"max_meta_bytes": 0}, "max_meta_bytes"),

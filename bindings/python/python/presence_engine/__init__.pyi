@@ -76,8 +76,10 @@ float, bool, None), written out as compact JSON in insertion order; or a str hol
 JSON object, passed as it is; or None for no meta. The engine refuses a meta that is not
 a JSON object, uses the reserved keys "phx_ref" or "phx_ref_prev", nests objects and
 arrays deeper than 64 levels (a dict: or holds a reference cycle), holds NaN or an
-infinity, or is longer than max_meta_bytes as JSON text (InvalidInputError); a dict key
-that is not a str, or a value of another type, is a TypeError."""
+infinity (a str: a number no double holds, such as 1e400), holds an escaped lone
+surrogate ("\\ud800" in a str), or is longer than max_meta_bytes as JSON text
+(InvalidInputError); a dict key that is not a str, or a value of another type, is a
+TypeError."""
 
 TrackItem: TypeAlias = (
     tuple[str, int]
