@@ -122,12 +122,21 @@ impl DiffBatch {
 
     /// The topics in the order of the JSON array.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = TopicDiff<'_>> + '_ {
-        self.items.iter().map(|i| TopicDiff {
+        self.items.iter().map(|i| self.view(i))
+    }
+
+    /// The `i`-th topic of the JSON array.
+    pub fn get(&self, i: usize) -> Option<TopicDiff<'_>> {
+        self.items.get(i).map(|i| self.view(i))
+    }
+
+    fn view(&self, i: &Item) -> TopicDiff<'_> {
+        TopicDiff {
             topic: &self.names[i.topic.clone()],
             seq: i.seq,
             counts: i.counts,
             payload: &self.json[i.payload.clone()],
-        })
+        }
     }
 }
 
@@ -304,6 +313,8 @@ mod tests {
             assert_eq!(at, ready.text().len());
             assert_eq!(ready.get(1), ready.iter().nth(1));
             assert_eq!(ready.get(2), None);
+            assert_eq!(diffs.get(1), diffs.iter().nth(1));
+            assert_eq!(diffs.get(2), None);
         }
     }
 }
