@@ -296,24 +296,34 @@ function takeReady(n, f) {
   try {
     const count = Number(readyWords[3]);
     if (count === 0) return [];
-    const text = n.koffi.decode.string(asPointer(readyWords[0]), Number(readyWords[1]));
     const w = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4));
+    // The text ends with the last topic's message (or payload): it is ASCII when its
+    // length in UTF-16 units equals its length in bytes, and then latin1 decodes it with
+    // a plain copy instead of a UTF-8 decoder.
+    const len = Number(readyWords[1]);
+    const last = (count - 1) * DIFF_WORDS;
+    const end16 = w[last + 30 + LO] === 0 ? w[last + 24 + LO] + w[last + 26 + LO] : w[last + 28 + LO] + w[last + 30 + LO];
+    const bytes = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
+    const text = end16 === len ? bytes.latin1Slice(0, len) : bytes.utf8Slice(0, len);
     const out = new Array(count);
     for (let i = 0; i < count; i++) {
       const b = i * DIFF_WORDS;
-      const seq = w[b + LO] + w[b + HI] * 4294967296;
-      const counts = {
-        viewers: w[b + 2 + LO] + w[b + 2 + HI] * 4294967296,
-        users: w[b + 4 + LO] + w[b + 4 + HI] * 4294967296,
-        connections: w[b + 6 + LO] + w[b + 6 + HI] * 4294967296,
-      };
       // The UTF-16 spans (words 20..31): offsets and lengths stay far below 2^32.
       const t = w[b + 20 + LO];
-      const topic = text.slice(t, t + w[b + 22 + LO]);
       const p = w[b + 24 + LO];
       const m = w[b + 28 + LO];
       const mlen = w[b + 30 + LO];
-      out[i] = new Diff(text, topic, seq, counts, p, p + w[b + 26 + LO], mlen === 0 ? null : text.slice(m, m + mlen));
+      out[i] = new Diff(
+        text,
+        text.slice(t, t + w[b + 22 + LO]),
+        w[b + LO] + w[b + HI] * 4294967296,
+        w[b + 2 + LO] + w[b + 2 + HI] * 4294967296,
+        w[b + 4 + LO] + w[b + 4 + HI] * 4294967296,
+        w[b + 6 + LO] + w[b + 6 + HI] * 4294967296,
+        p,
+        p + w[b + 26 + LO],
+        mlen === 0 ? null : text.slice(m, m + mlen)
+      );
     }
     return out;
   } finally {
@@ -330,20 +340,29 @@ class Diff {
   #text;
   #start;
   #end;
+  #viewers;
+  #users;
+  #connections;
   #payload = undefined;
 
-  constructor(text, topic, seq, counts, start, end, message) {
+  constructor(text, topic, seq, viewers, users, connections, start, end, message) {
     this.#text = text;
     this.#start = start;
     this.#end = end;
+    this.#viewers = viewers;
+    this.#users = users;
+    this.#connections = connections;
     /** The topic name. */
     this.topic = topic;
     /** 1 for a topic's first diff, then one more each time. */
     this.seq = seq;
-    /** The live counts after this diff. */
-    this.counts = counts;
     /** The whole message in the poll's envelope, or null for a poll without one. */
     this.message = message;
+  }
+
+  /** The live counts after this diff (a new object on each read). */
+  get counts() {
+    return { viewers: this.#viewers, users: this.#users, connections: this.#connections };
   }
 
   /** The presence_diff payload as JSON text. */
