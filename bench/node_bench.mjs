@@ -11,6 +11,7 @@
 // are shared with the workload arrays, so neither side pays for them there).
 //
 // Usage: node bench/node_bench.mjs [--n N] [--topics T] [--runs R] [--check]
+//        node bench/node_bench.mjs --host [--total T] [--changed A,B] [--state-n N] [--runs R]
 // Output: one JSON object per line on stdout, `runs` in run order, `median` over them.
 // --check: a small workload (N = 2000, T = 10 unless given) with anonymous viewers and
 // connections in two topics; asserts that both trackers give identical counts for every
@@ -94,7 +95,7 @@ export class JsMapTracker {
 }
 
 function parseArgs(argv) {
-  const opts = { n: null, topics: null, runs: 3, check: false };
+  const opts = { n: null, topics: null, runs: 3, check: false, host: false, total: 10_000, changed: [1_000, 10_000], stateN: 10_000 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => {
@@ -107,13 +108,21 @@ function parseArgs(argv) {
     else if (flag === '--topics') opts.topics = value();
     else if (flag === '--runs') opts.runs = value();
     else if (flag === '--check') opts.check = true;
+    else if (flag === '--host') opts.host = true;
+    else if (flag === '--total') opts.total = value();
+    else if (flag === '--state-n') opts.stateN = value();
+    else if (flag === '--changed') {
+      const v = inline !== undefined ? inline : argv[++i];
+      opts.changed = String(v).split(',').map(Number);
+      if (!opts.changed.every((k) => Number.isSafeInteger(k) && k >= 1)) usage(`--changed needs positive integers, got ${v}`);
+    }
     else usage(`unknown argument ${argv[i]}`);
   }
   return opts;
 }
 
 function usage(message) {
-  process.stderr.write(`node_bench: ${message}\nusage: node bench/node_bench.mjs [--n N] [--topics T] [--runs R] [--check]\n`);
+  process.stderr.write(`node_bench: ${message}\nusage: node bench/node_bench.mjs [--n N] [--topics T] [--runs R] [--check]\n       node bench/node_bench.mjs --host [--total T] [--changed A,B] [--state-n N] [--runs R]\n`);
   process.exit(2);
 }
 
@@ -266,6 +275,111 @@ function check(opts) {
   }
 }
 
+// --- the host path (run.py's "host" suite) ----------------------------------------------
+
+const META = '{"online_at":1700000000}'; // the Rust driver's small meta
+
+/** Microseconds of this process's CPU time that `fn` takes, and what it returned. */
+function cpuTimed(fn) {
+  const start = process.cpuUsage();
+  const value = fn();
+  const d = process.cpuUsage(start);
+  return [d.user + d.system, value];
+}
+
+/**
+ * What a host pays per changed topic to get each topic's name and its ready-to-send
+ * message, on the workload of the Rust driver's `host` command (total topics of one
+ * presence each, k of them changed by one more presence, one poll timed, the state
+ * restored off the clock):
+ *   node-fast  engine.pollReady({envelope: 'event'}), reading each Diff's topic and message
+ *   node-dict  engine.pollDiff(), writing each message with JSON.stringify (what the web
+ *              demo did before the fast path)
+ * Then the state of one phoenix topic of stateN presences: stateMessage(topic) and
+ * list(topic). CPU time of the process (process.cpuUsage, µs resolution, so the polls
+ * timed are of 1000 topics or more), as the other drivers time theirs, after five untimed
+ * calls of each (the code compiled, as in a running server).
+ */
+function hostBench(opts) {
+  const { total, changed, stateN, runs } = opts;
+  for (const format of ['counts', 'phoenix']) {
+    const e = new Engine({ format });
+    const meta = format === 'phoenix' ? META : null;
+    const names = Array.from({ length: total }, (_, j) => `p${j}`);
+    names.forEach((name, j) => e.track(name, j, 'u', meta));
+    e.pollDiffJson();
+    for (const kk of changed) {
+      const k = Math.min(kk, total);
+      const chosen = Array.from({ length: k }, (_, i) => names[Math.floor((i * total) / k)]);
+      const impls = [
+        [
+          'node-fast',
+          () => {
+            let n = 0;
+            for (const d of e.pollReady({ envelope: 'event' })) {
+              if (d.topic !== undefined && d.message !== null) n++;
+            }
+            return n;
+          },
+        ],
+        [
+          'node-dict',
+          () => {
+            let n = 0;
+            for (const d of e.pollDiff()) {
+              const message = `{"event":"presence_diff","topic":${JSON.stringify(d.topic)},"seq":${d.seq},"payload":${JSON.stringify(d.payload)}}`;
+              if (message.length > 0) n++;
+            }
+            return n;
+          },
+        ],
+      ];
+      const ns = Object.fromEntries(impls.map(([name]) => [name, []]));
+      // Untimed polls of each first: a server polls with its code compiled (V8 optimises
+      // a function after several calls, on background threads that process.cpuUsage
+      // counts) and the library's functions declared.
+      for (const [, fn] of [...impls, ...impls, ...impls, ...impls, ...impls]) {
+        chosen.forEach((topic, c) => e.track(topic, total + c, 'v', meta));
+        fn();
+        chosen.forEach((topic, c) => e.untrack(topic, total + c));
+        e.pollDiffJson();
+      }
+      for (let r = 0; r < runs; r++) {
+        for (let i = 0; i < impls.length; i++) {
+          const [name, fn] = impls[(r + i) % impls.length];
+          chosen.forEach((topic, c) => e.track(topic, total + c, 'v', meta));
+          const [us, got] = cpuTimed(fn);
+          if (got !== k) throw new Error(`${name}: ${got} diffs for ${k} changed topics`);
+          ns[name].push(round((us * 1000) / k, 1));
+          chosen.forEach((topic, c) => e.untrack(topic, total + c));
+          e.pollDiffJson();
+        }
+      }
+      const params = { format, changed: k, total_topics: total };
+      for (const [name] of impls) line({ bench: 'host_diff', impl: name, baseline: 'rust-poll_diff', unit: 'ns', params, runs: ns[name] });
+    }
+    e.close();
+  }
+  const e = new Engine({ format: 'phoenix' });
+  for (let i = 0; i < stateN; i++) e.track('t0', i, `u${Math.floor(i / 2)}`, META);
+  e.pollDiffJson();
+  const state = { 'node-state-message': [], 'node-list': [] };
+  e.stateMessage('t0');
+  e.list('t0');
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 === 0 ? Object.keys(state) : Object.keys(state).reverse();
+    for (const name of order) {
+      const [us] = cpuTimed(() => (name === 'node-list' ? e.list('t0') : e.stateMessage('t0')));
+      state[name].push(us);
+    }
+  }
+  e.close();
+  for (const [name, values] of Object.entries(state)) {
+    line({ bench: 'host_state', impl: name, baseline: 'rust-list', unit: 'us', params: { presences: stateN, topic: 't0' }, runs: values });
+  }
+}
+
 const opts = parseArgs(process.argv.slice(2));
-if (opts.check) check(opts);
+if (opts.host) hostBench(opts);
+else if (opts.check) check(opts);
 else bench(opts);

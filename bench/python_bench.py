@@ -21,6 +21,8 @@ Output: one JSON object per line on stdout, for example
 Progress goes to stderr. `--check` runs a small workload and fails (exit 1) unless every
 tracker gives identical counts for every topic.
 
+`--host` runs the host-path benchmark instead (run.py's "host" suite; see host_bench).
+
 Needs only the standard library and the installed presence_engine package.
 """
 
@@ -300,6 +302,118 @@ def check(n: int, topics: int) -> bool:
     return ok
 
 
+# ---- the host path ----------------------------------------------------------------------
+
+META = '{"online_at":1700000000}'  # the Rust driver's small meta (presence_bench::META)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def cpu_timed(fn: Callable[[], object]) -> float:
+    """Seconds of this thread's CPU time that `fn` takes (see host_bench)."""
+    start = time.thread_time()
+    fn()
+    return time.thread_time() - start
+
+
+def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
+    """What a host pays per changed topic to get each topic's name and its ready-to-send
+    message, on the workload of the Rust driver's `host` command: `total` topics of one
+    presence each (phoenix: with the small meta), `k` of them changed by one more presence
+    (key "v"), one poll timed, the state restored off the clock.
+
+      python-fast  engine.poll("event"), reading each Diff's topic and message
+      python-dict  engine.poll_diff(), writing each message from the dicts with json.dumps
+                   (what a host did before the fast path: the web demo did exactly this)
+
+    Then the state of one phoenix topic of `state_n` presences (the standard workload:
+    key u{i//2}, the small meta): state_message(topic) (the whole presence_state message)
+    and list(topic) (the payload as Python objects). Times are this thread's CPU time, as
+    in the Rust driver: the three drivers run side by side on shared cores, where wall
+    time would also count whatever else ran meanwhile."""
+    for fmt in ("counts", "phoenix"):
+        e = presence_engine.Engine(format=fmt)
+        meta = META if fmt == "phoenix" else None
+        names = [f"p{j}" for j in range(total)]
+        for j, name in enumerate(names):
+            e.track(name, j, "u", meta)
+        e.poll_diff_json()
+        for k in changed:
+            k = min(k, total)
+            chosen = [names[i * total // k] for i in range(k)]
+
+            def fast() -> int:
+                n = 0
+                for d in e.poll("event"):
+                    d.topic
+                    d.message
+                    n += 1
+                return n
+
+            def dict_path() -> int:
+                n = 0
+                for d in e.poll_diff():
+                    topic = d["topic"]
+                    message = (  # noqa: F841 - built to be sent, as a host would
+                        f'{{"event":"presence_diff","topic":{dumps(topic)},"seq":{d["seq"]},'
+                        f'"payload":{dumps(d["payload"])}}}'
+                    )
+                    n += 1
+                return n
+
+            impls: list[tuple[str, Callable[[], int]]] = [("python-fast", fast), ("python-dict", dict_path)]
+            ns: dict[str, list[float]] = {name: [] for name, _ in impls}
+            # One untimed poll of each first, as the Node driver does (a running server).
+            for _, fn in impls:
+                for c, topic in enumerate(chosen):
+                    e.track(topic, total + c, "v", meta)
+                fn()
+                for c, topic in enumerate(chosen):
+                    e.untrack(topic, total + c)
+                e.poll_diff_json()
+            for r in range(runs):
+                for i in range(len(impls)):
+                    name, fn = impls[(r + i) % len(impls)]
+                    for c, topic in enumerate(chosen):
+                        e.track(topic, total + c, "v", meta)
+                    got = 0
+
+                    def call(fn: Callable[[], int] = fn) -> None:
+                        nonlocal got
+                        got = fn()
+
+                    secs = cpu_timed(call)
+                    if got != k:
+                        raise SystemExit(f"{name}: {got} diffs for {k} changed topics")
+                    ns[name].append(secs * 1e9 / k)
+                    for c, topic in enumerate(chosen):
+                        e.untrack(topic, total + c)
+                    e.poll_diff_json()
+            params = {"format": fmt, "changed": k, "total_topics": total}
+            for name, _ in impls:
+                print(json.dumps({"bench": "host_diff", "impl": name, "baseline": "rust-poll_diff",
+                                  "unit": "ns", "params": params, "runs": [round(v, 1) for v in ns[name]]}),
+                      flush=True)
+        e.close()
+    e = presence_engine.Engine(format="phoenix")
+    for i in range(state_n):
+        e.track("t0", i, f"u{i // 2}", META)
+    e.poll_diff_json()
+    state: dict[str, list[float]] = {"python-state-message": [], "python-list": []}
+    for r in range(runs):
+        order = list(state) if r % 2 == 0 else list(reversed(state))
+        for name in order:
+            fn = (lambda: e.state_message("t0")) if name == "python-state-message" else (lambda: e.list("t0"))
+            state[name].append(cpu_timed(fn) * 1e6)
+    e.close()
+    for name, values in state.items():
+        print(json.dumps({"bench": "host_state", "impl": name, "baseline": "rust-list", "unit": "us",
+                          "params": {"presences": state_n, "topic": "t0"}, "runs": [round(v, 1) for v in values]}),
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="connections (default 1000000)")
@@ -311,7 +425,14 @@ def main(argv: list[str] | None = None) -> int:
         help="small workload (n=20000, topics=100, 1 run unless given): verify that all "
         "trackers agree on every topic's counts, then run the bench once; exit 1 on a mismatch",
     )
+    parser.add_argument("--host", action="store_true", help="the host-path benchmark (run.py's host suite)")
+    parser.add_argument("--total", type=int, default=10_000, help="--host: topics (default 10000)")
+    parser.add_argument("--changed", default="1000,10000", help="--host: changed topics per poll (default 1000,10000)")
+    parser.add_argument("--state-n", type=int, default=10_000, help="--host: presences of the state topic")
     args = parser.parse_args(argv)
+    if args.host:
+        host_bench(args.total, [int(k) for k in args.changed.split(",")], args.state_n, args.runs)
+        return 0
     if args.check:
         if "--n" not in (argv if argv is not None else sys.argv[1:]):
             args.n = 20_000

@@ -83,6 +83,11 @@ class Sizes:
     cluster_topics: int = 1_000
     cluster_rates: tuple[int, ...] = (10, 100, 1_000, 10_000)
     cluster_seconds: int = 10
+    # host path: topics, changed topics per poll, presences of the state topic, runs
+    host_total: int = 10_000
+    host_changed: tuple[int, ...] = (1_000, 10_000)
+    host_state_n: int = 10_000
+    host_runs: int = 9
 
 
 FULL = Sizes()
@@ -103,6 +108,7 @@ QUICK = Sizes(
     cluster_down_reps=2,
     cluster_rates=(100, 1_000),
     cluster_seconds=3,
+    host_runs=3,
 )
 
 
@@ -730,6 +736,84 @@ def plot_poll(ctx: Ctx, changed: list[Rec], total: list[Rec]) -> None:
     save_plot(ctx, fig, "poll_diff.png")
 
 
+# ---- 8. the host path ------------------------------------------------------------------
+
+HOST_ORDER = ["rust-poll_diff", "rust-ready-event", "python-fast", "node-fast", "python-dict", "node-dict"]
+HOST_LABEL = {
+    "rust-poll_diff": "Rust `poll_diff()` (the baseline)",
+    "rust-ready-event": "Rust `poll_diff()` + messages in the event envelope (`ReadyBatch`)",
+    "python-fast": "Python `poll(\"event\")`: each `d.topic`, `d.message`",
+    "node-fast": "Node `pollReady({envelope: 'event'})`: each `d.topic`, `d.message`",
+    "python-dict": "Python `poll_diff()` + `json.dumps` of each message",
+    "node-dict": "Node `pollDiff()` + `JSON.stringify` of each message",
+    "rust-list": "Rust `list()` (the baseline)",
+    "rust-state-message": "Rust `list()` + the `presence_state` message",
+    "python-state-message": "Python `state_message(topic)`",
+    "node-state-message": "Node `stateMessage(topic)`",
+    "python-list": "Python `list(topic)` (dicts)",
+    "node-list": "Node `list(topic)` (objects)",
+}
+
+
+def run_host(ctx: Ctx) -> None:
+    s = ctx.sizes
+    common = ["--total", s.host_total, "--changed", ",".join(map(str, s.host_changed)),
+              "--state-n", s.host_state_n, "--runs", 1]
+    have_py, have_node = PY_SCRIPT.exists() and has_python_package(), NODE_SCRIPT.exists() and has_node_package()
+    if not have_py:
+        ctx.note("Python rows not run: the presence_engine package is not installed in the bench venv")
+    if not have_node:
+        ctx.note("Node rows not run: the presence-engine package is not installed in bench/node_modules")
+    # One run of each driver per round, in turn, so that all three see the same load.
+    for _ in range(s.host_runs):
+        ctx.run([rust("presence-bench"), "host", *common])
+        if have_py:
+            ctx.run([venv_python(), PY_SCRIPT, "--host", *common])
+        if have_node:
+            ctx.run(["node", NODE_SCRIPT, "--host", *common], cwd=BENCH)
+
+
+def host_key(r: Rec) -> int:
+    return HOST_ORDER.index(r.impl) if r.impl in HOST_ORDER else len(HOST_ORDER)
+
+
+def render_host(ctx: Ctx) -> str:
+    res = ctx.results
+    diffs = res.select("host_diff")
+    states = res.select("host_state")
+    if not diffs and not states:
+        return ""
+    md = []
+    if diffs:
+        cells = sorted({(r.params["format"], r.params["changed"]) for r in diffs})
+        rows = []
+        for fmt, k in cells:
+            for r in sorted((r for r in diffs if r.params["format"] == fmt and r.params["changed"] == k),
+                            key=host_key):
+                rows.append([fmt, f"{k:,}", HOST_LABEL.get(r.impl, r.impl), f"{r.med:,.0f}", spread(r),
+                             ratio_str(res.ratio(r)) if r.baseline else "1.00x"])
+        md.append(f"Per changed topic, {diffs[0].params['total_topics']:,} topics of one presence each, "
+                  "the changed ones given one more presence, one poll timed:\n")
+        md.append(table(["format", "changed", "path", "ns per changed topic (median)", "spread (ns)",
+                         "vs Rust poll_diff"], rows, "lllrrr"))
+    if states:
+        rows = [[HOST_LABEL.get(r.impl, r.impl), f"{r.med:,.0f}", spread(r),
+                 ratio_str(res.ratio(r)) if r.baseline else "1.00x"]
+                for r in sorted(states, key=host_key)]
+        md.append(f"\nThe state of one phoenix topic of {states[0].params['presences']:,} presences (the standard "
+                  "workload's keys, two connections per key, the small meta), what a joining client is sent:\n")
+        md.append(table(["path", "µs (median)", "spread (µs)", "vs Rust list()"], rows, "lrrr"))
+    md.append(
+        "\nA host's job per changed topic: take the topic's name and its message, and write the message to "
+        "the topic's sockets. The fast paths hand out both ready, the message rendered by the engine in Rust "
+        "(`{\"event\":\"presence_diff\",\"topic\":T,\"seq\":S,\"payload\":P}` here); the dict paths are what "
+        "a host did before them, decoding each payload into objects and encoding it again (the web demo did "
+        "exactly this). Times are CPU time of the polling thread (Rust, Python) or process (Node): the Rust, "
+        "Python and Node drivers run in turn, one run each per round, on two cores shared with other work, "
+        "where wall time would also count what else ran meanwhile.")
+    return "\n".join(md)
+
+
 # ---- 5. hot room: counts and list ----------------------------------------------------
 
 
@@ -1106,6 +1190,7 @@ SUITES: list[Suite] = [
     Suite("hot", "5. counts and list on the hot room", run_hot, render_hot),
     Suite("fanout", "6. Fan-out: messages pushed for a churning room", run_fanout, render_fanout),
     Suite("cluster", "7. Cluster: three nodes over Redis", run_cluster, render_cluster, needs_redis=True),
+    Suite("host", "8. The host path: ready-to-send messages in Python and Node", run_host, render_host),
 ]
 
 
@@ -1197,6 +1282,20 @@ def targets(ctx: Ctx) -> list[Target]:
         if r:
             add(f"`counts` on the hot room ({si(s.hot_n)} presences), {name}", "< 100 ns", r.med,
                 f"{r.med:.1f} ns", r.med < 100)
+    for r in sorted(res.select("host_diff"), key=lambda r: (r.params["format"], r.params["changed"], host_key(r))):
+        if r.impl not in ("python-fast", "node-fast"):
+            continue
+        x = res.ratio(r)
+        base = res.base_of(r)
+        if x is not None and base is not None:
+            add(f"{'Python' if r.impl == 'python-fast' else 'Node'} fast path vs Rust `poll_diff`, per changed "
+                f"topic ({r.params['format']}, {r.params['changed']:,} changed)", "≤ 2x", x,
+                f"{ratio_str(x)} ({r.med:,.0f} vs {base.med:,.0f} ns)", x <= 2)
+    st = res.find("host_state", "python-state-message")
+    if st and res.ratio(st) is not None:
+        x = res.ratio(st)
+        add(f"Python state of a {si(st.params['presences'])}-presence phoenix topic vs Rust `list()`", "< 2x", x,
+            f"{ratio_str(x)} ({st.med:,.0f} vs {res.base_of(st).med:,.0f} µs)", x < 2)
     return out
 
 

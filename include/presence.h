@@ -106,6 +106,36 @@ typedef enum presence_status {
 } presence_status;
 
 /**
+ * The message shape of `presence_poll_ready` and `presence_state_message`. Passed as a
+ * `uint32_t`; any other value is refused with `PRESENCE_STATUS_INVALID_ARGUMENT`.
+ *
+ * Strings in a message are escaped as `JSON.stringify` escapes them and there is no
+ * whitespace: a message is byte for byte what `JSON.stringify` makes of the same value,
+ * as long as the payload is in that form too (it is, unless a meta was given as JSON
+ * text with another layout: metas are passed on as given).
+ */
+typedef enum presence_envelope {
+  /**
+   * No message: the payload alone.
+   */
+  PRESENCE_ENVELOPE_NONE = 0,
+  /**
+   * `{"event":E,"topic":T,"seq":S,"payload":P}`, E being `"presence_diff"` or
+   * `"presence_state"`.
+   */
+  PRESENCE_ENVELOPE_EVENT = 1,
+  /**
+   * A Phoenix Channels V2 JSON serializer frame, `[join_ref,null,T,E,P]`, as a Phoenix
+   * server pushes it (phoenix.js reads it unchanged). `ref` is always `null`: Phoenix
+   * sets it on replies only. `join_ref` is the one given (a JSON string), or `null`
+   * when it is NULL: diffs are broadcast to every channel of a topic, so Phoenix sends
+   * them with `null`; a state is pushed to one channel, with that channel's join_ref.
+   * The frame has no seq.
+   */
+  PRESENCE_ENVELOPE_PHOENIX_V2 = 2,
+} presence_envelope;
+
+/**
  * A presence engine.
  *
  * Created by `presence_engine_new` and destroyed by `presence_engine_free`. Every
@@ -295,6 +325,84 @@ typedef struct presence_cluster_stats {
    */
   uint64_t link_up;
 } presence_cluster_stats;
+
+/**
+ * A range of bytes (or of UTF-16 code units) in the text of a `presence_ready`.
+ */
+typedef struct presence_span {
+  /**
+   * Where it starts, from the start of the text.
+   */
+  uint64_t offset;
+  /**
+   * How long it is.
+   */
+  uint64_t len;
+} presence_span;
+
+/**
+ * One changed topic of a `presence_ready`: where its parts are in the text.
+ *
+ * The `_utf16` spans give the same parts counted in UTF-16 code units, for hosts whose
+ * strings are UTF-16 (JavaScript, Java, .NET): they decode the whole text once and slice
+ * it, instead of decoding each part. In the text a topic's name comes first, then its
+ * message (which holds the payload), or its payload alone without an envelope.
+ */
+typedef struct presence_ready_diff {
+  /**
+   * The per-topic sequence number, as in `presence_topic_diff`.
+   */
+  uint64_t seq;
+  /**
+   * The live counts after this diff.
+   */
+  struct presence_counts counts;
+  /**
+   * The topic name.
+   */
+  struct presence_span topic;
+  /**
+   * The `presence_diff` payload (JSON).
+   */
+  struct presence_span payload;
+  /**
+   * The whole message in the envelope asked for; `{0, 0}` with `PRESENCE_ENVELOPE_NONE`.
+   */
+  struct presence_span message;
+  /**
+   * `topic` in UTF-16 code units.
+   */
+  struct presence_span topic_utf16;
+  /**
+   * `payload` in UTF-16 code units.
+   */
+  struct presence_span payload_utf16;
+  /**
+   * `message` in UTF-16 code units.
+   */
+  struct presence_span message_utf16;
+} presence_ready_diff;
+
+/**
+ * The changes of one poll with their messages rendered, from `presence_poll_ready`.
+ *
+ * The caller owns it and must release it with `presence_ready_free`. A zeroed
+ * `presence_ready` holds nothing and may be freed.
+ */
+typedef struct presence_ready {
+  /**
+   * Every topic's name and message (or payload) back to back, UTF-8, NUL-terminated.
+   */
+  struct presence_buf text;
+  /**
+   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+   */
+  const struct presence_ready_diff *diffs;
+  /**
+   * The number of changed topics.
+   */
+  size_t count;
+} presence_ready;
 
 #ifdef __cplusplus
 extern "C" {
@@ -540,6 +648,54 @@ const char *presence_status_name(uint32_t status);
  * not free. Compare it with `PRESENCE_VERSION` to detect a header/library mismatch.
  */
 const char *presence_version(void);
+
+/**
+ * Takes every change since the last poll, like `presence_poll_diff`, with each changed
+ * topic's whole message already rendered in `envelope` (a `presence_envelope` value;
+ * event `"presence_diff"`), ready to write to the topic's sockets as it is.
+ *
+ * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the join_ref to put in
+ * every frame (Phoenix broadcasts diffs with a null join_ref: pass NULL unless the
+ * frames go to one channel). With `PRESENCE_ENVELOPE_NONE` the batch holds the topics
+ * and payloads only.
+ *
+ * On success `*out` holds one `presence_ready_diff` per changed topic (none when idle),
+ * whose spans point into `out->text`; the caller owns it and releases it with
+ * `presence_ready_free`. A bad `envelope` or `join_ref` fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
+ * the changes between them, as with `presence_poll_diff`.
+ */
+enum presence_status presence_poll_ready(const struct presence_engine *engine,
+                                         uint32_t envelope,
+                                         const char *join_ref,
+                                         struct presence_ready *out);
+
+/**
+ * Releases what `presence_poll_ready` put in `*ready` and sets it to `{{NULL, 0}, NULL, 0}`.
+ *
+ * Calling with NULL, or with a `presence_ready` that is already zeroed, does nothing.
+ */
+void presence_ready_free(struct presence_ready *ready);
+
+/**
+ * Renders into `*out` the whole message that brings a client joining `topic` now up to
+ * date: its `presence_state` payload as of the last poll (see `presence_list`) in
+ * `envelope` (a `presence_envelope` value; event `"presence_state"`), ready to send.
+ * Send it, then the diffs of later polls.
+ *
+ * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the joining
+ * channel's join_ref, which Phoenix puts in this push (NULL sends `null`, which
+ * phoenix.js accepts too). With `PRESENCE_ENVELOPE_NONE`, `*out` is the payload alone,
+ * as from `presence_list`. The caller owns `*out` and must release it with
+ * `presence_buf_free`. If `seq` is not NULL, `*seq` receives the seq of the last diff
+ * the state includes (0 before the first); the next diff of this topic has `*seq + 1`.
+ */
+enum presence_status presence_state_message(const struct presence_engine *engine,
+                                            const char *topic,
+                                            uint32_t envelope,
+                                            const char *join_ref,
+                                            struct presence_buf *out,
+                                            uint64_t *seq);
 
 #ifdef __cplusplus
 }  // extern "C"

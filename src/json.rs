@@ -6,7 +6,10 @@
 
 use std::fmt::Write;
 
-/// Appends `s` as a JSON string literal (RFC 8259 escaping).
+/// Appends `s` as a JSON string literal, escaped exactly as `JSON.stringify` and Python's
+/// `json.dumps(..., ensure_ascii=False)` escape it (`\b`, `\f`, `\n`, `\r`, `\t` by name,
+/// other control characters as `\u00xx`, non-ASCII as UTF-8), so that a host that decodes
+/// and re-encodes the engine's text gets the same bytes back.
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
@@ -17,6 +20,8 @@ pub fn push_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..=0x1f => "",
             _ => continue,
         };
@@ -80,6 +85,13 @@ mod tests {
             let back: String = serde_json::from_str(&out).unwrap();
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_stringify_escapes_them() {
+        let mut out = String::new();
+        push_str(&mut out, "\u{8}\u{c}\n\r\t\u{1}\u{1f}\"\\/é\u{7f}");
+        assert_eq!(out, "\"\\b\\f\\n\\r\\t\\u0001\\u001f\\\"\\\\/é\u{7f}\"");
     }
 
     #[test]

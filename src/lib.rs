@@ -22,6 +22,7 @@ mod batch;
 pub mod cluster;
 mod config;
 mod engine;
+mod envelope;
 mod error;
 pub mod ffi;
 mod hash;
@@ -35,10 +36,11 @@ mod table;
 mod topic;
 mod waker;
 
-pub use batch::{DiffBatch, TopicDiff};
+pub use batch::{DiffBatch, ReadyBatch, ReadyDiff, ReadySpans, TopicDiff};
 pub use cluster::ClusterStats;
 pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
 pub use engine::{Engine, State, Stats};
+pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorKind, Result};
 pub use topic::Counts;
 

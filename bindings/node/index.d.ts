@@ -147,14 +147,66 @@ export interface TopicDiff<S extends PresenceState = PresenceState> {
   payload: PresenceDiff<S>;
 }
 
-export interface OnDiffOptions {
+/**
+ * The message shapes the engine renders around a payload: 'event' is
+ * `{"event":E,"topic":T,"seq":S,"payload":P}` (the web demo's protocol); 'phoenix' is the
+ * Phoenix Channels V2 frame `[joinRef,null,T,E,P]` that phoenix.js reads.
+ */
+export type EnvelopeName = 'event' | 'phoenix';
+
+export interface ReadyOptions {
+  /** The envelope of every message; null (the default) for none (`message` is null). */
+  envelope?: EnvelopeName | null;
+  /** 'phoenix' only: the join_ref of every frame (null, the default, as Phoenix broadcasts diffs). */
+  joinRef?: string | null;
+}
+
+export interface StateMessageOptions {
+  /** The envelope of the message (default 'event'); null for the payload alone. */
+  envelope?: EnvelopeName | null;
+  /** 'phoenix' only: the joining channel's join_ref (null sends null, which phoenix.js accepts). */
+  joinRef?: string | null;
+}
+
+/** A topic's state as the whole message to send to a client that joins now. */
+export interface StateMessage {
+  /** The presence_state message in the envelope asked for. */
+  message: string;
+  /** The seq of the last diff it includes; the next diff of the topic has seq + 1. */
+  seq: number;
+}
+
+/**
+ * One changed topic of pollReady() (and of onDiff() and diffs()): what to send to the
+ * topic's clients. The engine renders the message; nothing is parsed unless `payload` is
+ * read.
+ */
+export class Diff<S extends PresenceState = PresenceState> {
+  private constructor();
+  /** The topic name. */
+  readonly topic: string;
+  /** 1 for a topic's first diff, then one more each time; a gap means a missed diff. */
+  readonly seq: number;
+  /** The live counts after this diff. */
+  readonly counts: Counts;
+  /** The whole message in the poll's envelope, ready to send as a text frame; null without one. */
+  readonly message: string | null;
+  /** The presence_diff payload as JSON text. */
+  readonly payloadJson: string;
+  /** The presence_diff payload, parsed on the first read and kept. */
+  readonly payload: PresenceDiff<S>;
+  /** This topic's pollDiff() entry: {topic, seq, counts, payload}. */
+  toJSON(): TopicDiff<S>;
+}
+
+export interface OnDiffOptions extends ReadyOptions {
   /** How often to check the wake-up descriptor, in ms (default 50). */
   intervalMs?: number;
   /** Do not keep the process alive for this timer (default false). */
   unref?: boolean;
 }
 
-export interface DiffsOptions {
+export interface DiffsOptions extends ReadyOptions {
   /** How often to check the wake-up descriptor, in ms (default 50). */
   intervalMs?: number;
   /** Ends the iteration when aborted. */
@@ -191,16 +243,20 @@ export class Engine {
   pollDiff(): TopicDiff[];
   /** Every change since the last poll as the JSON array text of presence_poll_diff. */
   pollDiffJson(): string;
+  /** The host's fast path: every change since the last poll, one Diff per changed topic with its message rendered in `envelope`. */
+  pollReady(options?: ReadyOptions): Diff[];
+  /** The state of `topic` as of the last poll as the whole presence_state message (default envelope 'event'), with its seq. */
+  stateMessage(topic: string, options?: StateMessageOptions): StateMessage;
   /** Engine-wide figures; `bytes` costs O(topics). */
   stats(): Stats;
   /** Topics changed since the last poll, in O(1) (a poll may still return [] if changes cancelled out). */
   pendingTopics(): number;
   /** pendingTopics() > 0: a poll may return something. */
   hasPending(): boolean;
-  /** Calls `callback` with each non-empty poll, checked every intervalMs; returns a stop function. */
-  onDiff(callback: (batch: TopicDiff[]) => void, options?: OnDiffOptions): () => void;
-  /** Non-empty poll batches, checked every intervalMs; ends on close() or abort. */
-  diffs(options?: DiffsOptions): AsyncIterableIterator<TopicDiff[]>;
+  /** Calls `callback` with each non-empty pollReady() batch, checked every intervalMs; returns a stop function. */
+  onDiff(callback: (batch: Diff[]) => void, options?: OnDiffOptions): () => void;
+  /** Non-empty pollReady() batches, checked every intervalMs; ends on close() or abort. */
+  diffs(options?: DiffsOptions): AsyncIterableIterator<Diff[]>;
   /** Own bus: the messages to publish now, in order; call every tickMs. NoClusterError on a single node. */
   clusterTick(): Buffer[];
   /** Own bus: applies a message another node published. RejectedError for a refused one. */

@@ -238,6 +238,167 @@ function configJson(options) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The host's fast path: presence_poll_ready and presence_state_message. The core renders
+// every message; here one call takes the whole batch, its text is decoded into one JS
+// string, and each topic's parts are slices of it (by the UTF-16 spans the library
+// computes), so nothing is parsed or serialised per topic. Declared on first use, from
+// the library native() loaded.
+
+let readyFns = null;
+
+function fastPath(n) {
+  if (readyFns !== null) return readyFns;
+  const lib = n.koffi.load(n.path);
+  const fn = (decl) => {
+    try {
+      return lib.func(decl);
+    } catch (err) {
+      const name = /(presence_\w+)\(/.exec(decl)[1];
+      throw new Error(
+        `presence-engine: ${n.path} has no ${name}: it was built before this package's functions were added; ` +
+          `rebuild it (cargo build --release --lib) (${err.message})`
+      );
+    }
+  };
+  readyFns = {
+    poll_ready: fn('int presence_poll_ready(const presence_engine *engine, uint32_t envelope, const char *join_ref, void *out)'),
+    ready_free: fn('void presence_ready_free(void *ready)'),
+    state_message: fn(
+      'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)'
+    ),
+  };
+  return readyFns;
+}
+
+// presence_envelope values.
+const ENVELOPES = Object.freeze({ event: 1, phoenix: 2 });
+
+/** The presence_envelope of an `envelope` option (null: none) and a checked joinRef. */
+function envelopeArgs(envelope, joinRef) {
+  let kind = 0;
+  if (envelope !== undefined && envelope !== null) {
+    if (typeof envelope !== 'string') throw new TypeError(`envelope must be 'event', 'phoenix' or null, got ${describe(envelope)}`);
+    if (!Object.hasOwn(ENVELOPES, envelope)) {
+      throw new RangeError(`envelope must be 'event', 'phoenix' or null, got ${JSON.stringify(envelope)}`);
+    }
+    kind = ENVELOPES[envelope];
+  }
+  if (joinRef === undefined || joinRef === null) return [kind, null];
+  if (kind !== ENVELOPES.phoenix) throw new RangeError("joinRef is only for envelope 'phoenix'");
+  return [kind, checkText(joinRef, 'joinRef', Status.INVALID_ARGUMENT, InvalidInputError)];
+}
+
+// presence_ready {presence_buf text; const presence_ready_diff *diffs; size_t count;}:
+// four pointer-sized words.
+let readyScratch = null;
+let readyWords = null;
+
+function readyScratchFor(n) {
+  if (readyScratch === null) {
+    readyScratch = new ArrayBuffer(4 * n.pointerSize);
+    readyWords = n.pointerSize === 8 ? new BigUint64Array(readyScratch) : new Uint32Array(readyScratch);
+  }
+  return readyScratch;
+}
+
+const asPointer = (w) => (typeof w === 'bigint' ? w : BigInt(w));
+
+// presence_ready_diff: 16 u64 (seq, counts x3, then six {offset, len} spans), as 32 u32.
+const DIFF_WORDS = 32;
+
+/** Builds the Diff objects of the presence_ready in the scratch, and always frees it. */
+function takeReady(n, f) {
+  try {
+    const count = Number(readyWords[3]);
+    if (count === 0) return [];
+    const w = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4));
+    // The text ends with the last topic's message (or payload): it is ASCII when its
+    // length in UTF-16 units equals its length in bytes, and then latin1 decodes it with
+    // a plain copy instead of a UTF-8 decoder.
+    const len = Number(readyWords[1]);
+    const last = (count - 1) * DIFF_WORDS;
+    const end16 = w[last + 30 + LO] === 0 ? w[last + 24 + LO] + w[last + 26 + LO] : w[last + 28 + LO] + w[last + 30 + LO];
+    const bytes = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
+    const text = end16 === len ? bytes.latin1Slice(0, len) : bytes.utf8Slice(0, len);
+    const out = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const b = i * DIFF_WORDS;
+      // The UTF-16 spans (words 20..31): offsets and lengths stay far below 2^32.
+      const t = w[b + 20 + LO];
+      const p = w[b + 24 + LO];
+      const m = w[b + 28 + LO];
+      const mlen = w[b + 30 + LO];
+      out[i] = new Diff(
+        text,
+        text.slice(t, t + w[b + 22 + LO]),
+        w[b + LO] + w[b + HI] * 4294967296,
+        w[b + 2 + LO] + w[b + 2 + HI] * 4294967296,
+        w[b + 4 + LO] + w[b + 4 + HI] * 4294967296,
+        w[b + 6 + LO] + w[b + 6 + HI] * 4294967296,
+        p,
+        p + w[b + 26 + LO],
+        mlen === 0 ? null : text.slice(m, m + mlen)
+      );
+    }
+    return out;
+  } finally {
+    f.ready_free(readyScratch);
+  }
+}
+
+/**
+ * One changed topic of a poll: what to send to the topic's clients. `topic` and
+ * `message` are plain properties (slices of the batch's text, which the engine rendered);
+ * `payloadJson` is sliced when read and `payload` parsed on its first read only.
+ */
+class Diff {
+  #text;
+  #start;
+  #end;
+  #viewers;
+  #users;
+  #connections;
+  #payload = undefined;
+
+  constructor(text, topic, seq, viewers, users, connections, start, end, message) {
+    this.#text = text;
+    this.#start = start;
+    this.#end = end;
+    this.#viewers = viewers;
+    this.#users = users;
+    this.#connections = connections;
+    /** The topic name. */
+    this.topic = topic;
+    /** 1 for a topic's first diff, then one more each time. */
+    this.seq = seq;
+    /** The whole message in the poll's envelope, or null for a poll without one. */
+    this.message = message;
+  }
+
+  /** The live counts after this diff (a new object on each read). */
+  get counts() {
+    return { viewers: this.#viewers, users: this.#users, connections: this.#connections };
+  }
+
+  /** The presence_diff payload as JSON text. */
+  get payloadJson() {
+    return this.#text.slice(this.#start, this.#end);
+  }
+
+  /** The presence_diff payload, parsed on the first read and kept. */
+  get payload() {
+    if (this.#payload === undefined) this.#payload = JSON.parse(this.payloadJson);
+    return this.#payload;
+  }
+
+  /** The pollDiff() entry of this topic: {topic, seq, counts, payload}. */
+  toJSON() {
+    return { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------
 
 // The backstop for engines that are dropped without close(): the handle (a BigInt
 // address) is freed once the Engine object has been collected.
@@ -396,6 +557,45 @@ class Engine {
     return JSON.parse(this.pollDiffJson());
   }
 
+  /**
+   * The host's fast path: takes every change since the last poll as one Diff per
+   * changed topic, each with its whole message already rendered (by the engine) in
+   * `envelope`: 'event' for `{"event":"presence_diff","topic":T,"seq":S,"payload":P}`,
+   * 'phoenix' for the Phoenix Channels V2 frame `[joinRef,null,T,"presence_diff",P]`
+   * (joinRef null unless given: Phoenix broadcasts diffs with a null join_ref), or null
+   * for none (`message` null, the payload in `payloadJson`). Nothing is parsed unless
+   * `payload` is read.
+   */
+  pollReady({ envelope = null, joinRef = null } = {}) {
+    const h = this.#h();
+    const [kind, ref] = envelopeArgs(envelope, joinRef);
+    const n = native();
+    const f = fastPath(n);
+    const status = f.poll_ready(h, kind, ref, readyScratchFor(n));
+    if (status !== Status.OK) fail(n, status);
+    return takeReady(n, f);
+  }
+
+  /**
+   * The state of `topic` as of the last poll (see state()) as the whole message to send
+   * to a client that joins now, with its seq: in `envelope` ('event' by default:
+   * `{"event":"presence_state","topic":T,"seq":S,"payload":P}`; 'phoenix':
+   * `[joinRef,null,T,"presence_state",P]`, joinRef being the joining channel's, or null;
+   * null: the payload alone).
+   */
+  stateMessage(topic, { envelope = 'event', joinRef = null } = {}) {
+    const h = this.#h();
+    checkTopic(topic);
+    const [kind, ref] = envelopeArgs(envelope, joinRef);
+    const n = native();
+    const f = fastPath(n);
+    const out = bufferScratch(n);
+    const status = f.state_message(h, topic, kind, ref, out, seqScratch);
+    if (status !== Status.OK) fail(n, status);
+    const message = takeBuffer(n);
+    return { message, seq: u64(seqScratch, 0) };
+  }
+
   /** Engine-wide figures. `bytes` visits every topic: call it for monitoring, not per event. */
   stats() {
     const h = this.#h();
@@ -428,19 +628,22 @@ class Engine {
   }
 
   /**
-   * Calls `callback(batch)` with each non-empty poll. Every `intervalMs` (default 50) a
-   * timer asks hasPending() (one atomic load in the engine) and polls only when it is
-   * true. Returns a function that stops it; close() stops it too. With
-   * `unref: true` the timer does not keep the process alive.
+   * Calls `callback(batch)` with each non-empty poll: pollReady({envelope, joinRef}), an
+   * array of Diff. Every `intervalMs` (default 50) a timer asks hasPending() (one atomic
+   * load in the engine) and polls only when it is true. Returns a function that stops
+   * it; close() stops it too. With `unref: true` the timer does not keep the process
+   * alive.
    */
-  onDiff(callback, { intervalMs = 50, unref = false } = {}) {
+  onDiff(callback, { intervalMs = 50, unref = false, envelope = null, joinRef = null } = {}) {
     this.#h();
     if (typeof callback !== 'function') throw new TypeError(`callback must be a function, got ${describe(callback)}`);
     checkInterval(intervalMs);
+    envelopeArgs(envelope, joinRef);
+    const options = { envelope, joinRef };
     const timer = setInterval(() => {
       if (this.#handle === null) return stop();
       if (!this.hasPending()) return undefined;
-      const batch = this.pollDiff();
+      const batch = this.pollReady(options);
       if (batch.length > 0) callback(batch);
       return undefined;
     }, intervalMs);
@@ -454,22 +657,24 @@ class Engine {
   }
 
   /**
-   * An async iterator of non-empty poll batches, checking hasPending() every
-   * `intervalMs` (default 50). It ends when the engine is closed or `signal` aborts.
+   * An async iterator of non-empty poll batches (pollReady({envelope, joinRef}), arrays
+   * of Diff), checking hasPending() every `intervalMs` (default 50). It ends when the
+   * engine is closed or `signal` aborts.
    */
-  diffs({ intervalMs = 50, signal } = {}) {
+  diffs({ intervalMs = 50, signal, envelope = null, joinRef = null } = {}) {
     this.#h();
     checkInterval(intervalMs);
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
     }
-    return this.#diffs(intervalMs, signal);
+    envelopeArgs(envelope, joinRef);
+    return this.#diffs(intervalMs, signal, { envelope, joinRef });
   }
 
-  async *#diffs(intervalMs, signal) {
+  async *#diffs(intervalMs, signal, options) {
     while (this.#handle !== null && !(signal && signal.aborted)) {
       if (this.hasPending()) {
-        const batch = this.pollDiff();
+        const batch = this.pollReady(options);
         if (batch.length > 0) yield batch;
         if (this.#handle === null || (signal && signal.aborted)) return;
       }
@@ -655,6 +860,7 @@ function libraryPath() {
 
 module.exports = {
   Engine,
+  Diff,
   version,
   statusName,
   libraryPath,

@@ -10,7 +10,7 @@ use super::guard::{
     engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error, Failure,
 };
 use super::types::*;
-use crate::{Config, Counts, Engine};
+use crate::{Config, Counts, Engine, Envelope, ReadyBatch};
 use std::ffi::{c_char, c_int, c_void};
 
 /// Creates an engine.
@@ -608,4 +608,223 @@ impl From<Counts> for presence_counts {
             connections: c.connections,
         }
     }
+}
+
+/// The envelope named by a C caller: `kind` is a `presence_envelope` value, `join_ref` an
+/// optional string that only the Phoenix envelope has a place for.
+///
+/// # Safety
+/// `join_ref` is NULL or a NUL-terminated string.
+unsafe fn envelope_arg(kind: u32, join_ref: *const c_char) -> Result<Option<Envelope>, Failure> {
+    // SAFETY: forwarded from the caller.
+    let join_ref = unsafe { optional_text(join_ref, "join_ref") }?;
+    let invalid = |message: String| Failure::new(presence_status::InvalidArgument, message);
+    match (kind, join_ref) {
+        (2, r) => Ok(Some(Envelope::PhoenixV2 {
+            join_ref: r.map(str::to_owned),
+        })),
+        (0 | 1, Some(_)) => Err(invalid(
+            "join_ref is only for PRESENCE_ENVELOPE_PHOENIX_V2".into(),
+        )),
+        (0, None) => Ok(None),
+        (1, None) => Ok(Some(Envelope::Event)),
+        (other, _) => Err(invalid(format!(
+            "envelope must be a presence_envelope value (0, 1 or 2), got {other}"
+        ))),
+    }
+}
+
+/// Walks a text forward, counting the UTF-16 code units before each byte position asked
+/// for (positions must not decrease).
+struct Utf16Cursor<'a> {
+    text: &'a str,
+    byte: usize,
+    units: u64,
+}
+
+impl Utf16Cursor<'_> {
+    fn at(&mut self, byte: usize) -> u64 {
+        let seg = &self.text[self.byte..byte];
+        self.units += if seg.is_ascii() {
+            seg.len() as u64
+        } else {
+            seg.encode_utf16().count() as u64
+        };
+        self.byte = byte;
+        self.units
+    }
+
+    /// The span of `r` in bytes and in UTF-16 code units.
+    fn span(&mut self, r: &std::ops::Range<usize>) -> (presence_span, presence_span) {
+        let (start, end) = (self.at(r.start), self.at(r.end));
+        (
+            presence_span {
+                offset: r.start as u64,
+                len: (r.end - r.start) as u64,
+            },
+            presence_span {
+                offset: start,
+                len: end - start,
+            },
+        )
+    }
+}
+
+/// Takes every change since the last poll, like `presence_poll_diff`, with each changed
+/// topic's whole message already rendered in `envelope` (a `presence_envelope` value;
+/// event `"presence_diff"`), ready to write to the topic's sockets as it is.
+///
+/// `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the join_ref to put in
+/// every frame (Phoenix broadcasts diffs with a null join_ref: pass NULL unless the
+/// frames go to one channel). With `PRESENCE_ENVELOPE_NONE` the batch holds the topics
+/// and payloads only.
+///
+/// On success `*out` holds one `presence_ready_diff` per changed topic (none when idle),
+/// whose spans point into `out->text`; the caller owns it and releases it with
+/// `presence_ready_free`. A bad `envelope` or `join_ref` fails with
+/// `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
+/// the changes between them, as with `presence_poll_diff`.
+#[no_mangle]
+pub unsafe extern "C" fn presence_poll_ready(
+    engine: *const presence_engine,
+    envelope: u32,
+    join_ref: *const c_char,
+    out: *mut presence_ready,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let envelope = unsafe { envelope_arg(envelope, join_ref) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let ready = ReadyBatch::new(&e.poll_diff(), envelope.as_ref());
+        let (text, spans) = ready.into_parts();
+        let mut cursor = Utf16Cursor {
+            text: &text,
+            byte: 0,
+            units: 0,
+        };
+        let diffs: Box<[presence_ready_diff]> = spans
+            .iter()
+            .map(|s| {
+                let (topic, topic_utf16) = cursor.span(&s.topic);
+                // The message surrounds the payload: its start, the payload, its end.
+                let message_start = s.message.as_ref().map(|m| cursor.at(m.start));
+                let (payload, payload_utf16) = cursor.span(&s.payload);
+                let (message, message_utf16) = match (&s.message, message_start) {
+                    (Some(m), Some(start)) => {
+                        let end = cursor.at(m.end);
+                        (
+                            presence_span {
+                                offset: m.start as u64,
+                                len: (m.end - m.start) as u64,
+                            },
+                            presence_span {
+                                offset: start,
+                                len: end - start,
+                            },
+                        )
+                    }
+                    _ => Default::default(),
+                };
+                presence_ready_diff {
+                    seq: s.seq,
+                    counts: s.counts.into(),
+                    topic,
+                    payload,
+                    message,
+                    topic_utf16,
+                    payload_utf16,
+                    message_utf16,
+                }
+            })
+            .collect();
+        let count = diffs.len();
+        let diffs = if count == 0 {
+            std::ptr::null()
+        } else {
+            Box::into_raw(diffs)
+                .cast::<presence_ready_diff>()
+                .cast_const()
+        };
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_ready {
+                text: presence_buf::from_string(text),
+                diffs,
+                count,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Releases what `presence_poll_ready` put in `*ready` and sets it to `{{NULL, 0}, NULL, 0}`.
+///
+/// Calling with NULL, or with a `presence_ready` that is already zeroed, does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn presence_ready_free(ready: *mut presence_ready) {
+    guard_value((), || {
+        // SAFETY: NULL or a valid presence_ready by contract.
+        if let Some(r) = unsafe { ready.as_mut() } {
+            // SAFETY: `text` came from `presence_buf::from_string`.
+            unsafe { presence_buf_free(&mut r.text) };
+            if !r.diffs.is_null() {
+                // SAFETY: `diffs`/`count` came from a boxed slice of `count` entries.
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        r.diffs.cast_mut(),
+                        r.count,
+                    ))
+                });
+            }
+            r.diffs = std::ptr::null();
+            r.count = 0;
+        }
+    })
+}
+
+/// Renders into `*out` the whole message that brings a client joining `topic` now up to
+/// date: its `presence_state` payload as of the last poll (see `presence_list`) in
+/// `envelope` (a `presence_envelope` value; event `"presence_state"`), ready to send.
+/// Send it, then the diffs of later polls.
+///
+/// `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the joining
+/// channel's join_ref, which Phoenix puts in this push (NULL sends `null`, which
+/// phoenix.js accepts too). With `PRESENCE_ENVELOPE_NONE`, `*out` is the payload alone,
+/// as from `presence_list`. The caller owns `*out` and must release it with
+/// `presence_buf_free`. If `seq` is not NULL, `*seq` receives the seq of the last diff
+/// the state includes (0 before the first); the next diff of this topic has `*seq + 1`.
+#[no_mangle]
+pub unsafe extern "C" fn presence_state_message(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    envelope: u32,
+    join_ref: *const c_char,
+    out: *mut presence_buf,
+    seq: *mut u64,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        let envelope = unsafe { envelope_arg(envelope, join_ref) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let state = e.list(topic)?;
+        let message = match envelope {
+            Some(env) => env.state_message(topic, &state),
+            None => state.json,
+        };
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_buf::from_string(message);
+            if !seq.is_null() {
+                *seq = state.seq;
+            }
+        }
+        Ok(())
+    })
 }

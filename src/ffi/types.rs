@@ -171,3 +171,79 @@ pub struct presence_cluster_stats {
     /// unresponsive (always 1 for a host's own bus).
     pub link_up: u64,
 }
+
+/// The message shape of `presence_poll_ready` and `presence_state_message`. Passed as a
+/// `uint32_t`; any other value is refused with `PRESENCE_STATUS_INVALID_ARGUMENT`.
+///
+/// Strings in a message are escaped as `JSON.stringify` escapes them and there is no
+/// whitespace: a message is byte for byte what `JSON.stringify` makes of the same value,
+/// as long as the payload is in that form too (it is, unless a meta was given as JSON
+/// text with another layout: metas are passed on as given).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum presence_envelope {
+    /// No message: the payload alone.
+    None = 0,
+    /// `{"event":E,"topic":T,"seq":S,"payload":P}`, E being `"presence_diff"` or
+    /// `"presence_state"`.
+    Event = 1,
+    /// A Phoenix Channels V2 JSON serializer frame, `[join_ref,null,T,E,P]`, as a Phoenix
+    /// server pushes it (phoenix.js reads it unchanged). `ref` is always `null`: Phoenix
+    /// sets it on replies only. `join_ref` is the one given (a JSON string), or `null`
+    /// when it is NULL: diffs are broadcast to every channel of a topic, so Phoenix sends
+    /// them with `null`; a state is pushed to one channel, with that channel's join_ref.
+    /// The frame has no seq.
+    PhoenixV2 = 2,
+}
+
+/// A range of bytes (or of UTF-16 code units) in the text of a `presence_ready`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct presence_span {
+    /// Where it starts, from the start of the text.
+    pub offset: u64,
+    /// How long it is.
+    pub len: u64,
+}
+
+/// One changed topic of a `presence_ready`: where its parts are in the text.
+///
+/// The `_utf16` spans give the same parts counted in UTF-16 code units, for hosts whose
+/// strings are UTF-16 (JavaScript, Java, .NET): they decode the whole text once and slice
+/// it, instead of decoding each part. In the text a topic's name comes first, then its
+/// message (which holds the payload), or its payload alone without an envelope.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct presence_ready_diff {
+    /// The per-topic sequence number, as in `presence_topic_diff`.
+    pub seq: u64,
+    /// The live counts after this diff.
+    pub counts: presence_counts,
+    /// The topic name.
+    pub topic: presence_span,
+    /// The `presence_diff` payload (JSON).
+    pub payload: presence_span,
+    /// The whole message in the envelope asked for; `{0, 0}` with `PRESENCE_ENVELOPE_NONE`.
+    pub message: presence_span,
+    /// `topic` in UTF-16 code units.
+    pub topic_utf16: presence_span,
+    /// `payload` in UTF-16 code units.
+    pub payload_utf16: presence_span,
+    /// `message` in UTF-16 code units.
+    pub message_utf16: presence_span,
+}
+
+/// The changes of one poll with their messages rendered, from `presence_poll_ready`.
+///
+/// The caller owns it and must release it with `presence_ready_free`. A zeroed
+/// `presence_ready` holds nothing and may be freed.
+#[repr(C)]
+#[derive(Debug)]
+pub struct presence_ready {
+    /// Every topic's name and message (or payload) back to back, UTF-8, NUL-terminated.
+    pub text: presence_buf,
+    /// `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+    pub diffs: *const presence_ready_diff,
+    /// The number of changed topics.
+    pub count: usize,
+}

@@ -472,6 +472,120 @@ static void test_cluster(void) {
   presence_engine_free(single);
 }
 
+/* The span `sp` of a ready batch's text, compared with `want`. */
+static int span_is(const presence_ready *r, presence_span sp, const char *want) {
+  return sp.len == strlen(want) && sp.offset + sp.len <= r->text.len &&
+         memcmp(r->text.data + sp.offset, want, sp.len) == 0;
+}
+
+/* The message of `d` is `before`, then its payload span, then `after`. */
+static int message_wraps(const presence_ready *r, const presence_ready_diff *d, const char *before,
+                         const char *after) {
+  size_t nb = strlen(before), na = strlen(after);
+  const uint8_t *m = r->text.data + d->message.offset;
+  return d->message.len == nb + d->payload.len + na && d->payload.offset == d->message.offset + nb &&
+         memcmp(m, before, nb) == 0 && memcmp(m + nb + d->payload.len, after, na) == 0;
+}
+
+static int starts_with(const void *data, const char *prefix) {
+  return memcmp(data, prefix, strlen(prefix)) == 0;
+}
+
+static void test_ready_messages(void) {
+  presence_engine *e = engine_with("{\"format\":\"phoenix\"}");
+  presence_ready r = {{NULL, 0}, NULL, 0};
+  presence_buf b = {NULL, 0};
+  uint64_t seq = 99;
+  const presence_ready_diff *d;
+
+  /* Bad envelopes are refused before anything is polled. */
+  CHECK_STATUS(presence_track(e, "room:1", 1, "al\xc3\xa9", "{\"n\":1}"), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_ready(e, 3, NULL, &r), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("envelope"));
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_EVENT, "1", &r), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("join_ref"));
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_PHOENIX_V2, "\xff", &r), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_EVENT, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_ready(NULL, PRESENCE_ENVELOPE_EVENT, NULL, &r), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(r.text.data == NULL && r.diffs == NULL && r.count == 0);
+  CHECK_STATUS(presence_pending_topics(e, &seq), PRESENCE_STATUS_OK);
+  CHECK(seq == 1);
+
+  /* The Event envelope: the topic, then the message around its payload. */
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_EVENT, NULL, &r), PRESENCE_STATUS_OK);
+  CHECK(r.count == 1 && r.diffs != NULL);
+  d = &r.diffs[0];
+  CHECK(d->seq == 1 && d->counts.users == 1 && d->counts.connections == 1);
+  CHECK(span_is(&r, d->topic, "room:1"));
+  CHECK(message_wraps(&r, d, "{\"event\":\"presence_diff\",\"topic\":\"room:1\",\"seq\":1,\"payload\":", "}"));
+  CHECK(starts_with(r.text.data + d->payload.offset, "{\"joins\":{\"al\xc3\xa9\":{\"metas\":[{\"phx_ref\":"));
+  /* The UTF-16 spans: the text up to the payload is ASCII; "é" is 2 bytes, 1 unit. */
+  CHECK(d->topic_utf16.offset == 0 && d->topic_utf16.len == 6);
+  CHECK(d->message_utf16.offset == 6 && d->message_utf16.len == d->message.len - 1);
+  CHECK(d->payload_utf16.offset == d->payload.offset && d->payload_utf16.len == d->payload.len - 1);
+  CHECK(r.text.data[r.text.len] == '\0');
+  presence_ready_free(&r);
+  CHECK(r.text.data == NULL && r.diffs == NULL && r.count == 0);
+  presence_ready_free(&r);
+  presence_ready_free(NULL);
+
+  /* Idle: no diffs, an empty text. */
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_NONE, NULL, &r), PRESENCE_STATUS_OK);
+  CHECK(r.count == 0 && r.diffs == NULL && r.text.len == 0);
+  presence_ready_free(&r);
+
+  /* Phoenix V2 frames, after the UTF-16 offsets moved past the "é" of the first topic;
+     without an envelope, the payload alone. */
+  CHECK_STATUS(presence_untrack(e, "room:1", 1), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "room:2", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_PHOENIX_V2, "7", &r), PRESENCE_STATUS_OK);
+  CHECK(r.count == 2);
+  for (size_t i = 0; i < r.count; i++) {
+    d = &r.diffs[i];
+    if (span_is(&r, d->topic, "room:1")) {
+      CHECK(d->seq == 2 && d->counts.connections == 0);
+      CHECK(message_wraps(&r, d, "[\"7\",null,\"room:1\",\"presence_diff\",", "]"));
+      CHECK(starts_with(r.text.data + d->payload.offset, "{\"joins\":{},\"leaves\":{\"al\xc3\xa9\":"));
+    } else {
+      CHECK(span_is(&r, d->topic, "room:2"));
+      CHECK(d->seq == 1 && d->counts.viewers == 1);
+      CHECK(message_wraps(&r, d, "[\"7\",null,\"room:2\",\"presence_diff\",", "]"));
+      CHECK(starts_with(r.text.data + d->payload.offset, "{\"joins\":{\"viewers\":{\"metas\":[{\"phx_ref\":"));
+    }
+    CHECK(d->topic_utf16.len == 6 && d->topic_utf16.offset + 6 == d->message_utf16.offset);
+  }
+  /* Exactly one "é" (in the first topic's payload) lies before the end of the text. */
+  d = &r.diffs[r.count - 1];
+  CHECK(d->message_utf16.offset + d->message_utf16.len == r.text.len - 1);
+  presence_ready_free(&r);
+  CHECK_STATUS(presence_track(e, "room:2", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_NONE, NULL, &r), PRESENCE_STATUS_OK);
+  CHECK(r.count == 1 && r.diffs[0].message.len == 0 && r.diffs[0].message_utf16.len == 0);
+  CHECK(starts_with(r.text.data + r.diffs[0].payload.offset, "{\"joins\":{\"viewers\":{\"metas\":[{\"phx_ref\":"));
+  CHECK(r.diffs[0].payload.offset == 6 && r.diffs[0].payload.offset + r.diffs[0].payload.len == r.text.len);
+  presence_ready_free(&r);
+
+  /* The state of a joining client, with its seq. */
+  CHECK_STATUS(presence_state_message(e, "room:2", PRESENCE_ENVELOPE_PHOENIX_V2, "12", &b, &seq), PRESENCE_STATUS_OK);
+  CHECK(seq == 2);
+  CHECK(starts_with(b.data, "[\"12\",null,\"room:2\",\"presence_state\",{\"viewers\":{\"metas\":[{\"phx_ref\":"));
+  CHECK(strcmp((const char *)b.data + b.len - 5, "}]}}]") == 0);
+  presence_buf_free(&b);
+  CHECK_STATUS(presence_state_message(e, "nowhere", PRESENCE_ENVELOPE_EVENT, NULL, &b, NULL), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "{\"event\":\"presence_state\",\"topic\":\"nowhere\",\"seq\":0,\"payload\":{}}") == 0);
+  presence_buf_free(&b);
+  CHECK_STATUS(presence_state_message(e, "room:2", PRESENCE_ENVELOPE_NONE, NULL, &b, NULL), PRESENCE_STATUS_OK);
+  CHECK(starts_with(b.data, "{\"viewers\":{\"metas\":["));
+  presence_buf_free(&b);
+  CHECK_STATUS(presence_state_message(e, "room:2", PRESENCE_ENVELOPE_NONE, "1", &b, NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_state_message(e, "room:2", 9, NULL, &b, NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_state_message(e, NULL, PRESENCE_ENVELOPE_EVENT, NULL, &b, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_state_message(e, "room:2", PRESENCE_ENVELOPE_EVENT, NULL, NULL, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_state_message(e, "", PRESENCE_ENVELOPE_EVENT, NULL, &b, NULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(b.data == NULL);
+  presence_engine_free(e);
+}
+
 int main(void) {
   test_lifecycle_and_version();
   test_bad_configs();
@@ -481,6 +595,7 @@ int main(void) {
   test_limits_reached();
   test_poll_json_and_wakeup();
   test_poll_each_phoenix();
+  test_ready_messages();
   test_last_error_message();
   test_cluster();
   test_io_failure_when_out_of_descriptors();

@@ -1,7 +1,7 @@
 //! Timing driver of `make bench` (see bench/run.py, which runs it and merges its output).
 //! Every command prints JSON lines (see `presence_bench::out`).
 
-use presence::{Engine, Format};
+use presence::{Engine, Envelope, Format, ReadyBatch};
 use presence_bench::args::{self, Args};
 use presence_bench::fanout::{self, Mode};
 use presence_bench::floor::{self, Floor};
@@ -20,6 +20,8 @@ const USAGE: &str = "usage: presence-bench COMMAND [--option value ...]
   threads       --n N --topics T --runs R     1 and 2 threads, disjoint and shared topics
   poll          --total T --changed A,B,.. --totals A,B,.. --fixed-changed K --runs R
   hot           --n N --calls C --runs R      counts and list of one topic of N presences
+  host          --total T --changed A,B,.. --state-n N --runs R   the host path: poll_diff and
+                ready messages per changed topic, state of one phoenix topic of N presences
   fanout        --subscribers A,B,.. --churn A,B,.. --seconds S
   redis         --url URL --n N --topics T --rt-n M --batch B --runs R
   check         --n N --topics T --anonymous-every K [--url URL]";
@@ -31,6 +33,7 @@ fn main() {
         "threads" => threads(&args),
         "poll" => poll(&args),
         "hot" => hot(&args),
+        "host" => host(&args),
         "fanout" => fanout_cmd(&args),
         "redis" => redis_cmd(&args),
         "check" => check(&args),
@@ -395,6 +398,105 @@ fn hot(a: &Args) {
     Record::new("list_hot", "rust-engine-counts", "us")
         .params(params)
         .emit(&out[2]);
+}
+
+/// CPU time of the calling thread. The host-path figures are compared across three
+/// processes on two cores shared with other work: the time a poll spent on a CPU is what
+/// it costs, whereas its wall time also counts whatever else ran meanwhile.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The host path, per changed topic: `total` topics of one presence each (phoenix: with
+/// the small meta), `k` of them changed by one more presence (key "v"), then one poll
+/// timed in thread CPU time, the state restored off the clock. `rust-poll_diff` is
+/// `Engine::poll_diff` (the baseline), `rust-ready-event` the same poll with every message
+/// rendered in the event envelope ([`ReadyBatch`]). The Python and Node drivers time
+/// their fast and dict paths on the same workload (`--host`). Then the state of one
+/// phoenix topic of `state-n` presences (the standard workload's keys and meta):
+/// `Engine::list`, and the whole `presence_state` message.
+fn host(a: &Args) {
+    let runs = a.usize("runs", 5);
+    let total = a.usize("total", 10_000);
+    let changed = a.list("changed", &[1_000, 10_000]);
+    for (format, name) in [(Format::Counts, "counts"), (Format::Phoenix, "phoenix")] {
+        let e = engine(format);
+        let meta = (format == Format::Phoenix).then_some(META);
+        let names: Vec<String> = (0..total).map(|j| format!("p{j}")).collect();
+        for (j, n) in names.iter().enumerate() {
+            e.track(n, j as u64, Some("u"), meta).expect("track");
+        }
+        drop(e.poll_diff());
+        for &k in &changed {
+            let k = k.min(total);
+            let chosen: Vec<usize> = (0..k).map(|i| i * total / k).collect();
+            let timed = |ready: bool| {
+                for &j in &chosen {
+                    e.track(&names[j], (total + j) as u64, Some("v"), meta)
+                        .expect("track");
+                }
+                let t = thread_cpu();
+                let n = if ready {
+                    let batch = ReadyBatch::new(&e.poll_diff(), Some(&Envelope::Event));
+                    black_box(batch.text().len());
+                    batch.len()
+                } else {
+                    let batch = e.poll_diff();
+                    black_box(batch.json().len());
+                    batch.len()
+                };
+                let ns = (thread_cpu() - t).as_nanos() as f64 / k as f64;
+                assert_eq!(n, k, "one diff per changed topic");
+                for &j in &chosen {
+                    e.untrack(&names[j], (total + j) as u64).expect("untrack");
+                }
+                drop(e.poll_diff());
+                ns
+            };
+            let [poll, ready] = rotate(runs, [&mut || timed(false), &mut || timed(true)]);
+            let params = json!({"format": name, "changed": k, "total_topics": total});
+            Record::new("host_diff", "rust-poll_diff", "ns")
+                .params(params.clone())
+                .emit(&poll);
+            Record::new("host_diff", "rust-ready-event", "ns")
+                .params(params)
+                .baseline("rust-poll_diff")
+                .emit(&ready);
+        }
+    }
+    let n = a.usize("state-n", 10_000);
+    let w = Workload::standard(n, 1);
+    let e = engine(Format::Phoenix);
+    w.track_engine(&e, &w.all(), Some(META));
+    drop(e.poll_diff());
+    let topic = w.name_of_topic(0);
+    let timed = |message: bool| {
+        let t = thread_cpu();
+        let len = if message {
+            let state = e.list(topic).expect("list");
+            Envelope::Event.state_message(topic, &state).len()
+        } else {
+            e.list(topic).expect("list").json.len()
+        };
+        let us = (thread_cpu() - t).as_secs_f64() * 1e6;
+        assert!(len > n * 20, "the state holds every presence");
+        us
+    };
+    let [list, message] = rotate(runs, [&mut || timed(false), &mut || timed(true)]);
+    let params = json!({"presences": n, "topic": topic});
+    Record::new("host_state", "rust-list", "us")
+        .params(params.clone())
+        .emit(&list);
+    Record::new("host_state", "rust-state-message", "us")
+        .params(params)
+        .baseline("rust-list")
+        .emit(&message);
 }
 
 fn fanout_cmd(a: &Args) {

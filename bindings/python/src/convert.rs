@@ -176,9 +176,7 @@ impl JsonWriter<'_> {
                     &format!("meta numbers must be finite for JSON, got {x}"),
                 ));
             }
-            // `{:?}` is the shortest text that reads back to the same f64, and it always
-            // has a '.' or an exponent, so JSON readers see a float again.
-            let _ = write!(self.out, "{x:?}");
+            push_float(self.out, x);
         } else if depth >= MAX_DEPTH {
             return Err(errors::error(
                 py,
@@ -217,7 +215,32 @@ impl JsonWriter<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal (RFC 8259 escaping; non-ASCII stays as UTF-8).
+/// Appends a finite float as `repr(x)` writes it (and so `json.dumps`): `{:?}` is the same
+/// shortest text that reads back to the same f64, with a '.' or an exponent so that JSON
+/// readers see a float again, and it switches to an exponent at the same magnitudes as
+/// `repr`; only the exponent is spelled differently (`1e16`, `1.5e-7` against `repr`'s
+/// `1e+16`, `1.5e-07`).
+fn push_float(out: &mut String, x: f64) {
+    let start = out.len();
+    let _ = write!(out, "{x:?}");
+    let Some(e) = out[start..].find('e').map(|i| start + i) else {
+        return;
+    };
+    let (negative, digits) = match out[e + 1..].strip_prefix('-') {
+        Some(d) => (true, d.to_owned()),
+        None => (false, out[e + 1..].to_owned()),
+    };
+    out.truncate(e + 1);
+    out.push(if negative { '-' } else { '+' });
+    if digits.len() < 2 {
+        out.push('0');
+    }
+    out.push_str(&digits);
+}
+
+/// Appends `s` as a JSON string literal, escaped as `json.dumps(..., ensure_ascii=False)`
+/// escapes it (and as the engine escapes topics and keys), so that a dict meta comes back
+/// from the engine as the bytes `json.dumps` would write for it.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
@@ -228,6 +251,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..=0x1f => "",
             _ => continue,
         };

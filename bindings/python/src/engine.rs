@@ -7,11 +7,11 @@
 use crate::cluster;
 use crate::convert::{self, type_name};
 use crate::errors;
+use crate::ready::{self, json_loads, Diff};
 use crate::values::{ClusterStats, Counts, Stats};
 use presence::{Config, Engine, Format};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::ops::Range;
 use std::sync::{PoisonError, RwLock};
@@ -41,17 +41,6 @@ fn positive(py: Python<'_>, name: &str, value: i128) -> PyResult<usize> {
                 &format!("{name} must be a positive integer, got {value}"),
             )
         })
-}
-
-/// `json.loads`, looked up once.
-fn json_loads<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
-    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let loads = LOADS.get_or_try_init(py, || {
-        py.import("json")
-            .and_then(|m| m.getattr("loads"))
-            .map(Bound::unbind)
-    })?;
-    loads.bind(py).call1((text,))
 }
 
 /// The fields of a bulk item, which must be a tuple or a list.
@@ -504,6 +493,43 @@ impl PyEngine {
     fn poll_diff_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
         let batch = self.detached(py, Engine::poll_diff)?;
         Ok(PyString::new(py, batch.json()))
+    }
+
+    /// The host's fast path: every change since the last poll as Diff objects (topic,
+    /// seq, counts, payload_json, the message in `envelope`, and a lazily decoded payload).
+    #[pyo3(signature = (envelope=None, *, join_ref=None))]
+    fn poll<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: Option<&str>,
+        join_ref: Option<&str>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let envelope = ready::envelope(envelope, join_ref)?;
+        let batch = self.detached(py, Engine::poll_diff)?;
+        Diff::list(py, batch, envelope.as_ref())
+    }
+
+    /// (message, seq): the state of topic as of the last poll in `envelope`, ready to send
+    /// to a client that joins now.
+    #[pyo3(
+        signature = (topic, envelope=Some("event"), *, join_ref=None),
+        text_signature = "($self, topic, envelope='event', *, join_ref=None)"
+    )]
+    fn state_message<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'_, PyAny>,
+        envelope: Option<&str>,
+        join_ref: Option<&str>,
+    ) -> PyResult<(Bound<'py, PyString>, u64)> {
+        let envelope = ready::envelope(envelope, join_ref)?;
+        let topic_name = convert::text(topic, "topic")?;
+        let state = self.state_of(py, topic)?;
+        let message = match envelope {
+            Some(env) => env.state_message(topic_name, &state),
+            None => state.json,
+        };
+        Ok((PyString::new(py, &message), state.seq))
     }
 
     /// How many topics changed since the last poll, in O(1).

@@ -7,6 +7,7 @@ mod cluster;
 mod convert;
 mod engine;
 mod errors;
+mod ready;
 mod values;
 
 use pyo3::prelude::*;
@@ -18,6 +19,8 @@ mod _native {
 
     #[pymodule_export]
     use crate::engine::PyEngine;
+    #[pymodule_export]
+    use crate::ready::Diff;
     #[pymodule_export]
     use crate::values::{ClusterStats, Counts, Stats};
 

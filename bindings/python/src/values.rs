@@ -55,7 +55,7 @@ impl Counts {
         ("viewers", "users", "connections")
     }
 
-    fn __repr__(&self) -> String {
+    pub(crate) fn __repr__(&self) -> String {
         format!(
             "Counts(viewers={}, users={}, connections={})",
             self.viewers, self.users, self.connections
@@ -84,7 +84,7 @@ impl Counts {
     }
 
     /// `{"viewers": V, "users": U, "connections": C}`, as in a poll's `counts`.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("viewers", self.viewers)?;
         d.set_item("users", self.users)?;

@@ -22,9 +22,9 @@ class CountingEngine(pe.Engine):
 
     polls = 0
 
-    def poll_diff(self) -> list[dict[str, Any]]:
+    def poll(self, envelope: pe.EnvelopeName | None = None, *, join_ref: str | None = None) -> list[pe.Diff]:
         type(self).polls += 1
-        return super().poll_diff()
+        return super().poll(envelope, join_ref=join_ref)
 
 
 def run(coro: Any) -> Any:

@@ -402,6 +402,8 @@ CALLS_AFTER_CLOSE: list[tuple[str, Callable[[pe.Engine], Any]]] = [
     ("state_json", lambda e: e.state_json("t")),
     ("poll_diff", lambda e: e.poll_diff()),
     ("poll_diff_json", lambda e: e.poll_diff_json()),
+    ("poll", lambda e: e.poll("event")),
+    ("state_message", lambda e: e.state_message("t")),
     ("stats", lambda e: e.stats()),
     ("fileno", lambda e: e.fileno()),
     ("diffs", lambda e: e.diffs()),

@@ -23,6 +23,10 @@ import presence, {
   type Stats,
   type State,
   type TopicDiff,
+  Diff,
+  type EnvelopeName,
+  type ReadyOptions,
+  type StateMessage,
   type EngineOptions,
   type PresenceState,
   type PhoenixState,
@@ -74,6 +78,24 @@ for (const d of batch) {
   void [t, s, joins, d.payload.leaves];
 }
 const text: string = engine.pollDiffJson();
+const envelope: EnvelopeName = 'phoenix';
+const readyOptions: ReadyOptions = { envelope, joinRef: null };
+const ready: Diff[] = engine.pollReady(readyOptions);
+for (const d of ready) {
+  const m: string | null = d.message;
+  const p: string = d.payloadJson;
+  const legacy: TopicDiff = d.toJSON();
+  const asEntry: TopicDiff = d;
+  const ok: boolean = d instanceof Diff;
+  void [m, p, legacy, asEntry, ok, d.topic, d.seq, d.counts.users, d.payload.joins];
+}
+engine.pollReady();
+engine.pollReady({ envelope: null });
+// @ts-expect-error: not an envelope the engine renders
+engine.pollReady({ envelope: 'xml' });
+const sm: StateMessage = engine.stateMessage('room', { envelope: 'phoenix', joinRef: '3' });
+const smText: string = engine.stateMessage('room').message + sm.message + String(sm.seq);
+void smText;
 const stats: Stats = engine.stats();
 const pending: number = stats.topicsPending + stats.bytes + stats.presences + stats.topics;
 const maybe: boolean = engine.hasPending();

@@ -8,10 +8,11 @@ The API reference is in the type stubs (`__init__.pyi`, `_native.pyi`); see also
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
-from collections.abc import AsyncIterator
-from typing import Any, TypedDict, Union
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, TypedDict, Union
 
 # Type aliases for annotating code that calls the engine (documented in __init__.pyi).
 Meta = Union[dict[str, Any], str, None]
@@ -22,6 +23,7 @@ TrackItem = Union[
     list[Any],
 ]
 UntrackItem = Union[tuple[str, int], list[Any]]
+EnvelopeName = Union[Literal["event"], Literal["phoenix"]]
 
 
 class _ClusterRequired(TypedDict):
@@ -47,6 +49,7 @@ from ._native import (  # noqa: E402
     ClusterStats,
     ConfigError,
     Counts,
+    Diff,
     EngineClosedError,
     InvalidInputError,
     LimitReachedError,
@@ -66,8 +69,10 @@ __all__ = [
     "ClusterStats",
     "ConfigError",
     "Counts",
+    "Diff",
     "Engine",
     "EngineClosedError",
+    "EnvelopeName",
     "InvalidInputError",
     "LimitReachedError",
     "Meta",
@@ -133,21 +138,39 @@ class Engine(_native.Engine):
             except RuntimeError:
                 pass  # that loop is closed already: nothing waits on it any more
 
-    def diffs(self, *, raw: bool = False, interval: float = 0.0) -> AsyncIterator[Any]:
-        """Yields each non-empty poll (`poll_diff()`, or `poll_diff_json()` with raw=True),
-        waiting on the wake-up fd with `loop.add_reader` in between; after a batch, the next
-        poll comes no sooner than `interval` seconds later. Ends when the engine is closed.
-        The full reference is in the stub, presence_engine/__init__.pyi."""
+    def diffs(
+        self,
+        *,
+        raw: bool = False,
+        interval: float = 0.0,
+        envelope: EnvelopeName | None = None,
+        join_ref: str | None = None,
+    ) -> AsyncIterator[Any]:
+        """Yields each non-empty poll (`poll(envelope, join_ref=...)`, or
+        `poll_diff_json()` with raw=True), waiting on the wake-up fd with
+        `loop.add_reader` in between; after a batch, the next poll comes no sooner than
+        `interval` seconds later. Ends when the engine is closed. The full reference is in
+        the stub, presence_engine/__init__.pyi."""
         if isinstance(interval, bool) or not isinstance(interval, (int, float)):
             raise TypeError(f"interval must be a number, not {type(interval).__name__}")
         if not interval >= 0:  # also refuses NaN
             raise ValueError(f"interval must be >= 0, got {interval!r}")
+        if raw and (envelope is not None or join_ref is not None):
+            raise ValueError("raw=True yields poll_diff_json() text, which has no envelope")
+        if envelope not in (None, "event", "phoenix"):
+            raise ValueError(f'envelope must be "event", "phoenix" or None, got {envelope!r}')
+        if join_ref is not None:
+            if not isinstance(join_ref, str):
+                raise TypeError(f"join_ref must be a str or None, not {type(join_ref).__name__}")
+            if envelope != "phoenix":
+                raise ValueError('join_ref is only for envelope="phoenix"')
         self.fileno()  # raises EngineClosedError now rather than at the first iteration
-        return self._diffs(bool(raw), float(interval))
+        if raw:
+            return self._diffs(self.poll_diff_json, float(interval))
+        return self._diffs(functools.partial(self.poll, envelope, join_ref=join_ref), float(interval))
 
-    async def _diffs(self, raw: bool, interval: float) -> AsyncIterator[Any]:
+    async def _diffs(self, poll: Callable[[], Any], interval: float) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
-        poll = self.poll_diff_json if raw else self.poll_diff
         waiter = _Waiter(loop)
         waiters = self._waiter_set()
         with _registry_lock:

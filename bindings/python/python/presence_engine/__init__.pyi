@@ -10,9 +10,9 @@ Quick start::
     engine = Engine()                        # or Engine(format="phoenix")
     engine.track("video:42", conn_id, key=user_id)   # key=None: anonymous viewer
     engine.counts("video:42")                # Counts(viewers=0, users=1, connections=1)
-    async for batch in engine.diffs():       # waits on the wake-up fd, no busy polling
-        for d in batch:                      # {"topic", "seq", "counts", "payload"}
-            await broadcast(d["topic"], d["payload"])
+    async for batch in engine.diffs(envelope="event"):  # waits on the wake-up fd
+        for d in batch:                      # Diff: topic, seq, counts, message, payload
+            await broadcast(d.topic, d.message)  # the whole message, rendered in Rust
     engine.untrack_conn(conn_id)             # on disconnect
 
 Cluster mode (several server processes sharing presence over Redis or your own bus)::
@@ -34,6 +34,7 @@ from ._native import (
     ClusterStats as ClusterStats,
     ConfigError as ConfigError,
     Counts as Counts,
+    Diff as Diff,
     EngineClosedError as EngineClosedError,
     InvalidInputError as InvalidInputError,
     LimitReachedError as LimitReachedError,
@@ -54,8 +55,10 @@ __all__ = [
     "ClusterStats",
     "ConfigError",
     "Counts",
+    "Diff",
     "Engine",
     "EngineClosedError",
+    "EnvelopeName",
     "InvalidInputError",
     "LimitReachedError",
     "Meta",
@@ -92,6 +95,12 @@ TrackItem: TypeAlias = (
 
 UntrackItem: TypeAlias = tuple[str, int] | list[Any]
 """An item of `Engine.untrack_many`: (topic, conn), as a tuple or a list."""
+
+EnvelopeName: TypeAlias = Literal["event", "phoenix"]
+"""The message shapes the engine renders around a payload (`Engine.poll`,
+`Engine.state_message`, `Engine.diffs`): "event" is
+`{"event":E,"topic":T,"seq":S,"payload":P}` (the web demo's protocol); "phoenix" is the
+Phoenix Channels V2 frame `[join_ref,null,T,E,P]` that phoenix.js reads."""
 
 class ClusterOptions(TypedDict):
     """The `cluster=` setting of `Engine`: this engine is one node of a cluster. Any
@@ -143,18 +152,25 @@ class Engine(_NativeEngine):
 
     @overload
     def diffs(
-        self, *, raw: Literal[False] = False, interval: float = 0.0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+        self,
+        *,
+        raw: Literal[False] = False,
+        interval: float = 0.0,
+        envelope: EnvelopeName | None = None,
+        join_ref: str | None = None,
+    ) -> AsyncIterator[list[Diff]]:
         """Yields every non-empty poll, for as long as the engine is open::
 
-            async for batch in engine.diffs():
+            async for batch in engine.diffs(envelope="event"):
                 for d in batch:
-                    await broadcast(d["topic"], d["payload"])
+                    await broadcast(d.topic, d.message)
 
-        Each batch is what `poll_diff()` returns (a non-empty list of envelopes), or with
-        `raw=True` what `poll_diff_json()` returns (a JSON array other than "[]"). Between
-        polls it waits for the engine's wake-up descriptor with `loop.add_reader`, so an idle
-        engine costs nothing: no busy polling, no timer.
+        Each batch is what `poll(envelope, join_ref=join_ref)` returns (a non-empty list
+        of `Diff`, each with its whole message rendered in Rust), or with `raw=True` what
+        `poll_diff_json()` returns (a JSON array other than "[]"). A `Diff` also answers
+        `d["topic"]`, `d["seq"]`, `d["counts"]` and `d["payload"]` as the dicts of
+        `poll_diff()` do. Between polls it waits for the engine's wake-up descriptor with
+        `loop.add_reader`, so an idle engine costs nothing: no busy polling, no timer.
 
         `interval` (seconds, >= 0) rate-limits: after a batch, the next poll happens no
         sooner than `interval` seconds later, so that churn coalesces into fewer, larger
@@ -162,18 +178,24 @@ class Engine(_NativeEngine):
         is polled as soon as the loop gets to it.
 
         Must run inside an asyncio event loop. Run one consumer per engine: two would split
-        the batches between them (and any other `poll_diff()` call takes changes away from
-        this one). Closing the engine, from any thread, ends the iteration; a batch that was
-        not yet polled is then lost. Breaking out of the loop, or cancelling the task,
+        the batches between them (and any other poll call takes changes away from this
+        one). Closing the engine, from any thread, ends the iteration; a batch that was not
+        yet polled is then lost. Breaking out of the loop, or cancelling the task,
         unregisters the reader.
 
         Raises, when called: EngineClosedError if the engine is closed already, TypeError
-        or ValueError for a bad `interval`. On the first iteration: RuntimeError outside
-        a running event loop.
+        or ValueError for a bad `interval`, ValueError for an unknown envelope, a join_ref
+        without envelope="phoenix", or an envelope with raw=True. On the first iteration:
+        RuntimeError outside a running event loop.
         """
     @overload
     def diffs(self, *, raw: Literal[True], interval: float = 0.0) -> AsyncIterator[str]: ...
     @overload
     def diffs(
-        self, *, raw: bool, interval: float = 0.0
-    ) -> AsyncIterator[list[dict[str, Any]] | str]: ...
+        self,
+        *,
+        raw: bool,
+        interval: float = 0.0,
+        envelope: EnvelopeName | None = None,
+        join_ref: str | None = None,
+    ) -> AsyncIterator[list[Diff] | str]: ...

@@ -7,7 +7,7 @@ from typing import Any, Final, Literal, final
 
 from typing_extensions import Self, disjoint_base
 
-from . import ClusterOptions, Meta, TrackItem, UntrackItem
+from . import ClusterOptions, EnvelopeName, Meta, TrackItem, UntrackItem
 
 __all__ = [
     "CORE_VERSION",
@@ -15,6 +15,7 @@ __all__ = [
     "ClusterStats",
     "ConfigError",
     "Counts",
+    "Diff",
     "Engine",
     "EngineClosedError",
     "InvalidInputError",
@@ -121,6 +122,55 @@ class Counts:
     def __reduce__(self) -> tuple[type[Counts], tuple[int, int, int]]: ...
     def to_dict(self) -> dict[str, int]:
         """`{"viewers": V, "users": U, "connections": C}`, the shape of a poll's "counts"."""
+
+@final
+class Diff:
+    """One changed topic of `Engine.poll()`: what to send to the topic's clients.
+
+    The engine renders everything in Rust; reading an attribute decodes nothing. `topic`
+    and `message` are made at poll time (they are what a host sends for every topic);
+    `payload_json` is made when read; `payload` is decoded to Python objects (with
+    `json.loads`) on its first read only.
+
+    For code written against `poll_diff()`, `d["topic"]`, `d["seq"]`, `d["counts"]` (a
+    dict) and `d["payload"]` work too, and `to_dict()` gives the whole `poll_diff()` dict.
+    """
+
+    @property
+    def topic(self) -> str:
+        """The topic name."""
+
+    @property
+    def seq(self) -> int:
+        """The topic's sequence number: 1 for its first diff, then one more each poll that
+        reports it (see `Engine.state`)."""
+
+    @property
+    def counts(self) -> Counts:
+        """The topic's live counts after this diff."""
+
+    @property
+    def payload_json(self) -> str:
+        """The presence_diff payload as compact JSON text."""
+
+    @property
+    def message(self) -> str | None:
+        """The whole message in the envelope the poll asked for, ready to send as a text
+        frame; None for a poll without an envelope. "event":
+        `{"event":"presence_diff","topic":T,"seq":S,"payload":P}`; "phoenix": the Phoenix
+        Channels V2 frame `[join_ref,null,T,"presence_diff",P]`."""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload as Python objects, decoded on first read and kept (the same object
+        on every read: do not mutate it)."""
+
+    def __getitem__(self, key: Literal["topic", "seq", "counts", "payload"], /) -> Any:
+        """The value of that key in this topic's `poll_diff()` dict; KeyError for any
+        other key."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """This topic's `poll_diff()` dict: `{"topic", "seq", "counts", "payload"}`."""
 
 @final
 class Stats:
@@ -428,6 +478,48 @@ class Engine:
     def poll_diff_json(self) -> str:
         """`poll_diff()` as one JSON array of the same envelopes (`"[]"` when nothing
         changed), for servers that forward bytes as they are."""
+
+    def poll(
+        self, envelope: EnvelopeName | None = None, *, join_ref: str | None = None
+    ) -> builtins.list[Diff]:
+        """The host's fast path: takes every change since the last poll, like
+        `poll_diff()`, as one `Diff` per changed topic, with the whole message already
+        rendered (in Rust) in `envelope`:
+
+        - "event": `{"event":"presence_diff","topic":T,"seq":S,"payload":P}`, the protocol
+          of the web demo;
+        - "phoenix": the Phoenix Channels V2 frame `[join_ref,null,T,"presence_diff",P]`
+          that a Phoenix server broadcasts, which phoenix.js (`Socket`, `Channel`,
+          `Presence`) reads unchanged. `ref` is null, as on every Phoenix push; `join_ref`
+          is null too unless given (Phoenix broadcasts diffs to every channel of the topic
+          with a null join_ref);
+        - None: no message (`d.message` is None), the payload alone in `d.payload_json`.
+
+        Send `d.message` to the sockets of `d.topic` as it is: no payload is decoded or
+        encoded again on the way. A message is byte for byte what
+        `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` makes of the same
+        value, provided the metas were given as dicts (a str meta is passed on as given).
+
+        Raises ValueError for another envelope name, or a join_ref without "phoenix".
+        Releases the GIL while the engine works."""
+
+    def state_message(
+        self,
+        topic: str,
+        envelope: EnvelopeName | None = "event",
+        *,
+        join_ref: str | None = None,
+    ) -> tuple[str, int]:
+        """`(message, seq)`: the state of `topic` as of the last poll (see `state`), in
+        `envelope` (event "presence_state"), ready to send to a client that joins now,
+        then the diffs of later polls. "event":
+        `{"event":"presence_state","topic":T,"seq":S,"payload":P}`; "phoenix":
+        `[join_ref,null,T,"presence_state",P]`, where `join_ref` is the joining channel's
+        join_ref (Phoenix pushes the state to that channel with it; None sends null, which
+        phoenix.js accepts too); None: the payload alone, as `state_json`.
+
+        Raises ValueError for another envelope name, or a join_ref without "phoenix", and
+        the errors of `state` for the topic."""
 
     def pending_topics(self) -> int:
         """How many topics changed since the last poll (local or remote changes), in O(1):

@@ -1,0 +1,223 @@
+'use strict';
+
+// The host's fast path: pollReady() and stateMessage() hand out what a host sends (the
+// topic, and the whole message in an envelope, rendered by the engine), and parse a
+// payload only when asked. What they hand out is what the object path (pollDiff(),
+// list()) gives, serialised with JSON.stringify: byte for byte.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const pe = require('..');
+
+const { Engine, Diff } = pe;
+
+/** The value each envelope is the JSON.stringify of. */
+function envelope(name, event, topic, seq, payload, joinRef = null) {
+  if (name === 'event') return { event, topic, seq, payload };
+  return [joinRef, null, topic, event, payload];
+}
+
+/** A small deterministic generator, so a failure can be replayed. */
+function random(seed) {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+// Names and metas with what JSON must escape (quotes, backslashes, every control
+// character) and non-ASCII text, astral characters included (two UTF-16 units each).
+const PIECES = ['a', 'Z', '"', '\\', '\b', '\f', '\n', '\u0001', '\u001f', '\u007f', 'é', '漢', '🙂', '\u2028', ' ', '/'];
+
+function text(rand, min = 0) {
+  let s = '';
+  const n = min + rand(6);
+  for (let i = 0; i < n; i++) s += PIECES[rand(PIECES.length)];
+  return s;
+}
+
+function value(rand, depth) {
+  switch (rand(depth > 2 ? 5 : 7)) {
+    case 0:
+      return null;
+    case 1:
+      return rand(2) === 0;
+    case 2:
+      return rand(1000) - 500;
+    case 3:
+      return [1e21, 1e-7, 0.1, -0, 123.456, 2 ** 53][rand(6)];
+    case 4:
+      return text(rand);
+    case 5:
+      return Array.from({ length: rand(3) }, () => value(rand, depth + 1));
+    default:
+      return meta(rand, depth + 1);
+  }
+}
+
+function meta(rand, depth = 0) {
+  const m = {};
+  for (let i = rand(4); i > 0; i--) m[text(rand)] = value(rand, depth);
+  delete m.phx_ref;
+  delete m.phx_ref_prev;
+  return m;
+}
+
+for (const format of ['counts', 'phoenix']) {
+  for (const env of ['event', 'phoenix']) {
+    test(`${format} format, ${env} envelope: every message is the JSON.stringify of the object path`, () => {
+      for (let seed = 1; seed <= 40; seed++) {
+        const rand = random(seed);
+        const e = new Engine({ format });
+        const topics = Array.from({ length: 1 + rand(4) }, () => text(rand, 1));
+        const tracked = [];
+        for (let conn = 0; conn < 1 + rand(12); conn++) {
+          const topic = topics[rand(topics.length)];
+          const key = rand(3) === 0 ? null : `${text(rand, 1)}k`;
+          e.track(topic, conn, key, meta(rand));
+          tracked.push([topic, conn]);
+        }
+        e.update(tracked[0][0], tracked[0][1], meta(rand));
+        const diffs = e.pollReady({ envelope: env });
+        assert.deepEqual(diffs.map((d) => d.topic).sort(), [...new Set(tracked.map(([t]) => t))].sort(), `seed ${seed}`);
+        for (const d of diffs) {
+          assert.ok(d instanceof Diff);
+          const payload = JSON.parse(d.payloadJson);
+          assert.equal(d.payloadJson, JSON.stringify(payload), `seed ${seed}`);
+          assert.equal(d.message, JSON.stringify(envelope(env, 'presence_diff', d.topic, d.seq, payload)), `seed ${seed}`);
+          assert.deepEqual(d.counts, e.counts(d.topic));
+        }
+        for (const topic of new Set(topics)) {
+          const { json, seq } = e.state(topic);
+          const want = JSON.stringify(envelope(env, 'presence_state', topic, seq, JSON.parse(json)));
+          assert.deepEqual(e.stateMessage(topic, { envelope: env }), { message: want, seq });
+          if (env === 'phoenix') {
+            const withRef = JSON.stringify(envelope(env, 'presence_state', topic, seq, JSON.parse(json), 'r"1'));
+            assert.equal(e.stateMessage(topic, { envelope: env, joinRef: 'r"1' }).message, withRef);
+          }
+          assert.deepEqual(e.stateMessage(topic, { envelope: null }), { message: json, seq });
+        }
+        e.close();
+      }
+    });
+  }
+}
+
+test('pollReady gives what pollDiff gives (counts format: no random refs)', () => {
+  const engines = [new Engine(), new Engine()];
+  for (const e of engines) {
+    for (let conn = 0; conn < 40; conn++) e.track(`t${conn % 7}`, conn, conn % 3 ? null : `u${conn % 5}`);
+    e.untrack('t1', 1);
+    e.untrackConn(2);
+  }
+  const byTopic = (a, b) => (a.topic < b.topic ? -1 : 1);
+  const fast = engines[0].pollReady({ envelope: 'event' }).map((d) => d.toJSON()).sort(byTopic);
+  const slow = engines[1].pollDiff().sort(byTopic);
+  assert.equal(fast.length, 7);
+  assert.deepEqual(JSON.parse(JSON.stringify(fast)), slow);
+  for (const e of engines) e.close();
+});
+
+test('a Diff reads like a pollDiff entry and parses its payload once', () => {
+  const e = new Engine({ format: 'phoenix' });
+  e.track('room', 1, 'alice', { n: 1 });
+  const [d] = e.pollReady({ envelope: 'phoenix' });
+  assert.equal(d.topic, 'room');
+  assert.equal(d.seq, 1);
+  assert.deepEqual(d.counts, { viewers: 0, users: 1, connections: 1 });
+  assert.equal(d.payload, d.payload); // parsed on the first read, kept
+  assert.equal(d.payload.joins.alice.metas[0].n, 1);
+  assert.equal(d.message, `[null,null,"room","presence_diff",${d.payloadJson}]`);
+  assert.deepEqual(JSON.parse(JSON.stringify(d)), { topic: 'room', seq: 1, counts: d.counts, payload: d.payload });
+  e.close();
+  // The batch's text lives in the Diff: it outlives the engine.
+  assert.equal(d.payloadJson.startsWith('{"joins":{"alice"'), true);
+});
+
+test('without an envelope there is no message', () => {
+  const e = new Engine();
+  e.track('t', 1);
+  const [d] = e.pollReady();
+  assert.equal(d.message, null);
+  assert.deepEqual(JSON.parse(d.payloadJson), d.payload);
+  assert.deepEqual(e.pollReady({ envelope: 'event' }), []);
+  e.close();
+});
+
+test('topics and keys beyond ASCII are sliced at the right places', () => {
+  const e = new Engine({ format: 'phoenix' });
+  const topics = ['🙂', 'é:1', '漢字🙂漢', 'plain'];
+  topics.forEach((t, i) => e.track(t, i, `k🙂${i}é`, { s: '🙂'.repeat(i) }));
+  const diffs = e.pollReady({ envelope: 'event' });
+  assert.deepEqual(diffs.map((d) => d.topic).sort(), [...topics].sort());
+  for (const d of diffs) {
+    const i = topics.indexOf(d.topic);
+    assert.deepEqual(Object.keys(d.payload.joins), [`k🙂${i}é`]);
+    assert.equal(d.payload.joins[`k🙂${i}é`].metas[0].s, '🙂'.repeat(i));
+    assert.equal(JSON.parse(d.message).topic, d.topic);
+  }
+  e.close();
+});
+
+test('the phoenix joinRef goes into every frame', () => {
+  const e = new Engine();
+  e.track('t', 1);
+  const [d] = e.pollReady({ envelope: 'phoenix', joinRef: '5' });
+  assert.equal(d.message, `["5",null,"t","presence_diff",${d.payloadJson}]`);
+  const { message, seq } = e.stateMessage('t', { envelope: 'phoenix', joinRef: '5' });
+  assert.ok(message.startsWith('["5",null,"t","presence_state",'));
+  assert.equal(seq, 1);
+  e.close();
+});
+
+test('bad envelopes are refused before anything is polled', () => {
+  const e = new Engine();
+  e.track('t', 1);
+  assert.throws(() => e.pollReady({ envelope: 'xml' }), RangeError);
+  assert.throws(() => e.pollReady({ envelope: 1 }), TypeError);
+  assert.throws(() => e.pollReady({ envelope: 'event', joinRef: '1' }), RangeError);
+  assert.throws(() => e.pollReady({ joinRef: '1' }), RangeError);
+  assert.throws(() => e.pollReady({ envelope: 'phoenix', joinRef: 1 }), TypeError);
+  assert.throws(() => e.pollReady({ envelope: 'phoenix', joinRef: 'a\0b' }), pe.InvalidInputError);
+  assert.throws(() => e.stateMessage('t', { envelope: 'xml' }), RangeError);
+  assert.throws(() => e.stateMessage('t', { joinRef: '1' }), RangeError);
+  assert.throws(() => e.stateMessage(''), pe.InvalidInputError);
+  assert.throws(() => e.stateMessage(1), TypeError);
+  assert.throws(() => e.onDiff(() => {}, { envelope: 'xml' }), RangeError);
+  assert.throws(() => e.diffs({ envelope: 'event', joinRef: '1' }), RangeError);
+  assert.equal(e.pendingTopics(), 1);
+  assert.deepEqual(
+    e.pollReady({ envelope: 'event' }).map((d) => d.topic),
+    ['t']
+  );
+  e.close();
+  assert.throws(() => e.pollReady(), pe.EngineClosedError);
+  assert.throws(() => e.stateMessage('t'), pe.EngineClosedError);
+});
+
+test('onDiff and diffs() deliver Diffs with messages in the envelope asked for', async () => {
+  const e = new Engine({ format: 'phoenix' });
+  const got = new Promise((resolve) => {
+    const stop = e.onDiff(
+      (batch) => {
+        stop();
+        resolve(batch);
+      },
+      { intervalMs: 5, envelope: 'phoenix' }
+    );
+  });
+  e.track('t', 1, 'alice', { a: 1 });
+  const [d] = await got;
+  assert.ok(d instanceof Diff);
+  assert.equal(d.message, `[null,null,"t","presence_diff",${d.payloadJson}]`);
+  e.untrack('t', 1);
+  for await (const batch of e.diffs({ intervalMs: 5, envelope: 'event' })) {
+    assert.equal(batch[0].message, `{"event":"presence_diff","topic":"t","seq":2,"payload":${batch[0].payloadJson}}`);
+    assert.deepEqual(Object.keys(batch[0].payload.leaves), ['alice']);
+    break;
+  }
+  e.close();
+});
