@@ -109,9 +109,11 @@ dist-sdk: lib
 dist: dist-wheel dist-sdist dist-npm dist-sdk
 	@cd $(DIST_DIR) && ls -l $(notdir $(wildcard $(WHEEL_GLOB)) $(SDIST) $(NPM_TARBALL) $(SDK_TARBALL))
 
-## The artifacts of this build only, installed and run outside the repository without
-## cargo (tests/dist/run.sh), then the sdist built from source with cargo.
+## The snippet runner's own tests; then the artifacts of this build only, installed and run
+## outside the repository without cargo (tests/dist/run.sh), then the sdist built from
+## source with cargo.
 test-dist: deps-dist dist
+	$(PYTHON3) $(ROOT)/tests/snippets/test_run.py
 	DIST_DIR=$(DIST_DIR) VERSION=$(VERSION) SONAME=$(SONAME) PYTHON3=$(PYTHON3) NODE=$(NODE) NPM=$(NPM) \
 	  DIST_VENV=$(DIST_VENV) PY_CARGO_DIR=$(PY_OUT)/cargo REPORT=$(DIST_OUT)/report.txt \
 	  bash $(ROOT)/tests/dist/run.sh
