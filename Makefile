@@ -23,6 +23,8 @@ help:
 	@echo "make demo   - run the live demo (single node, no external service; DEMO=node, NODES=3 for a cluster)"
 	@echo "make test   - run every test suite: $(TEST_SUITES)"
 	@echo "make bench  - run the benchmarks and write bench/BENCHMARKS.md"
+	@echo "make dist   - the wheel, the sdist, the npm tarball and the C SDK, into dist/"
+	@echo "make install PREFIX=... - the C SDK (header, libraries, pkg-config, CMake config)"
 
 ## The release library (static and shared) and the header.
 lib:

@@ -32,4 +32,17 @@ fn main() {
         .expect("cbindgen generates the header")
         .write_to_file(out_dir.join("presence.h"));
     println!("cargo:include={}", out_dir.display());
+
+    // The shared library's SONAME: programs linked with -lpresence record it, and the
+    // dynamic loader then accepts only a library of the same ABI. Before 1.0 every minor
+    // version may break the ABI, so the minor is part of the name.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let major = part("CARGO_PKG_VERSION_MAJOR");
+        let soname = if major == "0" {
+            format!("libpresence.so.0.{}", part("CARGO_PKG_VERSION_MINOR"))
+        } else {
+            format!("libpresence.so.{major}")
+        };
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    }
 }

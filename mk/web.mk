@@ -81,23 +81,39 @@ test-browser: deps-chromium deps-redis web-deps web-venv $(WEB_DIST)
 	  $(NODE) --test --test-concurrency=1 test/*.test.js
 	@echo "screenshots: $(WEB_RESULTS)/"
 
+## What a demo needs, prepared side by side: the native build (CPU: the wheel for the
+## Python server, the library for the Node one) and the page (mostly network: npm ci, then
+## Vite), so that a fresh clone waits for the longer of the two, not for their sum. The
+## system packages come first, alone: two apt-get runs at once would fight over apt's lock.
+## The demo's wheel is built with the quicker `demo` profile (bindings/python/Cargo.toml);
+## DEMO_PY_PROFILE=release for the optimized one.
+DEMO_PY_PROFILE ?= demo
+.PHONY: demo-prep-python demo-prep-node
+demo-prep-python: deps-python deps-node
+	@echo "demo: building the Python package (cargo, the first time a few minutes on 2 cores) and the page (npm ci, Vite), side by side"
+	$(MAKE) --no-print-directory -j2 web-venv $(WEB_DIST) PY_PROFILE=$(DEMO_PY_PROFILE)
+
+demo-prep-node: deps-node
+	@echo "demo: building the library (cargo, the first time a few minutes on 2 cores) and the page (npm ci, Vite), side by side"
+	$(MAKE) --no-print-directory -j2 web-deps $(WEB_DIST)
+
 ## `make demo` is one node, no external service. NODES=3 (any NODES > 1): a redis-server of
 ## its own and NODES servers in cluster mode on DEMO_PORT, DEMO_PORT+1, ... (server/cluster.mjs).
 ifeq ($(DEMO_CLUSTER),)
-demo-python: web-venv $(WEB_DIST)
+demo-python: demo-prep-python
 	@echo "starting the Python demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
 	$(WEB_PY) $(WEB_DIR)/server/python/server.py --host $(DEMO_HOST) --port $(DEMO_PORT)
 
-demo-node: web-deps $(WEB_DIST)
+demo-node: demo-prep-node
 	@echo "starting the Node demo server (Ctrl-C stops it; DEMO_PORT=... picks another port)"
 	cd $(WEB_DIR) && $(NODE) server/node/server.js --host $(DEMO_HOST) --port $(DEMO_PORT)
 else
-demo-python: web-venv $(WEB_DIST) deps-redis
+demo-python: demo-prep-python deps-redis
 	@echo "starting redis-server and $(NODES) Python demo servers in cluster mode (Ctrl-C stops them all)"
 	cd $(WEB_DIR) && $(NODE) server/cluster.mjs --server python --python $(WEB_PY) \
 	  --nodes $(NODES) --host $(DEMO_HOST) --port $(DEMO_PORT)
 
-demo-node: web-deps $(WEB_DIST) deps-redis
+demo-node: demo-prep-node deps-redis
 	@echo "starting redis-server and $(NODES) Node demo servers in cluster mode (Ctrl-C stops them all)"
 	cd $(WEB_DIR) && $(NODE) server/cluster.mjs --server node --nodes $(NODES) --host $(DEMO_HOST) --port $(DEMO_PORT)
 endif

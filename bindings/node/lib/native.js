@@ -9,17 +9,16 @@
 //     repository (also through `npm install ./bindings/node`, which links it), the
 //     release build in $CARGO_TARGET_DIR or <repo>/target. The live build wins over any
 //     copy so that a Rust change is picked up by `cargo build` alone.
-//  3. prebuilds/<platform>-<arch>/ inside the package: what `npm pack` ships (prepack
-//     builds the library with cargo and copies it there).
-//  4. A source checkout without a build: `cargo build --release --lib` now, once
-//     (set PRESENCE_BUILD=0 to forbid this; CARGO names the cargo binary).
-// npm 11 skips the install scripts of dependencies unless the user approves them, so
-// nothing here relies on an install script.
+//  3. prebuilds/<platform>-<arch>/ inside the package: what the npm tarball ships
+//     (`make dist`, or `npm pack`, whose prepack copies the release build there).
+// Nothing is ever built at load: a checkout without a build gets an error that names the
+// command, because a silent cargo build of minutes looks like a hang. npm 11 skips the
+// install scripts of dependencies unless the user approves them, so nothing here relies
+// on an install script either.
 
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 
 /** The major.minor of the C ABI this binding was written against (include/presence.h). */
 const ABI_VERSION = '0.1';
@@ -54,22 +53,9 @@ function sourceBuildPath(root, env = process.env) {
   return path.join(targetDir, 'release', libraryFileName());
 }
 
-/** Runs `cargo build --release --lib` in the checkout; cargo's output goes to stderr. */
-function cargoBuild(root, env = process.env) {
-  const cargo = env.CARGO || 'cargo';
-  process.stderr.write(`presence-engine: building the native library (${cargo} build --release --lib in ${root})\n`);
-  const r = spawnSync(cargo, ['build', '--release', '--lib'], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 2, 2],
-  });
-  if (r.error) throw new Error(`presence-engine: could not run ${cargo}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`presence-engine: ${cargo} build --release --lib failed (exit ${r.status})`);
-}
-
 /**
- * Where the library is, and how it was found: {path, source}. Builds it in a checkout
- * that has none yet. Throws with the places looked at when there is nothing to load.
+ * Where the library is, and how it was found: {path, source}. Throws with the places
+ * looked at, and what to do, when there is nothing to load.
  */
 function resolveLibrary({ env = process.env, pkgDir = PACKAGE_DIR } = {}) {
   if (env.PRESENCE_LIB) {
@@ -82,15 +68,17 @@ function resolveLibrary({ env = process.env, pkgDir = PACKAGE_DIR } = {}) {
   if (built && fs.existsSync(built)) return { path: built, source: 'source' };
   const prebuilt = path.join(prebuildDir(pkgDir), libraryFileName());
   if (fs.existsSync(prebuilt)) return { path: prebuilt, source: 'prebuild' };
-  if (root && env.PRESENCE_BUILD !== '0') {
-    cargoBuild(root, env);
-    if (fs.existsSync(built)) return { path: built, source: 'built' };
-    throw new Error(`presence-engine: cargo finished but ${built} is missing`);
+  if (root) {
+    throw new Error(
+      `presence-engine: the native library is not built yet (no ${built}). ` +
+        `Run \`make lib\` (or \`cargo build --release --lib\`) in ${root}, ` +
+        'or install the npm tarball of `make dist`, which carries it prebuilt.'
+    );
   }
-  const looked = [prebuilt, built].filter(Boolean).join(', ');
   throw new Error(
-    `presence-engine: no native library for ${process.platform}-${process.arch} (looked at ${looked}). ` +
-      'Build it with `cargo build --release --lib` in the presence-engine repository and set PRESENCE_LIB to the file.'
+    `presence-engine: no native library for ${process.platform}-${process.arch} (looked at ${prebuilt}). ` +
+      'The npm tarball carries one for linux-x64 (glibc) only; elsewhere build it with ' +
+      '`cargo build --release --lib` in the presence-engine repository and set PRESENCE_LIB to the file.'
   );
 }
 
@@ -109,7 +97,7 @@ function native() {
     throw new Error(
       `presence-engine: cannot load koffi from ${PACKAGE_DIR} (${err.message.split('\n')[0]}). ` +
         'Run `npm install` in that directory, install from inside the repository (`npm install ./bindings/node` ' +
-        'at its root), or install the tarball of `npm pack`.'
+        'at its root), or install the npm tarball of `make dist`.'
     );
   }
   const where = resolveLibrary();

@@ -1,8 +1,8 @@
 'use strict';
 
 // Where the native library comes from (lib/native.js resolveLibrary): PRESENCE_LIB, the
-// checkout's cargo build, the package's prebuilds, and a cargo build when a checkout has
-// none. The cargo build is exercised with a stand-in cargo that records how it was run.
+// checkout's cargo build, the package's prebuilds; and a clear error, never a build, when
+// there is none. A stand-in cargo on PATH records whether anything ran it.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -33,20 +33,12 @@ function fakeRepo(dir) {
   return path.join(dir, 'bindings', 'node');
 }
 
-/** A stand-in cargo: logs its cwd and arguments, then "builds" by copying the real library. */
-function fakeCargo(dir, exitCode = 0) {
-  const script = path.join(dir, 'fake-cargo');
-  fs.writeFileSync(
-    script,
-    `#!/bin/sh
-echo "$PWD|$*" >> "${dir}/cargo.log"
-[ ${exitCode} -eq 0 ] || exit ${exitCode}
-out="\${CARGO_TARGET_DIR:-target}/release"
-mkdir -p "$out" && cp "${LIB}" "$out/${NAME}"
-`,
-    { mode: 0o755 }
-  );
-  return script;
+/** A directory with a stand-in cargo that logs any run, for PATH. */
+function fakeCargo(dir) {
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.writeFileSync(path.join(bin, 'cargo'), `#!/bin/sh\necho "$PWD|$*" >> "${dir}/cargo.log"\n`, { mode: 0o755 });
+  return bin;
 }
 
 test('the test run loads the checkout build', () => {
@@ -96,7 +88,7 @@ test('an installed package uses its prebuilds; a checkout prefers its own build'
   const pkg = fakeRepo(path.join(dir, 'repo'));
   fs.mkdirSync(path.join(pkg, 'prebuilds', PLATFORM_DIR), { recursive: true });
   fs.copyFileSync(LIB, path.join(pkg, 'prebuilds', PLATFORM_DIR, NAME));
-  assert.equal(resolveLibrary({ env: { PRESENCE_BUILD: '0' }, pkgDir: pkg }).source, 'prebuild');
+  assert.equal(resolveLibrary({ env: {}, pkgDir: pkg }).source, 'prebuild');
   fs.mkdirSync(path.join(dir, 'repo', 'target', 'release'), { recursive: true });
   fs.copyFileSync(LIB, path.join(dir, 'repo', 'target', 'release', NAME));
   assert.equal(resolveLibrary({ env: {}, pkgDir: pkg }).source, 'source');
@@ -106,30 +98,22 @@ test('nothing to load outside a checkout is a clear error', (t) => {
   const dir = tmpdir(t);
   const installed = path.join(dir, 'node_modules', 'presence-engine');
   fs.mkdirSync(installed, { recursive: true });
-  assert.throws(() => resolveLibrary({ env: {}, pkgDir: installed }), /no native library for .*PRESENCE_LIB/);
+  assert.throws(() => resolveLibrary({ env: {}, pkgDir: installed }), /no native library for .*linux-x64 \(glibc\).*PRESENCE_LIB/);
 });
 
-test('a checkout without a build runs cargo build --release --lib once', (t) => {
+test('a checkout without a build names the command to run, and builds nothing', (t) => {
   const dir = tmpdir(t);
   const pkg = fakeRepo(path.join(dir, 'repo'));
-  const cargo = fakeCargo(dir);
-  const r = resolveLibrary({ env: { CARGO: cargo }, pkgDir: pkg });
-  assert.deepEqual(r, { path: path.join(dir, 'repo', 'target', 'release', NAME), source: 'built' });
-  assert.equal(fs.readFileSync(path.join(dir, 'cargo.log'), 'utf8'), `${path.join(dir, 'repo')}|build --release --lib\n`);
-  // Built now: found without running cargo again.
-  assert.equal(resolveLibrary({ env: { CARGO: cargo }, pkgDir: pkg }).source, 'source');
-  assert.equal(fs.readFileSync(path.join(dir, 'cargo.log'), 'utf8').split('\n').length, 2);
-});
-
-test('PRESENCE_BUILD=0 forbids the build; a failed build is an error', (t) => {
-  const dir = tmpdir(t);
-  const pkg = fakeRepo(path.join(dir, 'repo'));
-  assert.throws(() => resolveLibrary({ env: { CARGO: fakeCargo(dir), PRESENCE_BUILD: '0' }, pkgDir: pkg }), /no native library/);
+  const env = { PATH: `${fakeCargo(dir)}:${process.env.PATH}`, CARGO: path.join(dir, 'bin', 'cargo') };
+  assert.throws(
+    () => resolveLibrary({ env, pkgDir: pkg }),
+    (err) =>
+      err.message.includes(`no ${path.join(dir, 'repo', 'target', 'release', NAME)}`) &&
+      err.message.includes('`make lib`') &&
+      err.message.includes(path.join(dir, 'repo')) &&
+      err.message.includes('`make dist`')
+  );
   assert.ok(!fs.existsSync(path.join(dir, 'cargo.log')), 'cargo was not run');
-  const failing = path.join(dir, 'failing');
-  fs.mkdirSync(failing);
-  assert.throws(() => resolveLibrary({ env: { CARGO: fakeCargo(failing, 3) }, pkgDir: pkg }), /build --release --lib failed \(exit 3\)/);
-  assert.throws(() => resolveLibrary({ env: { CARGO: path.join(dir, 'no-such-cargo') }, pkgDir: pkg }), /could not run/);
 });
 
 test('a library of another ABI version, or an older 0.1 one, is refused at load with a clear message', (t) => {
