@@ -25,8 +25,10 @@ fn main() {
         part("CARGO_PKG_VERSION_MINOR"),
         part("CARGO_PKG_VERSION_PATCH"),
     ));
+    // Parsing the sources directly, not the crate: `with_crate` runs `cargo metadata`,
+    // whose rustc probes race with the C build scripts of dependencies on a cold build.
     cbindgen::Builder::new()
-        .with_crate(&crate_dir)
+        .with_src(crate_dir.join("src/lib.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header")
