@@ -57,7 +57,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(QUICK if args.quick else FULL, args.quick, args.out, raw)
     started = time.monotonic()
-    for path in (rust("presence-bench"), rust("presence-mem"), rust("presence-cluster"), C_DRIVER):
+    for path in (rust("presence-bench"), rust("presence-mem"), rust("presence-cluster"), rust("presence-ab"), C_DRIVER):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `make bench` (it builds the drivers)")
     redis = RedisServer() if any(s.needs_redis for s in suites) else None

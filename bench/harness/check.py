@@ -11,6 +11,7 @@ from typing import Iterable
 from .core import (BENCH, C_DRIVER, NODE_SCRIPT, PY_SCRIPT, PYTHON, TARGET, has_node_package, has_python_package,
                    log, rust)
 from .redis_server import RedisServer
+from .suites.ab import PY_AB
 
 
 def expected_counts(n: int, topics: int, anon_every: int) -> dict[str, dict[str, list[int]]]:
@@ -90,6 +91,18 @@ def run_check() -> int:
         if seen.get(impl) != set(expected):
             failed += 1
             print(f"FAIL {impl}: phases seen {sorted(seen.get(impl, []))}, expected {sorted(expected)}")
+    # The A/B drivers on tiny sizes: each comparison prints both of its sides.
+    ab = drive([rust("presence-ab"), "table", "--n", 2000, "--runs", 1])
+    ab += drive([rust("presence-ab"), "populate", "--n", 1 << 16, "--runs", 1])
+    if has_python_package():
+        ab += drive([PYTHON, PY_AB, "--n", 1000, "--runs", 1])
+    sides = {(o["params"]["piece"], o["params"]["op"], o["impl"]) for o in ab if o.get("bench") == "ab"}
+    for piece, op in [("table", "insert"), ("table", "lookup"), ("table", "remove"), ("table", "bytes"),
+                      ("populate", "fill"), ("py-meta", "track"),
+                      ("py-counts", "build+read")]:
+        ok = {(piece, op, "hand"), (piece, op, "crate")} <= sides
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print(("ok  " if ok else "FAIL") + f" A/B {piece} {op}")
     # The Python and Node scripts check themselves against their own trackers; a missing
     # package is a failure here, not a skip, so the check cannot pass vacuously.
     if PY_SCRIPT.exists() and has_python_package():

@@ -61,6 +61,8 @@ class Sizes:
     host_changed: tuple[int, ...] = (1_000, 10_000)
     host_state_n: int = 10_000
     host_runs: int = 9
+    # A/B suite: calls per run of the Python side (the Rust side uses n)
+    ab_py_n: int = 200_000
 
 
 FULL = Sizes()
@@ -82,6 +84,7 @@ QUICK = Sizes(
     cluster_rates=(100, 1_000),
     cluster_seconds=3,
     host_runs=3,
+    ab_py_n=50_000,
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import Ctx, Suite
-from . import cluster, fanout, host, hot, memory, poll, threads, throughput
+from . import ab, cluster, fanout, host, hot, memory, poll, threads, throughput
 
 
 def nothing(ctx: Ctx) -> str:
@@ -23,4 +23,5 @@ SUITES: list[Suite] = [
     Suite("cluster", "7. Cluster: three nodes over Redis", cluster.run_cluster, cluster.render_cluster,
           needs_redis=True),
     Suite("host", "8. The host path: ready-to-send messages in Python and Node", host.run_host, host.render_host),
+    Suite("ab", "9. Hand-written pieces against their alternatives", ab.run_ab, ab.render_ab),
 ]
