@@ -101,6 +101,7 @@ impl Hasher for PrehashedHasher {
 /// A table with a capacity of 7 or less has capacity + 1 buckets; a larger one 8 buckets
 /// for every 7 of capacity. Deleted entries that left tombstones lower `capacity()`
 /// below that until the next rehash, which rounding up to a power of two absorbs.
+/// Computed here because std's `HashMap` does not report the size of its allocation.
 pub(crate) fn table_bytes<T>(capacity: usize) -> usize {
     if capacity == 0 {
         return 0;

@@ -8,7 +8,8 @@
 //! together, found by linear probing from a home slot: one miss for most lookups, an
 //! address known before the probe (so it can be prefetched while other work runs), no
 //! tombstones (deletion shifts the run back), and memory that is exactly
-//! `slots * 8 * W` bytes.
+//! `slots * 8 * W` bytes. Section 9 of bench/BENCHMARKS.md measures it against
+//! `hashbrown::HashTable` holding the same slots.
 //!
 //! A slot whose last word is zero is empty. A table is at most three quarters full; it
 //! grows by doubling (4, 8, 16, ...) or by halves (4, 6, 8, 12, 16, 24, ...), as its
