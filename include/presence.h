@@ -32,13 +32,6 @@
 
 
 /**
- * How deeply a meta may nest (the object itself is level 1). The engine never parses a
- * meta into a tree, but every client that receives it does, and recursive JSON parsers
- * (Python's `json`, many others) fail or overflow their stack on deep input.
- */
-#define MAX_DEPTH 64
-
-/**
  * The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
  * its own value and `presence_last_error_message` has the details. Out-parameters are
  * written only when the call returns `PRESENCE_STATUS_OK`, and a failed call leaves

@@ -1,4 +1,4 @@
-# Benchmarks (bench/, issue 6). `make bench` builds the drivers and runs every suite of
+# Benchmarks (bench/). `make bench` builds the drivers and runs every suite of
 # bench/run.py, which writes bench/BENCHMARKS.md and its PNG plots; `make bench-quick`
 # passes BENCH_QUICK=1 for a fast look. `make test-bench` checks, on a small workload, that
 # every tracker the benchmarks compare gives the same counts (it asserts no timing).

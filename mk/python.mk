@@ -1,4 +1,4 @@
-# The Python package (bindings/python, issue 3). `make test-python`: format and lint its
+# The Python package (bindings/python). `make test-python`: format and lint its
 # crate, build the abi3 wheel with maturin, install it with pytest, hypothesis and mypy
 # into a FRESH virtualenv, and from a directory outside the source tree run the pytest
 # suite, mypy's stubtest (the stubs match the module) and bench/python_bench.py --check.

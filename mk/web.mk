@@ -1,4 +1,4 @@
-# The web demo (examples/web/, issue 5) and the wire-compatibility tests (tests/compat/).
+# The web demo (examples/web/) and the wire-compatibility tests (tests/compat/).
 #
 # `make demo-python` (the default `make demo`) and `make demo-node` build the page and
 # start the demo server in the foreground on DEMO_HOST:DEMO_PORT (127.0.0.1:8000); it

@@ -1,12 +1,12 @@
 //! Errors of the core engine.
 //!
-//! Each variant maps one-to-one onto a C status code (see `ffi::status`) and onto a
-//! Python/Node exception class, so the kind is part of the public contract while the
-//! message is for humans only.
+//! Each variant maps one-to-one onto a C status (`presence_status`, mapped in
+//! `ffi::guard`) and onto a Python/Node exception class, so the kind is part of the public
+//! contract while the message is for humans only.
 
 use std::fmt;
 
-/// What went wrong, as a stable kind. The discriminants are the C status values.
+/// What went wrong, as a stable kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// A string argument is not valid UTF-8.

@@ -6,6 +6,7 @@
 //! the shared secret, so that equal users hash equally on every node, and hashes a key
 //! together with its topic, so that equal users hash differently in different topics.
 
+use siphasher::sip::{SipHasher13, SipHasher24};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A 128-bit SipHash key.
@@ -19,108 +20,33 @@ impl SipKey {
     }
 }
 
-/// SipHash-2-4 of `data` under `key` (the reference algorithm of Aumasson and Bernstein).
+/// SipHash-2-4 of `data` under `key`.
 pub fn siphash24(key: SipKey, data: &[u8]) -> u64 {
-    siphash::<2, 4>(key, data)
+    SipHasher24::new_with_keys(key.0, key.1).hash(data)
 }
 
 /// SipHash-2-4 of `data` as used in `topic`: the input is the topic's length, the topic,
 /// then `data`, so that no two (topic, data) pairs give the same input.
 pub fn siphash24_in(key: SipKey, topic: &[u8], data: &[u8]) -> u64 {
-    let n = 8 + topic.len() + data.len();
-    let mut stack = [0u8; 320];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if n <= stack.len() {
-        &mut stack[..n]
-    } else {
-        heap.resize(n, 0);
-        &mut heap
-    };
-    buf[..8].copy_from_slice(&(topic.len() as u64).to_le_bytes());
-    buf[8..8 + topic.len()].copy_from_slice(topic);
-    buf[8 + topic.len()..].copy_from_slice(data);
-    siphash24(key, buf)
+    let mut h = SipHasher24::new_with_keys(key.0, key.1);
+    h.write(&(topic.len() as u64).to_le_bytes());
+    h.write(topic);
+    h.write(data);
+    h.finish()
 }
 
 /// SipHash-1-3 of `data` under `key`: the variant Rust's `HashMap` uses by default, for
 /// names clients may choose (topics), hashed at every call: keyed, so that nobody can
 /// steer names into one bucket, at half the rounds of SipHash-2-4.
 pub fn siphash13(key: SipKey, data: &[u8]) -> u64 {
-    siphash::<1, 3>(key, data)
+    SipHasher13::new_with_keys(key.0, key.1).hash(data)
 }
 
-/// SipHash-c-d in one pass over `data`.
-#[inline(always)]
-fn siphash<const C: usize, const D: usize>(key: SipKey, data: &[u8]) -> u64 {
-    let mut v0 = key.0 ^ 0x736f_6d65_7073_6575;
-    let mut v1 = key.1 ^ 0x646f_7261_6e64_6f6d;
-    let mut v2 = key.0 ^ 0x6c79_6765_6e65_7261;
-    let mut v3 = key.1 ^ 0x7465_6462_7974_6573;
-    #[inline(always)]
-    fn round(v0: &mut u64, v1: &mut u64, v2: &mut u64, v3: &mut u64) {
-        *v0 = v0.wrapping_add(*v1);
-        *v1 = v1.rotate_left(13) ^ *v0;
-        *v0 = v0.rotate_left(32);
-        *v2 = v2.wrapping_add(*v3);
-        *v3 = v3.rotate_left(16) ^ *v2;
-        *v0 = v0.wrapping_add(*v3);
-        *v3 = v3.rotate_left(21) ^ *v0;
-        *v2 = v2.wrapping_add(*v1);
-        *v1 = v1.rotate_left(17) ^ *v2;
-        *v2 = v2.rotate_left(32);
-    }
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let m = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-        v3 ^= m;
-        for _ in 0..C {
-            round(&mut v0, &mut v1, &mut v2, &mut v3);
-        }
-        v0 ^= m;
-    }
-    let last = (data.len() as u64) << 56 | tail(chunks.remainder());
-    v3 ^= last;
-    for _ in 0..C {
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
-    }
-    v0 ^= last;
-    v2 ^= 0xff;
-    for _ in 0..D {
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
-    }
-    v0 ^ v1 ^ v2 ^ v3
-}
-
-/// The 0 to 7 bytes after the last full word, little-endian, in at most two loads (they
-/// may overlap: the bytes they share are the same).
-#[inline(always)]
-fn tail(rest: &[u8]) -> u64 {
-    let n = rest.len();
-    let u32_at = |i: usize| u64::from(u32::from_le_bytes(rest[i..i + 4].try_into().expect("4")));
-    let u16_at = |i: usize| u64::from(u16::from_le_bytes(rest[i..i + 2].try_into().expect("2")));
-    match n {
-        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
-        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
-        1 => u64::from(rest[0]),
-        _ => 0,
-    }
-}
-
-/// Eight random bytes from the kernel (`getrandom(2)`), falling back to the clock and
-/// the address space layout only if the kernel refuses, which it does not on Linux ≥ 3.17.
+/// Eight random bytes from the operating system. A hash key guessed from the clock would
+/// let clients steer keys into collisions, so there is no weaker fallback: a system that
+/// cannot give random bytes (none that Rust's standard library supports) stops here.
 pub fn random_u64() -> u64 {
-    let mut buf = [0u8; 8];
-    // SAFETY: the buffer is valid for 8 writable bytes.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n == 8 {
-        return u64::from_le_bytes(buf);
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let local = 0u8;
-    mix64(t ^ (&local as *const u8 as u64))
+    getrandom::u64().expect("the operating system's random source failed")
 }
 
 /// A strong 64-bit finalizer (from SplitMix64); spreads host-chosen integers over a table.
@@ -175,6 +101,7 @@ impl Hasher for PrehashedHasher {
 /// A table with a capacity of 7 or less has capacity + 1 buckets; a larger one 8 buckets
 /// for every 7 of capacity. Deleted entries that left tombstones lower `capacity()`
 /// below that until the next rehash, which rounding up to a power of two absorbs.
+/// Computed here because std's `HashMap` does not report the size of its allocation.
 pub(crate) fn table_bytes<T>(capacity: usize) -> usize {
     if capacity == 0 {
         return 0;

@@ -44,5 +44,13 @@ pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorKind, Result};
 pub use topic::Counts;
 
+/// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite
+/// "ab"); not part of the API.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::table::{populate, KeyHash, Mixed, Probe, Table};
+}
+
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -45,7 +45,7 @@ pub fn validate(text: &str) -> Result<&str> {
 /// How deeply a meta may nest (the object itself is level 1). The engine never parses a
 /// meta into a tree, but every client that receives it does, and recursive JSON parsers
 /// (Python's `json`, many others) fail or overflow their stack on deep input.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// The deepest nesting of arrays and objects in valid JSON `text`, in one pass.
 fn max_depth(text: &str) -> usize {

@@ -8,7 +8,8 @@
 //! together, found by linear probing from a home slot: one miss for most lookups, an
 //! address known before the probe (so it can be prefetched while other work runs), no
 //! tombstones (deletion shifts the run back), and memory that is exactly
-//! `slots * 8 * W` bytes.
+//! `slots * 8 * W` bytes. Section 9 of bench/BENCHMARKS.md measures it against
+//! `hashbrown::HashTable` holding the same slots.
 //!
 //! A slot whose last word is zero is empty. A table is at most three quarters full; it
 //! grows by doubling (4, 8, 16, ...) or by halves (4, 6, 8, 12, 16, 24, ...), as its
@@ -20,7 +21,7 @@ use std::marker::PhantomData;
 
 /// How a table turns a key (the slot's first word) into the hash its home comes from,
 /// and how it grows.
-pub(crate) trait KeyHash {
+pub trait KeyHash {
     /// Grow by halves (4, 6, 8, 12, ...) rather than by doubling (4, 8, 16, ...): less
     /// memory for more moves.
     const BY_HALVES: bool;
@@ -30,7 +31,7 @@ pub(crate) trait KeyHash {
 /// Keys chosen by the host (connection ids): mixed, so that consecutive ids spread. The
 /// connection index is the biggest table and grows on every new connection: it doubles,
 /// which halves the moves (and the fresh pages) of its growth.
-pub(crate) struct Mixed;
+pub struct Mixed;
 
 impl KeyHash for Mixed {
     const BY_HALVES: bool = false;
@@ -54,13 +55,13 @@ impl KeyHash for Prehashed {
 }
 
 /// Where a key is, or where it would go.
-pub(crate) enum Probe {
+pub enum Probe {
     Found(usize),
     Vacant(usize),
 }
 
 /// A table of `W`-word slots; word 0 is the key, word `W - 1` is non-zero in a used slot.
-pub(crate) struct Table<const W: usize, H> {
+pub struct Table<const W: usize, H> {
     slots: Box<[[u64; W]]>,
     len: usize,
     hash: PhantomData<H>,
@@ -291,7 +292,7 @@ impl<const W: usize, H: KeyHash> Table<W, H> {
 /// zero already; left alone, a page would take a read fault at its first probe (mapping
 /// the shared zero page), then a second, copy-on-write fault at its first insert. A write
 /// to each page now makes that one fault.
-fn populate<const W: usize>(slots: &mut [[u64; W]]) {
+pub fn populate<const W: usize>(slots: &mut [[u64; W]]) {
     for s in slots.iter_mut().step_by(4096 / (8 * W)) {
         s[W - 1] = std::hint::black_box(0);
     }

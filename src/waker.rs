@@ -4,12 +4,13 @@
 //! host only ever waits for readability; the engine drains it at each poll.
 
 use crate::error::{Error, ErrorKind, Result};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Owns the descriptor(s) and closes them on drop.
+/// The descriptor(s), closed when the waker is dropped.
 pub(crate) struct Waker {
-    read_fd: RawFd,
-    write_fd: RawFd,
+    read: OwnedFd,
+    /// The pipe's write end; `None` for an eventfd, which is written where it is read.
+    write: Option<OwnedFd>,
 }
 
 impl Waker {
@@ -21,8 +22,9 @@ impl Waker {
             return Err(os_error("eventfd"));
         }
         Ok(Waker {
-            read_fd: fd,
-            write_fd: fd,
+            // SAFETY: eventfd returned a new descriptor that nothing else owns.
+            read: unsafe { OwnedFd::from_raw_fd(fd) },
+            write: None,
         })
     }
 
@@ -33,8 +35,10 @@ impl Waker {
         if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
             return Err(os_error("pipe"));
         }
+        // SAFETY: pipe returned two new descriptors that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         for fd in fds {
-            // SAFETY: fcntl on descriptors we own.
+            // SAFETY: fcntl on descriptors owned above.
             unsafe {
                 libc::fcntl(
                     fd,
@@ -45,42 +49,31 @@ impl Waker {
             }
         }
         Ok(Waker {
-            read_fd: fds[0],
-            write_fd: fds[1],
+            read,
+            write: Some(write),
         })
     }
 
     /// The descriptor the host waits on.
     pub fn fd(&self) -> RawFd {
-        self.read_fd
+        self.read.as_raw_fd()
     }
 
     /// Makes the descriptor readable. A full pipe or a saturated counter is already readable.
     pub fn signal(&self) {
+        let fd = self.write.as_ref().unwrap_or(&self.read).as_raw_fd();
         let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to a descriptor we own.
-        unsafe { libc::write(self.write_fd, (&one as *const u64).cast(), 8) };
+        // SAFETY: writes 8 bytes from a live u64 to a descriptor this waker owns.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
     }
 
     /// Empties the descriptor so it stops being readable.
     pub fn drain(&self) {
         let mut buf = [0u8; 64];
         // SAFETY: reads into a live local buffer from a non-blocking descriptor we own.
-        while unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {
-            if self.read_fd == self.write_fd {
+        while unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {
+            if self.write.is_none() {
                 break; // an eventfd is emptied by a single read
-            }
-        }
-    }
-}
-
-impl Drop for Waker {
-    fn drop(&mut self) {
-        // SAFETY: closing descriptors this value owns, once.
-        unsafe {
-            libc::close(self.read_fd);
-            if self.write_fd != self.read_fd {
-                libc::close(self.write_fd);
             }
         }
     }

@@ -125,7 +125,7 @@ pub(crate) unsafe fn optional_text<'a>(
     })
 }
 
-/// Writes an out-parameter, which the caller has checked for NULL.
+/// The failure of a required pointer argument that is NULL.
 pub(crate) fn null(what: &str) -> Failure {
     Failure::new(
         presence_status::NullArgument,

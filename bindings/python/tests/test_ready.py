@@ -31,7 +31,8 @@ def envelope(name: str, event: str, topic: str, seq: int, payload: Any, join_ref
 
 # Topics and keys with what JSON must escape (quotes, backslashes, every control character,
 # \b and \f included) and non-ASCII text; metas of every JSON type, floats near the
-# magnitudes where repr switches to an exponent, ints beyond 64 bits.
+# magnitudes where repr switches to an exponent, ints beyond 64 bits. NUL is left out: the
+# engine refuses it in names (a C host could never pass such a name back).
 names = st.text(min_size=1, max_size=12).filter(lambda s: s != "viewers" and "\x00" not in s)
 json_values = st.recursive(
     st.none()

@@ -1,0 +1,47 @@
+"""9. Hand-written pieces against the crate or library they could be replaced by."""
+
+from __future__ import annotations
+
+from ..core import BENCH, PYTHON, Ctx, has_python_package, rust
+from ..tables import num, ratio_str, spread, table
+
+PY_AB = BENCH / "python_ab.py"
+
+
+def run_ab(ctx: Ctx) -> None:
+    s = ctx.sizes
+    exe = rust("presence-ab")
+    ctx.run([exe, "table", "--n", s.n, "--runs", s.runs])
+    ctx.run([exe, "populate", "--runs", s.runs])
+    if has_python_package():
+        ctx.run([PYTHON, PY_AB, "--n", s.ab_py_n, "--runs", s.runs])
+    else:
+        ctx.note("Python rows not run: the presence_engine package is not installed in the bench venv")
+
+
+def render_ab(ctx: Ctx) -> str:
+    res = ctx.results
+    rows = []
+    for r in res.select("ab"):
+        if r.impl != "hand":
+            continue
+        base = res.base_of(r)
+        if base is None:
+            continue
+        p = r.params
+        size = ", ".join(f"{k} {v:,}" for k, v in p.items() if k not in ("piece", "op"))
+        unit = f" {r.unit}" if r.unit != "ns" else ""
+        rows.append([r.extra.get("what", r.impl), base.extra.get("what", base.impl), f"{p['op']} ({size})",
+                     f"{num(r.med)}{unit} ({spread(r)})", f"{num(base.med)}{unit} ({spread(base)})",
+                     ratio_str(res.ratio(r)), str(len(r.runs))])
+    if not rows:
+        return ""
+    return table(["hand-written", "alternative", "operation", "hand-written: ns/op (min–max)",
+                  "alternative: ns/op (min–max)", "ratio (hand / alternative)", "runs"], rows, "lllrrrr") + (
+        "\n\nBoth sides run in one process, alternating run by run; a ratio below 1 means the "
+        "hand-written piece takes less time (or memory) than its alternative. Times are CPU time of the "
+        "measuring thread (the cores are shared with other work). The table rows time a "
+        "fresh connection-index-like table (2-word slots, connection ids hashed by the engine's mixer) "
+        "filled with N shuffled ids, then every id looked up, then removed; `bytes` is heap bytes per "
+        "entry at N. `populate` fills a fresh 2M-slot table as a rehash does (ms per fill, allocation "
+        "included). The Python rows time one call from Python each.")
