@@ -41,7 +41,7 @@ pub use cluster::ClusterStats;
 pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
 pub use engine::{Engine, State, Stats};
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
 pub use topic::Counts;
 
 /// The library version, as in Cargo.toml.

@@ -53,6 +53,45 @@ pub enum presence_status {
     Panic = 99,
 }
 
+impl presence_status {
+    /// Every status. The failures of the core (`ErrorKind`) must be here with the same
+    /// value and name, which the tests below check.
+    pub(crate) const ALL: &'static [presence_status] = &[
+        presence_status::Ok,
+        presence_status::NullArgument,
+        presence_status::InvalidUtf8,
+        presence_status::InvalidMeta,
+        presence_status::InvalidConfig,
+        presence_status::InvalidArgument,
+        presence_status::TooLong,
+        presence_status::AlreadyTracked,
+        presence_status::NotTracked,
+        presence_status::LimitReached,
+        presence_status::Io,
+        presence_status::NoCluster,
+        presence_status::Rejected,
+        presence_status::Panic,
+    ];
+
+    /// The status of a value, if it is one.
+    pub(crate) fn from_value(value: u32) -> Option<presence_status> {
+        Self::ALL.iter().copied().find(|s| *s as u32 == value)
+    }
+
+    /// The C name without its `PRESENCE_STATUS_` prefix, as cbindgen writes it: the
+    /// variant's name in screaming snake case (`NotTracked` gives `NOT_TRACKED`).
+    pub(crate) fn name(self) -> String {
+        let mut name = String::new();
+        for (i, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_uppercase());
+        }
+        name
+    }
+}
+
 /// The counts of one topic.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,4 +285,41 @@ pub struct presence_ready {
     pub diffs: *const presence_ready_diff,
     /// The number of changed topics.
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presence_status;
+    use crate::ErrorKind;
+
+    #[test]
+    fn every_error_kind_is_a_status_of_the_same_value_and_name() {
+        for kind in ErrorKind::ALL {
+            let status = presence_status::from_value(kind.status())
+                .unwrap_or_else(|| panic!("{kind:?} ({}) is not a presence_status", kind.status()));
+            assert_eq!(status.name(), kind.name(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn all_lists_every_status_of_the_header_once() {
+        let header = include_str!("../../include/presence.h");
+        let start = header
+            .find("typedef enum presence_status {")
+            .expect("the enum");
+        let body = &header[start..start + header[start..].find("} presence_status;").unwrap()];
+        let in_header: Vec<(String, u32)> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("PRESENCE_STATUS_"))
+            .map(|l| {
+                let (name, value) = l.trim_end_matches(',').split_once(" = ").unwrap();
+                (name.to_owned(), value.parse().unwrap())
+            })
+            .collect();
+        let listed: Vec<(String, u32)> = presence_status::ALL
+            .iter()
+            .map(|s| (s.name(), *s as u32))
+            .collect();
+        assert_eq!(listed, in_header);
+    }
 }
