@@ -27,12 +27,16 @@ pub enum presence_status {
     NullArgument = 1,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 2,
-    /// A meta is not a JSON object, nests more than 64 levels deep, or carries a reserved
-    /// key (`phx_ref`, `phx_ref_prev`).
+    /// A meta is not one JSON object, nests more than 64 levels deep, carries a reserved
+    /// key (`phx_ref`, `phx_ref_prev`), holds a number no double can hold (`1e400`:
+    /// clients would read `Infinity`) or an escaped lone surrogate (`"\ud800"`: no UTF-8
+    /// form).
     InvalidMeta = 3,
-    /// The configuration JSON is malformed, has an unknown field or a bad value.
+    /// The configuration JSON is malformed, has an unknown field or a bad value, or a
+    /// phoenix `viewers_key` is longer than `max_key_bytes`.
     InvalidConfig = 4,
-    /// A topic or key is empty, or (phoenix format) a key equals the viewers group name.
+    /// A topic or key is empty, or has a NUL character (from bindings that can pass
+    /// one), or (phoenix format) a key equals the viewers key.
     InvalidArgument = 5,
     /// A topic, key or meta is longer than its configured limit.
     TooLong = 6,

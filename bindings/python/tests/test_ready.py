@@ -32,7 +32,7 @@ def envelope(name: str, event: str, topic: str, seq: int, payload: Any, join_ref
 # Topics and keys with what JSON must escape (quotes, backslashes, every control character,
 # \b and \f included) and non-ASCII text; metas of every JSON type, floats near the
 # magnitudes where repr switches to an exponent, ints beyond 64 bits.
-names = st.text(min_size=1, max_size=12).filter(lambda s: s != "viewers")
+names = st.text(min_size=1, max_size=12).filter(lambda s: s != "viewers" and "\x00" not in s)
 json_values = st.recursive(
     st.none()
     | st.booleans()

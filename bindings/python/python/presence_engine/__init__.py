@@ -52,6 +52,7 @@ from ._native import (  # noqa: E402
     Diff,
     EngineClosedError,
     InvalidInputError,
+    InvalidMetaError,
     LimitReachedError,
     NoClusterError,
     NotTrackedError,
@@ -59,6 +60,7 @@ from ._native import (  # noqa: E402
     RejectedError,
     ResourceError,
     Stats,
+    TooLongError,
     __version__,
 )
 
@@ -74,6 +76,7 @@ __all__ = [
     "EngineClosedError",
     "EnvelopeName",
     "InvalidInputError",
+    "InvalidMetaError",
     "LimitReachedError",
     "Meta",
     "NoClusterError",
@@ -82,6 +85,7 @@ __all__ = [
     "RejectedError",
     "ResourceError",
     "Stats",
+    "TooLongError",
     "TrackItem",
     "UntrackItem",
     "__version__",

@@ -37,6 +37,7 @@ from ._native import (
     Diff as Diff,
     EngineClosedError as EngineClosedError,
     InvalidInputError as InvalidInputError,
+    InvalidMetaError as InvalidMetaError,
     LimitReachedError as LimitReachedError,
     NoClusterError as NoClusterError,
     NotTrackedError as NotTrackedError,
@@ -44,6 +45,7 @@ from ._native import (
     RejectedError as RejectedError,
     ResourceError as ResourceError,
     Stats as Stats,
+    TooLongError as TooLongError,
     __version__ as __version__,
 )
 from ._native import Engine as _NativeEngine
@@ -60,6 +62,7 @@ __all__ = [
     "EngineClosedError",
     "EnvelopeName",
     "InvalidInputError",
+    "InvalidMetaError",
     "LimitReachedError",
     "Meta",
     "NoClusterError",
@@ -68,6 +71,7 @@ __all__ = [
     "RejectedError",
     "ResourceError",
     "Stats",
+    "TooLongError",
     "TrackItem",
     "UntrackItem",
     "__version__",
