@@ -189,29 +189,28 @@ function describe(v) {
   return typeof v;
 }
 
-// camelCase option -> snake_case field of the presence_engine_new JSON config.
-const CLUSTER_OPTIONS = Object.freeze({
-  node: ['node', 'string'],
-  secret: ['secret', 'string'],
-  tickMs: ['tick_ms', 'number'],
-  downAfterMs: ['down_after_ms', 'number'],
-  staleAfterMs: ['stale_after_ms', 'number'],
-  snapshotIntervalMs: ['snapshot_interval_ms', 'number'],
-  maxMessageBytes: ['max_message_bytes', 'number'],
-  maxNodes: ['max_nodes', 'number'],
-});
+// The options: each field of the presence_engine_new JSON config, camelCased, of the JS
+// type of its default. Built once from the library's own list (presence_config_defaults),
+// so a field the core adds is an option here without a change.
+let optionSpec = null;
 
-const OPTIONS = Object.freeze({
-  format: ['format', 'string'],
-  viewersKey: ['viewers_key', 'string'],
-  shards: ['shards', 'number'],
-  maxTopicBytes: ['max_topic_bytes', 'number'],
-  maxKeyBytes: ['max_key_bytes', 'number'],
-  maxMetaBytes: ['max_meta_bytes', 'number'],
-  maxTopics: ['max_topics', 'number'],
-  maxPresences: ['max_presences', 'number'],
-  cluster: ['cluster', CLUSTER_OPTIONS],
-});
+function specOf(defaults) {
+  const spec = {};
+  for (const [field, value] of Object.entries(defaults)) {
+    const name = field.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+    spec[name] = [field, isPlainObject(value) ? specOf(value) : typeof value];
+  }
+  return Object.freeze(spec);
+}
+
+function options(n) {
+  if (optionSpec === null) {
+    const status = n.config_defaults(bufferScratch(n));
+    if (status !== Status.OK) fail(n, status);
+    optionSpec = specOf(JSON.parse(takeBuffer(n)));
+  }
+  return optionSpec;
+}
 
 /**
  * Translates an options object by its spec: known names only, JS types checked here,
@@ -246,12 +245,12 @@ function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function configJson(options) {
-  if (options === undefined || options === null) return '{}';
-  if (!isPlainObject(options)) {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
+function configJson(n, given) {
+  if (given === undefined || given === null) return '{}';
+  if (!isPlainObject(given)) {
+    throw new TypeError(`options must be an object, got ${describe(given)}`);
   }
-  return JSON.stringify(translate(options, OPTIONS, 'option'));
+  return JSON.stringify(translate(given, options(n), 'option'));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -454,8 +453,8 @@ class Engine {
    *   maxNodes})
    */
   constructor(options) {
-    const json = configJson(options);
     const n = native();
+    const json = configJson(n, options);
     const out = [null];
     const status = n.engine_new(json, out);
     if (status !== Status.OK) fail(n, status);

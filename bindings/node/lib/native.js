@@ -139,6 +139,7 @@ function native() {
     koffi,
     path: where.path,
     source: where.source,
+    config_defaults: fn('int presence_config_defaults(void *out)'),
     engine_new: fn('int presence_engine_new(const char *config_json, _Out_ presence_engine **out)'),
     engine_free: fn('void presence_engine_free(presence_engine *engine)'),
     track: fn('int presence_track(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta)'),
