@@ -229,6 +229,14 @@ fn pyi_settings() -> String {
     s
 }
 
+/// One line per exception class of the core, `pattern` with its name for each `{}` or `{0}`.
+fn class_lines(pattern: &str) -> String {
+    ERROR_CLASSES
+        .iter()
+        .map(|c| pattern.replace("{0}", c.name).replace("{}", c.name))
+        .collect()
+}
+
 fn mjs_errors() -> String {
     ERROR_CLASSES
         .iter()
@@ -319,6 +327,36 @@ fn generated_files_are_up_to_date() {
             name: "settings",
             comment: py,
             content: pyi_settings(),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/_native.pyi",
+            name: "all",
+            comment: py,
+            content: class_lines("    \"{}\",\n"),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.pyi",
+            name: "imports",
+            comment: py,
+            content: class_lines("    {0} as {0},\n"),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.pyi",
+            name: "all",
+            comment: py,
+            content: class_lines("    \"{}\",\n"),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.py",
+            name: "imports",
+            comment: py,
+            content: class_lines("    {},\n"),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.py",
+            name: "all",
+            comment: py,
+            content: class_lines("    \"{}\",\n"),
         },
         Region {
             file: "bindings/node/index.d.ts",
