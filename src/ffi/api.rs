@@ -852,3 +852,46 @@ pub unsafe extern "C" fn presence_state_message(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_are_the_cores_and_parse_back() {
+        let mut buf = presence_buf {
+            data: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: `buf` is writable; it is freed below by the library.
+        let status = unsafe { presence_config_defaults(&mut buf) };
+        assert_eq!(status, presence_status::Ok);
+        // SAFETY: the library wrote `len` bytes at `data`.
+        let text = std::str::from_utf8(unsafe { std::slice::from_raw_parts(buf.data, buf.len) })
+            .unwrap()
+            .to_owned();
+        unsafe { presence_buf_free(&mut buf) };
+        assert_eq!(text, Config::defaults_json());
+        assert!(text.contains("\"max_presences\":10000000"), "{text}");
+        assert_eq!(
+            unsafe { presence_config_defaults(std::ptr::null_mut()) },
+            presence_status::NullArgument
+        );
+    }
+
+    #[test]
+    fn every_status_has_its_c_name() {
+        for status in presence_status::ALL {
+            // SAFETY: static NUL-terminated strings.
+            let name = unsafe { CStr::from_ptr(presence_status_name(*status as u32)) };
+            assert_eq!(
+                name.to_str().unwrap(),
+                format!("PRESENCE_STATUS_{}", status.name())
+            );
+        }
+        let unknown = unsafe { CStr::from_ptr(presence_status_name(13)) };
+        assert_eq!(unknown.to_str().unwrap(), "PRESENCE_STATUS_UNKNOWN");
+        let not_tracked = unsafe { CStr::from_ptr(presence_status_name(8)) };
+        assert_eq!(not_tracked.to_str().unwrap(), "PRESENCE_STATUS_NOT_TRACKED");
+    }
+}
