@@ -134,6 +134,38 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "cluster",
 ];
 
+/// What each field of `CONFIG_FIELDS` is for, in the words of the README's configuration
+/// table and of the bindings' docs, which `make header` generates from it.
+pub const CONFIG_DOCS: &[&str] = &[
+    "`\"counts\"` (anonymous counts) or `\"phoenix\"` (Phoenix presence lists)",
+    "phoenix: the key anonymous presences are listed under; not empty, and in phoenix \
+     format at most `max_key_bytes` long (counts format lists no key, so there it may be \
+     longer)",
+    "lock shards for topics and for connections, 1 to 4096 (rounded up to a power of two)",
+    "longest topic, in UTF-8 bytes",
+    "longest key, in UTF-8 bytes",
+    "longest meta JSON text, in bytes",
+    "most topics held at once",
+    "most presences held at once",
+    "cluster mode: share presence with other nodes (see the cluster fields); none for a \
+     single node",
+];
+
+/// What each field of `CLUSTER_FIELDS` is for (as `CONFIG_DOCS`).
+pub const CLUSTER_DOCS: &[&str] = &[
+    "this node's name, 1 to 255 bytes, unique in the cluster",
+    "shared by every node, 16 bytes or more",
+    "how often messages go out, in ms",
+    "a peer silent this long is dropped, in ms (more than `tick_ms`); only time during \
+     which this node can hear the bus counts",
+    "while this node's Redis link is down or unresponsive, its peers' presences are kept \
+     this long, in ms (or `down_after_ms`, if longer), then dropped",
+    "every node broadcasts a full snapshot this often, in ms: a backstop, since losses are \
+     found from sequence gaps",
+    "larger snapshots are split, larger messages refused; at least 16384",
+    "most other nodes tracked at once",
+];
+
 impl Config {
     /// Every field with its default, as a JSON object in the order of `CONFIG_FIELDS`.
     /// `cluster` holds the defaults of the cluster fields, although without a `cluster`
@@ -344,6 +376,12 @@ mod tests {
         let mut names = CLUSTER_FIELDS.to_vec();
         names.sort_unstable();
         assert_eq!(keys, names);
+    }
+
+    #[test]
+    fn every_field_has_a_doc() {
+        assert_eq!(CONFIG_DOCS.len(), CONFIG_FIELDS.len());
+        assert_eq!(CLUSTER_DOCS.len(), CLUSTER_FIELDS.len());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (`UPDATE_GENERATED=1 cargo test --test generated`); otherwise this test fails on any
 //! difference, naming the file to regenerate.
 
-use presence::{Config, ErrorKind, CLUSTER_FIELDS, CONFIG_FIELDS, ERROR_CLASSES};
+use presence::{
+    Config, ErrorKind, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS, ERROR_CLASSES,
+};
 use serde_json::{Map, Value};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -72,7 +74,6 @@ fn defaults() -> Map<String, Value> {
     serde_json::from_str(&Config::defaults_json()).unwrap()
 }
 
-#[allow(dead_code)]
 fn camel(name: &str) -> String {
     let mut out = String::new();
     let mut upper = false;
@@ -229,6 +230,149 @@ fn pyi_settings() -> String {
     s
 }
 
+fn cluster_defaults() -> Map<String, Value> {
+    match defaults().remove("cluster") {
+        Some(Value::Object(fields)) => fields,
+        _ => panic!("the defaults hold the cluster fields"),
+    }
+}
+
+/// A default as the README shows it; `None` for a field without one.
+fn shown(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(format!("`\"{s}\"`")),
+        other => Some(other.to_string()),
+    }
+}
+
+fn readme_config() -> String {
+    let d = defaults();
+    let mut s = String::from("| field | default | |\n|---|---|---|\n");
+    for (name, doc) in CONFIG_FIELDS.iter().zip(CONFIG_DOCS) {
+        let default = if *name == "cluster" {
+            "none".to_owned()
+        } else {
+            shown(&d[*name]).unwrap()
+        };
+        writeln!(s, "| `{name}` | {default} | {doc} |").unwrap();
+    }
+    s
+}
+
+fn readme_cluster() -> String {
+    let d = cluster_defaults();
+    let mut s = String::from("| `cluster` field | default | |\n|---|---|---|\n");
+    for (name, doc) in CLUSTER_FIELDS.iter().zip(CLUSTER_DOCS) {
+        let default = shown(&d[*name]).unwrap_or_else(|| "required".to_owned());
+        writeln!(s, "| `{name}` | {default} | {doc} |").unwrap();
+    }
+    s
+}
+
+/// A sentence's first letter in upper case (the README's table cells start in lower case).
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// A doc comment of `index.d.ts`, wrapped, at two spaces of indentation.
+fn ts_doc(text: &str) -> String {
+    let wrapped = wrap(&format!("/** {}", sentence(text)), "  ");
+    // Continuation lines of a JSDoc block start with " * ".
+    let mut lines = wrapped.lines();
+    let mut out = lines.next().unwrap().to_owned();
+    for l in lines {
+        out.push_str("\n   * ");
+        out.push_str(l.trim_start());
+    }
+    out.push_str(" */");
+    out
+}
+
+fn dts_options() -> String {
+    let d = defaults();
+    let mut s = String::from("export interface EngineOptions {\n");
+    for (name, doc) in CONFIG_FIELDS.iter().zip(CONFIG_DOCS) {
+        let (ty, default) = match *name {
+            "format" => ("Format", format!(" (default {})", d[*name])),
+            "cluster" => ("ClusterOptions | null", String::new()),
+            _ if d[*name].is_string() => ("string", format!(" (default {})", d[*name])),
+            _ => ("number", format!(" (default {})", d[*name])),
+        };
+        writeln!(
+            s,
+            "{}\n  {}?: {ty};",
+            ts_doc(&format!("{doc}{default}.")),
+            camel(name)
+        )
+        .unwrap();
+    }
+    s.push_str("}\n\n/** Cluster mode settings. */\nexport interface ClusterOptions {\n");
+    let c = cluster_defaults();
+    for (name, doc) in CLUSTER_FIELDS.iter().zip(CLUSTER_DOCS) {
+        match shown(&c[*name]) {
+            None => writeln!(
+                s,
+                "{}\n  {}: string;",
+                ts_doc(&format!("{doc}.")),
+                camel(name)
+            ),
+            Some(default) => writeln!(
+                s,
+                "{}\n  {}?: number;",
+                ts_doc(&format!("{doc} (default {default}).")),
+                camel(name)
+            ),
+        }
+        .unwrap();
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn py_cluster_required() -> String {
+    let c = cluster_defaults();
+    CLUSTER_FIELDS
+        .iter()
+        .filter(|n| shown(&c[**n]).is_none())
+        .map(|n| format!("    {n}: str\n"))
+        .collect()
+}
+
+fn py_cluster_optional() -> String {
+    let c = cluster_defaults();
+    CLUSTER_FIELDS
+        .iter()
+        .filter(|n| shown(&c[**n]).is_some())
+        .map(|n| format!("    {n}: Union[int, None]\n"))
+        .collect()
+}
+
+fn pyi_cluster() -> String {
+    let c = cluster_defaults();
+    let mut s = String::new();
+    for (name, doc) in CLUSTER_FIELDS.iter().zip(CLUSTER_DOCS) {
+        let (ty, doc) = match shown(&c[*name]) {
+            None => ("str".to_owned(), format!("{}.", sentence(doc))),
+            Some(default) => (
+                "NotRequired[int | None]".to_owned(),
+                format!("{} (default {default}; None: the default).", sentence(doc)),
+            ),
+        };
+        writeln!(
+            s,
+            "    {name}: {ty}\n{}",
+            wrap(&format!("\"\"\"{doc}\"\"\""), "    ")
+        )
+        .unwrap();
+    }
+    s
+}
+
 /// One line per exception class of the core, `pattern` with its name for each `{}` or `{0}`.
 fn class_lines(pattern: &str) -> String {
     ERROR_CLASSES
@@ -310,6 +454,42 @@ fn generated_files_are_up_to_date() {
     let py = ("# ", "");
     let js = ("// ", "");
     let regions = [
+        Region {
+            file: "README.md",
+            name: "config",
+            comment: md,
+            content: readme_config(),
+        },
+        Region {
+            file: "README.md",
+            name: "cluster-config",
+            comment: md,
+            content: readme_cluster(),
+        },
+        Region {
+            file: "bindings/node/index.d.ts",
+            name: "options",
+            comment: js,
+            content: dts_options(),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.py",
+            name: "cluster-required",
+            comment: py,
+            content: py_cluster_required(),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.py",
+            name: "cluster-optional",
+            comment: py,
+            content: py_cluster_optional(),
+        },
+        Region {
+            file: "bindings/python/python/presence_engine/__init__.pyi",
+            name: "cluster",
+            comment: py,
+            content: pyi_cluster(),
+        },
         Region {
             file: "README.md",
             name: "statuses",
@@ -399,41 +579,5 @@ fn generated_files_are_up_to_date() {
         stale.is_empty(),
         "stale generated files: {}; run `make header` (UPDATE_GENERATED=1 cargo test --test generated) and commit them",
         stale.join(", ")
-    );
-}
-
-/// The README's configuration tables give the core's defaults.
-#[test]
-fn readme_config_tables_give_the_core_defaults() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let mut missing = Vec::new();
-    let d = defaults();
-    let Value::Object(cluster) = &d["cluster"] else {
-        panic!()
-    };
-    let rows = CONFIG_FIELDS
-        .iter()
-        .filter(|name| **name != "cluster")
-        .map(|name| (*name, &d[*name]))
-        .chain(
-            CLUSTER_FIELDS
-                .iter()
-                .map(|name| (*name, &cluster[*name]))
-                .filter(|(_, v)| v.as_str() != Some("")),
-        );
-    for (name, default) in rows {
-        let shown = match default {
-            Value::String(s) => format!("`\"{s}\"`"),
-            other => other.to_string(),
-        };
-        let row = format!("| `{name}` | {shown} |");
-        if !readme.contains(&row) {
-            missing.push(row);
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "README.md lacks these rows of the configuration tables (start of the line; add the description):\n{}",
-        missing.join("\n")
     );
 }
