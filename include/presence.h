@@ -51,16 +51,20 @@ typedef enum presence_status {
    */
   PRESENCE_STATUS_INVALID_UTF8 = 2,
   /**
-   * A meta is not a JSON object, nests more than 64 levels deep, or carries a reserved
-   * key (`phx_ref`, `phx_ref_prev`).
+   * A meta is not one JSON object, nests more than 64 levels deep, carries a reserved
+   * key (`phx_ref`, `phx_ref_prev`), holds a number no double can hold (`1e400`:
+   * clients would read `Infinity`) or an escaped lone surrogate (`"\ud800"`: no UTF-8
+   * form).
    */
   PRESENCE_STATUS_INVALID_META = 3,
   /**
-   * The configuration JSON is malformed, has an unknown field or a bad value.
+   * The configuration JSON is malformed, has an unknown field or a bad value, or a
+   * phoenix `viewers_key` is longer than `max_key_bytes`.
    */
   PRESENCE_STATUS_INVALID_CONFIG = 4,
   /**
-   * A topic or key is empty, or (phoenix format) a key equals the viewers group name.
+   * A topic or key is empty, or has a NUL character (from bindings that can pass
+   * one), or (phoenix format) a key equals the viewers key.
    */
   PRESENCE_STATUS_INVALID_ARGUMENT = 5,
   /**
@@ -139,24 +143,6 @@ typedef enum presence_envelope {
 typedef struct presence_engine presence_engine;
 
 /**
- * The counts of one topic.
- */
-typedef struct presence_counts {
-  /**
-   * Anonymous presences (tracked without a key).
-   */
-  uint64_t viewers;
-  /**
-   * Distinct keys (a user with three tabs counts once).
-   */
-  uint64_t users;
-  /**
-   * All presences.
-   */
-  uint64_t connections;
-} presence_counts;
-
-/**
  * A byte buffer allocated by the library: JSON text, followed by a NUL byte that `len`
  * does not count, so `data` can also be used as a C string.
  *
@@ -173,6 +159,24 @@ typedef struct presence_buf {
    */
   size_t len;
 } presence_buf;
+
+/**
+ * The counts of one topic.
+ */
+typedef struct presence_counts {
+  /**
+   * Anonymous presences (tracked without a key).
+   */
+  uint64_t viewers;
+  /**
+   * Distinct keys (a user with three tabs counts once).
+   */
+  uint64_t users;
+  /**
+   * All presences.
+   */
+  uint64_t connections;
+} presence_counts;
 
 /**
  * A borrowed string view; not NUL-terminated. Valid only as long as the documentation
@@ -404,16 +408,27 @@ extern "C" {
 /**
  * Creates an engine.
  *
- * `config_json` is a JSON object of settings, or NULL (same as `{}`) for the defaults:
- * `format` (`"counts"`, the default, or `"phoenix"`), `viewers_key` (phoenix format: the
- * key anonymous presences are listed under, default `"viewers"`), `shards` (64),
- * `max_topic_bytes` (256), `max_key_bytes` (256), `max_meta_bytes` (4096), `max_topics`
- * (1000000), `max_presences` (10000000). An unknown field is an error.
+ * `config_json` is a JSON object of settings, or NULL (same as `{}`) for the defaults.
+ * The fields are those of `presence_config_defaults`, which gives each one's default
+ * (the README's configuration table describes them): `format` (`"counts"` or
+ * `"phoenix"`), `viewers_key`, `shards`, `max_topic_bytes`, `max_key_bytes`,
+ * `max_meta_bytes`, `max_topics`, `max_presences` and `cluster`. An unknown field is an
+ * error.
  *
  * On success `*out` receives the engine, which the caller owns and must release with
  * `presence_engine_free`. `out` must not be NULL.
  */
 enum presence_status presence_engine_new(const char *config_json, struct presence_engine **out);
+
+/**
+ * Writes into `*out` every configuration field with its default, as the JSON object
+ * `presence_engine_new` accepts, for bindings and tools that must not repeat the
+ * defaults. `cluster` holds the defaults of the cluster fields, although an engine is a
+ * single node unless its config has a `cluster` object; `node` and `secret` have no
+ * default there, and the empty strings shown for them are refused. The caller owns
+ * `*out` and must release it with `presence_buf_free`. `out` must not be NULL.
+ */
+enum presence_status presence_config_defaults(struct presence_buf *out);
 
 /**
  * Destroys an engine and everything it holds, and closes its wake-up descriptor.

@@ -1,10 +1,23 @@
 //! Engine configuration: output format and limits, parsed from JSON for the C ABI.
+//!
+//! This file is the one place of each setting: its field, its default (`Default`), its
+//! parsing and its checks. The bindings pass their users' settings here as JSON and learn
+//! the fields and defaults from `Config::defaults_json`; the README table and the stubs
+//! are generated from it (`make header`).
+//!
+//! The parser is written out rather than derived: serde's derive with
+//! `deny_unknown_fields` words its errors differently ("unknown field `x`, expected one
+//! of ..." without the `cluster.` path, "missing field"), and these messages are part of
+//! what the C harness and the bindings' tests check. Serialization is derived, so the
+//! list of fields cannot drift from the struct (`CONFIG_FIELDS` is checked against it).
 
 use crate::error::{Error, ErrorKind, Result};
+use serde::Serialize;
 use serde_json::Value;
 
 /// Which wire format the engine renders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Anonymous counts only: `{"viewers":{"count":V},"users":{"count":U}}`. No key or meta
     /// is kept, let alone sent.
@@ -15,7 +28,7 @@ pub enum Format {
 }
 
 /// Engine settings. `Config::default()` is what `NULL` or `{}` gives over the C ABI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Config {
     /// The wire format.
     pub format: Format,
@@ -39,7 +52,7 @@ pub struct Config {
 }
 
 /// Settings of cluster mode (see the README's cluster section).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClusterConfig {
     /// This node's name, unique in the cluster.
     pub node: String,
@@ -121,7 +134,64 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "cluster",
 ];
 
+/// What each field of `CONFIG_FIELDS` is for, in the words of the README's configuration
+/// table and of the bindings' docs, which `make header` generates from it.
+pub const CONFIG_DOCS: &[&str] = &[
+    "`\"counts\"` (anonymous counts) or `\"phoenix\"` (Phoenix presence lists)",
+    "phoenix: the key anonymous presences are listed under; not empty, and in phoenix \
+     format at most `max_key_bytes` long (counts format lists no key, so there it may be \
+     longer)",
+    "lock shards for topics and for connections, 1 to 4096 (rounded up to a power of two)",
+    "longest topic, in UTF-8 bytes",
+    "longest key, in UTF-8 bytes",
+    "longest meta JSON text, in bytes",
+    "most topics held at once",
+    "most presences held at once",
+    "cluster mode: share presence with other nodes (see the cluster fields); none for a \
+     single node",
+];
+
+/// What each field of `CLUSTER_FIELDS` is for (as `CONFIG_DOCS`).
+pub const CLUSTER_DOCS: &[&str] = &[
+    "this node's name, 1 to 255 bytes, unique in the cluster",
+    "shared by every node, 16 bytes or more",
+    "how often messages go out, in ms",
+    "a peer silent this long is dropped, in ms (more than `tick_ms`); only time during \
+     which this node can hear the bus counts",
+    "while this node's Redis link is down or unresponsive, its peers' presences are kept \
+     this long, in ms (or `down_after_ms`, if longer), then dropped",
+    "every node broadcasts a full snapshot this often, in ms: a backstop, since losses are \
+     found from sequence gaps",
+    "larger snapshots are split, larger messages refused; at least 16384",
+    "most other nodes tracked at once",
+];
+
 impl Config {
+    /// Every field with its default, as a JSON object in the order of `CONFIG_FIELDS`.
+    /// `cluster` holds the defaults of the cluster fields, although without a `cluster`
+    /// object an engine is a single node; its `node` and `secret` have no default, and
+    /// the empty strings shown for them are refused.
+    pub fn defaults_json() -> String {
+        let defaults = Config {
+            cluster: Some(ClusterConfig::new("", "")),
+            ..Config::default()
+        };
+        serde_json::to_string(&defaults).expect("a config serializes")
+    }
+
+    /// The settings as a JSON object, every field present (`cluster` is `null` for a
+    /// single node). The cluster secret is left out unless `with_secret`: it has no
+    /// place in logs.
+    pub fn to_json(&self, with_secret: bool) -> String {
+        let mut value = serde_json::to_value(self).expect("a config serializes");
+        if !with_secret {
+            if let Some(Value::Object(cluster)) = value.get_mut("cluster") {
+                cluster.remove("secret");
+            }
+        }
+        value.to_string()
+    }
+
     /// Parses a JSON object; absent fields keep their defaults, unknown fields are an error
     /// (a typo should not silently fall back to a default).
     pub fn from_json(text: &str) -> Result<Config> {
@@ -282,6 +352,53 @@ fn positive(name: &str, v: &Value) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_lists_are_the_serialized_fields_in_order() {
+        let defaults: serde_json::Map<String, Value> =
+            serde_json::from_str(&Config::defaults_json()).unwrap();
+        let mut keys: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut names = CONFIG_FIELDS.to_vec();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        let text = Config::defaults_json();
+        let positions: Vec<usize> = CONFIG_FIELDS
+            .iter()
+            .map(|f| text.find(&format!("\"{f}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let Value::Object(cluster) = &defaults["cluster"] else {
+            panic!("cluster defaults")
+        };
+        let mut keys: Vec<&str> = cluster.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut names = CLUSTER_FIELDS.to_vec();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+    }
+
+    #[test]
+    fn every_field_has_a_doc() {
+        assert_eq!(CONFIG_DOCS.len(), CONFIG_FIELDS.len());
+        assert_eq!(CLUSTER_DOCS.len(), CLUSTER_FIELDS.len());
+    }
+
+    #[test]
+    fn the_defaults_parse_back_to_the_defaults() {
+        let mut defaults: Value = serde_json::from_str(&Config::defaults_json()).unwrap();
+        defaults["cluster"] = Value::Null;
+        assert_eq!(
+            Config::from_json(&defaults.to_string()).unwrap(),
+            Config::default()
+        );
+        let c = Config::from_json(
+            r#"{"format":"phoenix","cluster":{"node":"a","secret":"0123456789abcdef"}}"#,
+        )
+        .unwrap();
+        assert_eq!(Config::from_json(&c.to_json(true)).unwrap(), c);
+        assert!(!c.to_json(false).contains("secret"));
+    }
 
     #[test]
     fn empty_object_gives_defaults() {

@@ -38,10 +38,12 @@ mod waker;
 
 pub use batch::{DiffBatch, ReadyBatch, ReadyDiff, ReadySpans, TopicDiff};
 pub use cluster::ClusterStats;
-pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
+pub use config::{
+    ClusterConfig, Config, Format, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS,
+};
 pub use engine::{Engine, State, Stats};
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
 pub use topic::Counts;
 
 /// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite

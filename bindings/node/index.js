@@ -6,13 +6,30 @@
 const { isUint8Array } = require('node:util/types');
 const { native, LITTLE_ENDIAN } = require('./lib/native');
 const errors = require('./lib/errors');
+const { STRUCT_WORDS } = require('./lib/generated');
 const { Status, errorFor, statusCode, InvalidInputError, InvalidMetaError, ConfigError, EngineClosedError } = errors;
 
 // ---------------------------------------------------------------------------------------
 // Scratch memory for out-parameters. Calls are synchronous and JS is single-threaded
 // (each worker thread loads its own copy of this module), so one set is enough.
 
-const U64_WORDS = 16; // presence_counts (3 x u64), presence_stats (4) and presence_cluster_stats (15) fit
+// The position of each u64 of a C struct, from the header (lib/generated.js): a field
+// added or moved in C moves here with it, and one removed fails at load.
+function wordsOf(struct) {
+  const at = Object.fromEntries(STRUCT_WORDS[struct].map((name, i) => [name, i]));
+  return new Proxy(at, {
+    get(target, name) {
+      if (!Object.hasOwn(target, name)) throw new Error(`presence-engine: ${struct} has no field ${String(name)}`);
+      return target[name];
+    },
+  });
+}
+const COUNTS = wordsOf('presence_counts');
+const STATS = wordsOf('presence_stats');
+const CLUSTER_STATS = wordsOf('presence_cluster_stats');
+const READY_DIFF = wordsOf('presence_ready_diff');
+
+const U64_WORDS = Math.max(...Object.values(STRUCT_WORDS).map((w) => w.length));
 const u64Scratch = new Uint32Array(U64_WORDS * 2);
 const seqScratch = new Uint32Array(2);
 const sizeScratch = new Uint32Array(2);
@@ -172,29 +189,28 @@ function describe(v) {
   return typeof v;
 }
 
-// camelCase option -> snake_case field of the presence_engine_new JSON config.
-const CLUSTER_OPTIONS = Object.freeze({
-  node: ['node', 'string'],
-  secret: ['secret', 'string'],
-  tickMs: ['tick_ms', 'number'],
-  downAfterMs: ['down_after_ms', 'number'],
-  staleAfterMs: ['stale_after_ms', 'number'],
-  snapshotIntervalMs: ['snapshot_interval_ms', 'number'],
-  maxMessageBytes: ['max_message_bytes', 'number'],
-  maxNodes: ['max_nodes', 'number'],
-});
+// The options: each field of the presence_engine_new JSON config, camelCased, of the JS
+// type of its default. Built once from the library's own list (presence_config_defaults),
+// so a field the core adds is an option here without a change.
+let optionSpec = null;
 
-const OPTIONS = Object.freeze({
-  format: ['format', 'string'],
-  viewersKey: ['viewers_key', 'string'],
-  shards: ['shards', 'number'],
-  maxTopicBytes: ['max_topic_bytes', 'number'],
-  maxKeyBytes: ['max_key_bytes', 'number'],
-  maxMetaBytes: ['max_meta_bytes', 'number'],
-  maxTopics: ['max_topics', 'number'],
-  maxPresences: ['max_presences', 'number'],
-  cluster: ['cluster', CLUSTER_OPTIONS],
-});
+function specOf(defaults) {
+  const spec = {};
+  for (const [field, value] of Object.entries(defaults)) {
+    const name = field.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+    spec[name] = [field, isPlainObject(value) ? specOf(value) : typeof value];
+  }
+  return Object.freeze(spec);
+}
+
+function options(n) {
+  if (optionSpec === null) {
+    const status = n.config_defaults(bufferScratch(n));
+    if (status !== Status.OK) fail(n, status);
+    optionSpec = specOf(JSON.parse(takeBuffer(n)));
+  }
+  return optionSpec;
+}
 
 /**
  * Translates an options object by its spec: known names only, JS types checked here,
@@ -229,12 +245,12 @@ function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function configJson(options) {
-  if (options === undefined || options === null) return '{}';
-  if (!isPlainObject(options)) {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
+function configJson(n, given) {
+  if (given === undefined || given === null) return '{}';
+  if (!isPlainObject(given)) {
+    throw new TypeError(`options must be an object, got ${describe(given)}`);
   }
-  return JSON.stringify(translate(options, OPTIONS, 'option'));
+  return JSON.stringify(translate(given, options(n), 'option'));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,8 +319,21 @@ function readyScratchFor(n) {
 
 const asPointer = (w) => (typeof w === 'bigint' ? w : BigInt(w));
 
-// presence_ready_diff: 16 u64 (seq, counts x3, then six {offset, len} spans), as 32 u32.
-const DIFF_WORDS = 32;
+// presence_ready_diff: u64 words, as twice as many u32; the word positions below are
+// resolved once, here, from the header's layout.
+const DIFF_WORDS = 2 * STRUCT_WORDS.presence_ready_diff.length;
+const RD = {
+  seq: 2 * READY_DIFF.seq,
+  viewers: 2 * READY_DIFF['counts.viewers'],
+  users: 2 * READY_DIFF['counts.users'],
+  connections: 2 * READY_DIFF['counts.connections'],
+  topic16: 2 * READY_DIFF['topic_utf16.offset'],
+  topic16Len: 2 * READY_DIFF['topic_utf16.len'],
+  payload16: 2 * READY_DIFF['payload_utf16.offset'],
+  payload16Len: 2 * READY_DIFF['payload_utf16.len'],
+  message16: 2 * READY_DIFF['message_utf16.offset'],
+  message16Len: 2 * READY_DIFF['message_utf16.len'],
+};
 
 /** Builds the Diff objects of the presence_ready in the scratch, and always frees it. */
 function takeReady(n, f) {
@@ -317,26 +346,29 @@ function takeReady(n, f) {
     // a plain copy instead of a UTF-8 decoder.
     const len = Number(readyWords[1]);
     const last = (count - 1) * DIFF_WORDS;
-    const end16 = w[last + 30 + LO] === 0 ? w[last + 24 + LO] + w[last + 26 + LO] : w[last + 28 + LO] + w[last + 30 + LO];
+    const end16 =
+      w[last + RD.message16Len + LO] === 0
+        ? w[last + RD.payload16 + LO] + w[last + RD.payload16Len + LO]
+        : w[last + RD.message16 + LO] + w[last + RD.message16Len + LO];
     const bytes = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
     const text = end16 === len ? bytes.latin1Slice(0, len) : bytes.utf8Slice(0, len);
     const out = new Array(count);
     for (let i = 0; i < count; i++) {
       const b = i * DIFF_WORDS;
-      // The UTF-16 spans (words 20..31): offsets and lengths stay far below 2^32.
-      const t = w[b + 20 + LO];
-      const p = w[b + 24 + LO];
-      const m = w[b + 28 + LO];
-      const mlen = w[b + 30 + LO];
+      // The UTF-16 spans: offsets and lengths stay far below 2^32.
+      const t = w[b + RD.topic16 + LO];
+      const p = w[b + RD.payload16 + LO];
+      const m = w[b + RD.message16 + LO];
+      const mlen = w[b + RD.message16Len + LO];
       out[i] = new Diff(
         text,
-        text.slice(t, t + w[b + 22 + LO]),
-        w[b + LO] + w[b + HI] * 4294967296,
-        w[b + 2 + LO] + w[b + 2 + HI] * 4294967296,
-        w[b + 4 + LO] + w[b + 4 + HI] * 4294967296,
-        w[b + 6 + LO] + w[b + 6 + HI] * 4294967296,
+        text.slice(t, t + w[b + RD.topic16Len + LO]),
+        w[b + RD.seq + LO] + w[b + RD.seq + HI] * 4294967296,
+        w[b + RD.viewers + LO] + w[b + RD.viewers + HI] * 4294967296,
+        w[b + RD.users + LO] + w[b + RD.users + HI] * 4294967296,
+        w[b + RD.connections + LO] + w[b + RD.connections + HI] * 4294967296,
         p,
-        p + w[b + 26 + LO],
+        p + w[b + RD.payload16Len + LO],
         mlen === 0 ? null : text.slice(m, m + mlen)
       );
     }
@@ -421,8 +453,8 @@ class Engine {
    *   maxNodes})
    */
   constructor(options) {
-    const json = configJson(options);
     const n = native();
+    const json = configJson(n, options);
     const out = [null];
     const status = n.engine_new(json, out);
     if (status !== Status.OK) fail(n, status);
@@ -511,7 +543,11 @@ class Engine {
     const n = native();
     const status = n.get_counts(h, topic, u64Scratch);
     if (status !== Status.OK) fail(n, status);
-    return { viewers: u64(u64Scratch, 0), users: u64(u64Scratch, 1), connections: u64(u64Scratch, 2) };
+    return {
+      viewers: u64(u64Scratch, COUNTS.viewers),
+      users: u64(u64Scratch, COUNTS.users),
+      connections: u64(u64Scratch, COUNTS.connections),
+    };
   }
 
   /**
@@ -603,10 +639,10 @@ class Engine {
     const status = n.get_stats(h, u64Scratch);
     if (status !== Status.OK) fail(n, status);
     return {
-      topics: u64(u64Scratch, 0),
-      presences: u64(u64Scratch, 1),
-      bytes: u64(u64Scratch, 2),
-      topicsPending: u64(u64Scratch, 3),
+      topics: u64(u64Scratch, STATS.topics),
+      presences: u64(u64Scratch, STATS.presences),
+      bytes: u64(u64Scratch, STATS.bytes),
+      topicsPending: u64(u64Scratch, STATS.topics_pending),
     };
   }
 
@@ -755,24 +791,16 @@ class Engine {
     const n = native();
     const status = n.cluster_get_stats(h, u64Scratch);
     if (status !== Status.OK) fail(n, status);
-    const w = u64Scratch;
-    return {
-      incarnation: u64Big(w, 0), // milliseconds << 16 | random: beyond 2^53, hence a bigint
-      nodes: u64(w, 1),
-      messagesSent: u64(w, 2),
-      bytesSent: u64(w, 3),
-      messagesReceived: u64(w, 4),
-      bytesReceived: u64(w, 5),
-      rejectedUnauthenticated: u64(w, 6),
-      rejectedMalformed: u64(w, 7),
-      rejectedOversized: u64(w, 8),
-      rejectedReplayed: u64(w, 9),
-      snapshotsSent: u64(w, 10),
-      snapshotRequestsSent: u64(w, 11),
-      nodesDropped: u64(w, 12),
-      staleNodes: u64(w, 13),
-      linkUp: u64(w, 14) !== 0,
-    };
+    // Every field of the C struct, camelCased; incarnation (milliseconds << 16 | random)
+    // goes beyond 2^53, hence a bigint, and link_up is a flag.
+    const out = {};
+    STRUCT_WORDS.presence_cluster_stats.forEach((field, i) => {
+      const name = field.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      out[name] = u64(u64Scratch, i);
+    });
+    out.incarnation = u64Big(u64Scratch, CLUSTER_STATS.incarnation);
+    out.linkUp = out.linkUp !== 0;
+    return out;
   }
 
   /**
@@ -865,17 +893,5 @@ module.exports = {
   statusName,
   libraryPath,
   Status,
-  PresenceError: errors.PresenceError,
-  InvalidInputError: errors.InvalidInputError,
-  InvalidMetaError: errors.InvalidMetaError,
-  TooLongError: errors.TooLongError,
-  ConfigError: errors.ConfigError,
-  AlreadyTrackedError: errors.AlreadyTrackedError,
-  NotTrackedError: errors.NotTrackedError,
-  LimitReachedError: errors.LimitReachedError,
-  ResourceError: errors.ResourceError,
-  PanicError: errors.PanicError,
-  EngineClosedError: errors.EngineClosedError,
-  NoClusterError: errors.NoClusterError,
-  RejectedError: errors.RejectedError,
+  ...Object.fromEntries(Object.entries(errors).filter(([name]) => name.endsWith('Error'))),
 };

@@ -11,15 +11,17 @@ use super::guard::{
 };
 use super::types::*;
 use crate::{Config, Counts, Engine, Envelope, ReadyBatch};
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::OnceLock;
 
 /// Creates an engine.
 ///
-/// `config_json` is a JSON object of settings, or NULL (same as `{}`) for the defaults:
-/// `format` (`"counts"`, the default, or `"phoenix"`), `viewers_key` (phoenix format: the
-/// key anonymous presences are listed under, default `"viewers"`), `shards` (64),
-/// `max_topic_bytes` (256), `max_key_bytes` (256), `max_meta_bytes` (4096), `max_topics`
-/// (1000000), `max_presences` (10000000). An unknown field is an error.
+/// `config_json` is a JSON object of settings, or NULL (same as `{}`) for the defaults.
+/// The fields are those of `presence_config_defaults`, which gives each one's default
+/// (the README's configuration table describes them): `format` (`"counts"` or
+/// `"phoenix"`), `viewers_key`, `shards`, `max_topic_bytes`, `max_key_bytes`,
+/// `max_meta_bytes`, `max_topics`, `max_presences` and `cluster`. An unknown field is an
+/// error.
 ///
 /// On success `*out` receives the engine, which the caller owns and must release with
 /// `presence_engine_free`. `out` must not be NULL.
@@ -40,6 +42,24 @@ pub unsafe extern "C" fn presence_engine_new(
         let engine = Box::new(Engine::new(config)?);
         // SAFETY: `out` is non-NULL and points to writable storage by contract.
         unsafe { *out = Box::into_raw(engine).cast() };
+        Ok(())
+    })
+}
+
+/// Writes into `*out` every configuration field with its default, as the JSON object
+/// `presence_engine_new` accepts, for bindings and tools that must not repeat the
+/// defaults. `cluster` holds the defaults of the cluster fields, although an engine is a
+/// single node unless its config has a `cluster` object; `node` and `secret` have no
+/// default there, and the empty strings shown for them are refused. The caller owns
+/// `*out` and must release it with `presence_buf_free`. `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_config_defaults(out: *mut presence_buf) -> presence_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = presence_buf::from_string(Config::defaults_json()) };
         Ok(())
     })
 }
@@ -554,24 +574,28 @@ pub unsafe extern "C" fn presence_last_error_message(buf: *mut c_char, cap: usiz
 /// static string the caller must not free. An unknown value gives `"PRESENCE_STATUS_UNKNOWN"`.
 #[no_mangle]
 pub extern "C" fn presence_status_name(status: u32) -> *const c_char {
-    let name: &'static [u8] = match status {
-        0 => b"PRESENCE_STATUS_OK\0",
-        1 => b"PRESENCE_STATUS_NULL_ARGUMENT\0",
-        2 => b"PRESENCE_STATUS_INVALID_UTF8\0",
-        3 => b"PRESENCE_STATUS_INVALID_META\0",
-        4 => b"PRESENCE_STATUS_INVALID_CONFIG\0",
-        5 => b"PRESENCE_STATUS_INVALID_ARGUMENT\0",
-        6 => b"PRESENCE_STATUS_TOO_LONG\0",
-        7 => b"PRESENCE_STATUS_ALREADY_TRACKED\0",
-        8 => b"PRESENCE_STATUS_NOT_TRACKED\0",
-        9 => b"PRESENCE_STATUS_LIMIT_REACHED\0",
-        10 => b"PRESENCE_STATUS_IO\0",
-        11 => b"PRESENCE_STATUS_NO_CLUSTER\0",
-        12 => b"PRESENCE_STATUS_REJECTED\0",
-        99 => b"PRESENCE_STATUS_PANIC\0",
-        _ => b"PRESENCE_STATUS_UNKNOWN\0",
-    };
-    name.as_ptr().cast()
+    // Built once from the enum, so a new status is named without another list; the
+    // strings live for the whole process.
+    static NAMES: OnceLock<Vec<(u32, CString)>> = OnceLock::new();
+    static UNKNOWN: &CStr = c"PRESENCE_STATUS_UNKNOWN";
+    guard_value(UNKNOWN.as_ptr(), || {
+        let names = NAMES.get_or_init(|| {
+            presence_status::ALL
+                .iter()
+                .map(|s| {
+                    let name = format!("PRESENCE_STATUS_{}", s.name());
+                    (
+                        *s as u32,
+                        CString::new(name).expect("no NUL in a status name"),
+                    )
+                })
+                .collect()
+        });
+        names
+            .iter()
+            .find(|(value, _)| *value == status)
+            .map_or(UNKNOWN.as_ptr(), |(_, name)| name.as_ptr())
+    })
 }
 
 /// Returns the library version (for example `"0.1.0"`) as a static string the caller must
@@ -827,4 +851,47 @@ pub unsafe extern "C" fn presence_state_message(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_are_the_cores_and_parse_back() {
+        let mut buf = presence_buf {
+            data: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: `buf` is writable; it is freed below by the library.
+        let status = unsafe { presence_config_defaults(&mut buf) };
+        assert_eq!(status, presence_status::Ok);
+        // SAFETY: the library wrote `len` bytes at `data`.
+        let text = std::str::from_utf8(unsafe { std::slice::from_raw_parts(buf.data, buf.len) })
+            .unwrap()
+            .to_owned();
+        unsafe { presence_buf_free(&mut buf) };
+        assert_eq!(text, Config::defaults_json());
+        assert!(text.contains("\"max_presences\":10000000"), "{text}");
+        assert_eq!(
+            unsafe { presence_config_defaults(std::ptr::null_mut()) },
+            presence_status::NullArgument
+        );
+    }
+
+    #[test]
+    fn every_status_has_its_c_name() {
+        for status in presence_status::ALL {
+            // SAFETY: static NUL-terminated strings.
+            let name = unsafe { CStr::from_ptr(presence_status_name(*status as u32)) };
+            assert_eq!(
+                name.to_str().unwrap(),
+                format!("PRESENCE_STATUS_{}", status.name())
+            );
+        }
+        let unknown = unsafe { CStr::from_ptr(presence_status_name(13)) };
+        assert_eq!(unknown.to_str().unwrap(), "PRESENCE_STATUS_UNKNOWN");
+        let not_tracked = unsafe { CStr::from_ptr(presence_status_name(8)) };
+        assert_eq!(not_tracked.to_str().unwrap(), "PRESENCE_STATUS_NOT_TRACKED");
+    }
 }

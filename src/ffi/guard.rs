@@ -2,7 +2,7 @@
 //! the checks that turn raw pointers into Rust references.
 
 use super::types::{presence_engine, presence_status};
-use crate::{Engine, Error, ErrorKind};
+use crate::{Engine, Error};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,19 +28,10 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        let status = match e.kind() {
-            ErrorKind::InvalidUtf8 => presence_status::InvalidUtf8,
-            ErrorKind::InvalidMeta => presence_status::InvalidMeta,
-            ErrorKind::InvalidConfig => presence_status::InvalidConfig,
-            ErrorKind::InvalidArgument => presence_status::InvalidArgument,
-            ErrorKind::TooLong => presence_status::TooLong,
-            ErrorKind::AlreadyTracked => presence_status::AlreadyTracked,
-            ErrorKind::NotTracked => presence_status::NotTracked,
-            ErrorKind::LimitReached => presence_status::LimitReached,
-            ErrorKind::Io => presence_status::Io,
-            ErrorKind::NoCluster => presence_status::NoCluster,
-            ErrorKind::Rejected => presence_status::Rejected,
-        };
+        // Every kind is a status (checked by the tests of `types`); a kind without one
+        // would be a bug of this library, reported as such rather than as another kind.
+        let status =
+            presence_status::from_value(e.kind().status()).unwrap_or(presence_status::Panic);
         Failure::new(status, e.message())
     }
 }

@@ -27,12 +27,16 @@ pub enum presence_status {
     NullArgument = 1,
     /// A string argument is not valid UTF-8.
     InvalidUtf8 = 2,
-    /// A meta is not a JSON object, nests more than 64 levels deep, or carries a reserved
-    /// key (`phx_ref`, `phx_ref_prev`).
+    /// A meta is not one JSON object, nests more than 64 levels deep, carries a reserved
+    /// key (`phx_ref`, `phx_ref_prev`), holds a number no double can hold (`1e400`:
+    /// clients would read `Infinity`) or an escaped lone surrogate (`"\ud800"`: no UTF-8
+    /// form).
     InvalidMeta = 3,
-    /// The configuration JSON is malformed, has an unknown field or a bad value.
+    /// The configuration JSON is malformed, has an unknown field or a bad value, or a
+    /// phoenix `viewers_key` is longer than `max_key_bytes`.
     InvalidConfig = 4,
-    /// A topic or key is empty, or (phoenix format) a key equals the viewers group name.
+    /// A topic or key is empty, or has a NUL character (from bindings that can pass
+    /// one), or (phoenix format) a key equals the viewers key.
     InvalidArgument = 5,
     /// A topic, key or meta is longer than its configured limit.
     TooLong = 6,
@@ -51,6 +55,45 @@ pub enum presence_status {
     Rejected = 12,
     /// A bug inside the engine was caught before it could cross into the caller.
     Panic = 99,
+}
+
+impl presence_status {
+    /// Every status. The failures of the core (`ErrorKind`) must be here with the same
+    /// value and name, which the tests below check.
+    pub(crate) const ALL: &'static [presence_status] = &[
+        presence_status::Ok,
+        presence_status::NullArgument,
+        presence_status::InvalidUtf8,
+        presence_status::InvalidMeta,
+        presence_status::InvalidConfig,
+        presence_status::InvalidArgument,
+        presence_status::TooLong,
+        presence_status::AlreadyTracked,
+        presence_status::NotTracked,
+        presence_status::LimitReached,
+        presence_status::Io,
+        presence_status::NoCluster,
+        presence_status::Rejected,
+        presence_status::Panic,
+    ];
+
+    /// The status of a value, if it is one.
+    pub(crate) fn from_value(value: u32) -> Option<presence_status> {
+        Self::ALL.iter().copied().find(|s| *s as u32 == value)
+    }
+
+    /// The C name without its `PRESENCE_STATUS_` prefix, as cbindgen writes it: the
+    /// variant's name in screaming snake case (`NotTracked` gives `NOT_TRACKED`).
+    pub(crate) fn name(self) -> String {
+        let mut name = String::new();
+        for (i, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_uppercase());
+        }
+        name
+    }
 }
 
 /// The counts of one topic.
@@ -246,4 +289,41 @@ pub struct presence_ready {
     pub diffs: *const presence_ready_diff,
     /// The number of changed topics.
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presence_status;
+    use crate::ErrorKind;
+
+    #[test]
+    fn every_error_kind_is_a_status_of_the_same_value_and_name() {
+        for kind in ErrorKind::ALL {
+            let status = presence_status::from_value(kind.status())
+                .unwrap_or_else(|| panic!("{kind:?} ({}) is not a presence_status", kind.status()));
+            assert_eq!(status.name(), kind.name(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn all_lists_every_status_of_the_header_once() {
+        let header = include_str!("../../include/presence.h");
+        let start = header
+            .find("typedef enum presence_status {")
+            .expect("the enum");
+        let body = &header[start..start + header[start..].find("} presence_status;").unwrap()];
+        let in_header: Vec<(String, u32)> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("PRESENCE_STATUS_"))
+            .map(|l| {
+                let (name, value) = l.trim_end_matches(',').split_once(" = ").unwrap();
+                (name.to_owned(), value.parse().unwrap())
+            })
+            .collect();
+        let listed: Vec<(String, u32)> = presence_status::ALL
+            .iter()
+            .map(|s| (s.name(), *s as u32))
+            .collect();
+        assert_eq!(listed, in_header);
+    }
 }

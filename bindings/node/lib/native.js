@@ -161,6 +161,8 @@ function native() {
     redis_stop: fn('int presence_redis_stop(const presence_engine *engine)'),
     last_error_message: fn('size_t presence_last_error_message(void *buf, size_t cap)'),
     status_name: fn('const char *presence_status_name(uint32_t status)'),
+    // Declared last: a library older than it lacks the cluster calls too, which are named first.
+    config_defaults: fn('int presence_config_defaults(void *out)'),
     version,
     pointerSize: koffi.sizeof('void *'),
   };

@@ -8,6 +8,7 @@ use crate::cluster;
 use crate::convert::{self, type_name};
 use crate::errors;
 use crate::ready::{self, json_loads, Diff};
+use crate::settings;
 use crate::values::{ClusterStats, Counts, Stats};
 use presence::{Config, Engine, Format};
 use pyo3::exceptions::PyTypeError;
@@ -28,19 +29,6 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub struct PyEngine {
     inner: RwLock<Option<Engine>>,
     config: Config,
-}
-
-fn positive(py: Python<'_>, name: &str, value: i128) -> PyResult<usize> {
-    usize::try_from(value)
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| {
-            errors::error(
-                py,
-                presence::ErrorKind::InvalidConfig,
-                &format!("{name} must be a positive integer, got {value}"),
-            )
-        })
 }
 
 /// The fields of a bulk item, which must be a tuple or a list.
@@ -286,56 +274,10 @@ impl PyEngine {
 #[pymethods]
 impl PyEngine {
     #[new]
-    #[pyo3(signature = (
-        *,
-        format = "counts",
-        viewers_key = "viewers",
-        shards = 64,
-        max_topic_bytes = 256,
-        max_key_bytes = 256,
-        max_meta_bytes = 4096,
-        max_topics = 1_000_000,
-        max_presences = 10_000_000,
-        cluster = None,
-    ))]
-    // Config is set field by field (see below), which this lint would turn into a struct
-    // literal that stops compiling when the core adds a field.
-    #[allow(clippy::too_many_arguments, clippy::field_reassign_with_default)]
-    fn new(
-        py: Python<'_>,
-        format: &str,
-        viewers_key: &str,
-        shards: i128,
-        max_topic_bytes: i128,
-        max_key_bytes: i128,
-        max_meta_bytes: i128,
-        max_topics: i128,
-        max_presences: i128,
-        cluster: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let format = match format {
-            "counts" => Format::Counts,
-            "phoenix" => Format::Phoenix,
-            other => {
-                return Err(errors::error(
-                    py,
-                    presence::ErrorKind::InvalidConfig,
-                    &format!("format must be \"counts\" or \"phoenix\", got {other:?}"),
-                ))
-            }
-        };
-        // Field by field over the defaults: the core's Config may grow fields (cluster
-        // settings) that this binding does not set.
-        let mut config = Config::default();
-        config.format = format;
-        config.viewers_key = viewers_key.to_owned();
-        config.shards = positive(py, "shards", shards)?;
-        config.max_topic_bytes = positive(py, "max_topic_bytes", max_topic_bytes)?;
-        config.max_key_bytes = positive(py, "max_key_bytes", max_key_bytes)?;
-        config.max_meta_bytes = positive(py, "max_meta_bytes", max_meta_bytes)?;
-        config.max_topics = positive(py, "max_topics", max_topics)?;
-        config.max_presences = positive(py, "max_presences", max_presences)?;
-        config.cluster = cluster::config(py, cluster)?;
+    #[pyo3(signature = (**settings))]
+    fn new(py: Python<'_>, settings: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let json = settings::config_json(py, settings)?;
+        let config = Config::from_json(&json).map_err(|e| errors::engine_error(py, &e))?;
         let engine = Engine::new(config.clone()).map_err(|e| errors::engine_error(py, &e))?;
         Ok(PyEngine {
             inner: RwLock::new(Some(engine)),
@@ -649,21 +591,7 @@ impl PyEngine {
     /// Every setting in force, as a dict.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = &self.config;
-        let d = PyDict::new(py);
-        d.set_item("format", self.format())?;
-        d.set_item("viewers_key", &c.viewers_key)?;
-        d.set_item("shards", c.shards)?;
-        d.set_item("max_topic_bytes", c.max_topic_bytes)?;
-        d.set_item("max_key_bytes", c.max_key_bytes)?;
-        d.set_item("max_meta_bytes", c.max_meta_bytes)?;
-        d.set_item("max_topics", c.max_topics)?;
-        d.set_item("max_presences", c.max_presences)?;
-        match &c.cluster {
-            Some(cluster) => d.set_item("cluster", cluster::config_dict(py, cluster)?)?,
-            None => d.set_item("cluster", py.None())?,
-        }
-        Ok(d)
+        settings::config_dict(py, &self.config)
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

@@ -5,27 +5,32 @@
 //! single-base `create_exception!` cannot express. Every instance carries the engine's
 //! message as its only argument and a `kind` attribute naming the core's error kind.
 
-use presence::ErrorKind;
+use presence::{ErrorKind, ERROR_CLASSES};
 use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-/// The exception classes, created at import.
+/// The exception classes, created at import: the base, `EngineClosedError` (of this
+/// binding alone) and one class per entry of the core's `ERROR_CLASSES`.
 pub struct Exceptions {
     pub base: Py<PyType>,
-    pub already_tracked: Py<PyType>,
-    pub not_tracked: Py<PyType>,
-    pub limit_reached: Py<PyType>,
-    pub invalid_input: Py<PyType>,
-    pub config: Py<PyType>,
     pub closed: Py<PyType>,
-    pub resource: Py<PyType>,
-    pub no_cluster: Py<PyType>,
-    pub rejected: Py<PyType>,
+    /// By name, in the order of `ERROR_CLASSES`.
+    pub classes: Vec<(&'static str, Py<PyType>)>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
+
+/// The Python built-in a class also extends, so that `except ValueError` (or `OSError`)
+/// catches it: a Python convention, hence kept here rather than in the core's table.
+fn builtin_base<'py>(py: Python<'py>, class: &str) -> Option<Bound<'py, PyType>> {
+    match class {
+        "InvalidInputError" | "ConfigError" => Some(py.get_type::<PyValueError>()),
+        "ResourceError" => Some(py.get_type::<PyOSError>()),
+        _ => None,
+    }
+}
 
 fn class(
     py: Python<'_>,
@@ -46,75 +51,41 @@ fn class(
 
 fn create(py: Python<'_>) -> PyResult<Exceptions> {
     let exception = py.get_type::<PyException>();
-    let value_error = py.get_type::<PyValueError>();
-    let os_error = py.get_type::<PyOSError>();
     let base = class(
         py,
         "PresenceError",
         "Base class of every error the presence engine raises.",
         &[&exception],
     )?;
-    let b = base.bind(py);
+    let closed = class(
+        py,
+        "EngineClosedError",
+        "The engine was closed; no call but close() is allowed any more.",
+        &[base.bind(py)],
+    )?;
+    let mut classes: Vec<(&'static str, Py<PyType>)> = Vec::new();
+    for c in ERROR_CLASSES {
+        // A subclass extends its parent only: the parent brings the base and built-in.
+        let made = match c.parent {
+            Some(parent) => {
+                let parent = classes
+                    .iter()
+                    .find(|(name, _)| *name == parent)
+                    .map(|(_, ty)| ty.bind(py).clone())
+                    .expect("the core lists a parent before its children");
+                class(py, c.name, c.doc, &[&parent])?
+            }
+            None => match builtin_base(py, c.name) {
+                Some(builtin) => class(py, c.name, c.doc, &[base.bind(py), &builtin])?,
+                None => class(py, c.name, c.doc, &[base.bind(py)])?,
+            },
+        };
+        classes.push((c.name, made));
+    }
     Ok(Exceptions {
-        already_tracked: class(
-            py,
-            "AlreadyTrackedError",
-            "The (topic, conn) pair is tracked already.",
-            &[b],
-        )?,
-        not_tracked: class(
-            py,
-            "NotTrackedError",
-            "The (topic, conn) pair is not tracked.",
-            &[b],
-        )?,
-        limit_reached: class(
-            py,
-            "LimitReachedError",
-            "The engine's max_topics or max_presences is reached.",
-            &[b],
-        )?,
-        invalid_input: class(
-            py,
-            "InvalidInputError",
-            "An argument the engine rejects: a meta that is not a JSON object, a topic, key \
-             or meta over its byte limit, an empty topic or key, or a string that is not \
-             valid UTF-8.",
-            &[b, &value_error],
-        )?,
-        config: class(
-            py,
-            "ConfigError",
-            "An engine setting is out of range or unknown.",
-            &[b, &value_error],
-        )?,
-        closed: class(
-            py,
-            "EngineClosedError",
-            "The engine was closed; no call but close() is allowed any more.",
-            &[b],
-        )?,
-        resource: class(
-            py,
-            "ResourceError",
-            "The operating system refused a resource (the wake-up descriptor, or the Redis \
-             link's thread).",
-            &[b, &os_error],
-        )?,
-        no_cluster: class(
-            py,
-            "NoClusterError",
-            "A cluster call on an engine created without the cluster setting.",
-            &[b],
-        )?,
-        rejected: class(
-            py,
-            "RejectedError",
-            "A replication message was refused (unauthenticated, malformed, oversized or \
-             replayed); nothing of it was merged, and cluster_stats() counts it.",
-            &[b],
-        )?,
         base,
+        closed,
+        classes,
     })
 }
 
@@ -123,46 +94,18 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&Exceptions> {
     EXCEPTIONS.get_or_try_init(py, || create(py))
 }
 
-/// The `kind` attribute value of a core error kind: its name in snake case
+/// The `kind` attribute value of a core error kind: its status name in lower case
 /// (`InvalidUtf8` gives `"invalid_utf8"`).
 pub fn kind_name(kind: ErrorKind) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{kind:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                name.push('_');
-            }
-            name.push(c.to_ascii_lowercase());
-        } else {
-            name.push(c);
-        }
-    }
-    name
+    kind.name().to_ascii_lowercase()
 }
 
-/// The class of a core error kind. Kinds this binding does not know of yet (the core may
-/// add some) get the base class; their `kind` attribute still names them.
+/// The class of a core error kind, as the core's table names it.
 fn class_of(ex: &Exceptions, kind: ErrorKind) -> &Py<PyType> {
-    use ErrorKind::*;
-    if matches!(kind, InvalidUtf8 | InvalidMeta | InvalidArgument | TooLong) {
-        &ex.invalid_input
-    } else if kind == InvalidConfig {
-        &ex.config
-    } else if kind == AlreadyTracked {
-        &ex.already_tracked
-    } else if kind == NotTracked {
-        &ex.not_tracked
-    } else if kind == LimitReached {
-        &ex.limit_reached
-    } else if kind == Io {
-        &ex.resource
-    } else if kind == NoCluster {
-        &ex.no_cluster
-    } else if kind == Rejected {
-        &ex.rejected
-    } else {
-        &ex.base
-    }
+    ex.classes
+        .iter()
+        .find(|(name, _)| *name == kind.class())
+        .map_or(&ex.base, |(_, ty)| ty)
 }
 
 fn instance(py: Python<'_>, ty: &Py<PyType>, kind: &str, message: &str) -> PyResult<PyErr> {

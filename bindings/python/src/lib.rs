@@ -8,6 +8,7 @@ mod convert;
 mod engine;
 mod errors;
 mod ready;
+mod settings;
 mod values;
 
 use pyo3::prelude::*;
@@ -36,19 +37,10 @@ mod _native {
 fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let ex = errors::exceptions(py)?;
-    for (name, class) in [
-        ("PresenceError", &ex.base),
-        ("AlreadyTrackedError", &ex.already_tracked),
-        ("NotTrackedError", &ex.not_tracked),
-        ("LimitReachedError", &ex.limit_reached),
-        ("InvalidInputError", &ex.invalid_input),
-        ("ConfigError", &ex.config),
-        ("EngineClosedError", &ex.closed),
-        ("ResourceError", &ex.resource),
-        ("NoClusterError", &ex.no_cluster),
-        ("RejectedError", &ex.rejected),
-    ] {
-        m.add(name, class.clone_ref(py))?;
+    m.add("PresenceError", ex.base.clone_ref(py))?;
+    m.add("EngineClosedError", ex.closed.clone_ref(py))?;
+    for (name, class) in &ex.classes {
+        m.add(*name, class.clone_ref(py))?;
     }
     Ok(())
 }
