@@ -151,6 +151,7 @@ impl Engine {
     /// Cluster mode: the message that tells other nodes this one is leaving cleanly, so
     /// they drop its presences at once. Later ticks publish nothing.
     pub fn cluster_leave(&self) -> Result<Vec<u8>> {
+        self.check_usable()?;
         Ok(self.shared.cluster()?.leave())
     }
 
@@ -158,6 +159,7 @@ impl Engine {
     /// ways), publish the message this returns: it asks every node for a snapshot, and
     /// this node's next tick sends its own.
     pub fn cluster_resync(&self) -> Result<Vec<u8>> {
+        self.check_usable()?;
         Ok(self.shared.cluster()?.resync())
     }
 
@@ -196,6 +198,19 @@ impl Engine {
             crate::error::ErrorKind::Io,
             "this build has no Redis link (cargo feature `redis` is off)",
         ))
+    }
+
+    /// Whether a call panicked inside the engine. Such an engine may hold inconsistent
+    /// state, so every later call that returns a `Result` fails with `Panicked`, and
+    /// those that cannot fail change nothing (`untrack_conn` returns 0, `poll_diff` an
+    /// empty batch, cluster ticks publish nothing): drop it and create a new one.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.is_poisoned()
+    }
+
+    /// `Panicked` once the engine is poisoned (see [`Engine::is_poisoned`]).
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        self.shared.enter().map(drop)
     }
 
     /// Stops the Redis link after publishing this node's departure, within about a second

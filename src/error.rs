@@ -33,6 +33,9 @@ pub enum ErrorKind {
     NoCluster,
     /// A replication message was refused: unauthenticated, malformed, oversized or replayed.
     Rejected,
+    /// An earlier call panicked inside the engine, which may have left its state
+    /// inconsistent: the engine refuses every later call (C status `PANIC`).
+    Panicked,
 }
 
 /// An error with its kind and a readable message.

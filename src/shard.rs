@@ -389,8 +389,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Locks a shard. A panic inside a critical section must not turn every later call into
-/// a panic too, so a poisoned lock is taken over as it is.
+/// Locks a shard. A panic inside a critical section poisons the whole engine (see
+/// `Shared::enter`), which then refuses every call that reads or changes its state; the
+/// calls that still lock (stopping the Redis link as the engine drops) take a poisoned
+/// lock over as it is rather than panic again.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

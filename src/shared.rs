@@ -13,7 +13,7 @@ use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
 use crate::topic::{self, Counts, Entry, Topic};
 use crate::waker::Waker;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Everything an engine holds. Every method takes `&self`: state is split over lock
@@ -33,6 +33,22 @@ pub(crate) struct Shared {
     waker: Waker,
     /// Cluster mode's node state; `None` for a single node.
     pub(crate) cluster: Option<Cluster>,
+    /// Set when a call panicked inside the engine's state (see `enter`).
+    poisoned: AtomicBool,
+}
+
+/// A call inside the engine's state. A panic that unwinds through it may have left a
+/// change half made (a topic counted but not indexed, a shard's counters off), so it
+/// poisons the engine: every later call is refused rather than served from state that
+/// may be inconsistent.
+pub(crate) struct Section<'a>(&'a AtomicBool);
+
+impl Drop for Section<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// A value alone on its cache lines (two: some CPUs fetch lines in pairs). Every track
@@ -73,7 +89,26 @@ impl Shared {
             pending_count: Padded(AtomicUsize::new(0)),
             waker: Waker::new()?,
             config,
+            poisoned: AtomicBool::new(false),
         })
+    }
+
+    /// Admits a call into the engine's state, or refuses it with `Panicked` once a
+    /// call has panicked inside it. Hold the section for the whole call.
+    pub(crate) fn enter(&self) -> Result<Section<'_>> {
+        if self.is_poisoned() {
+            return Err(Error::new(
+                ErrorKind::Panicked,
+                "the engine is unusable: an earlier call panicked inside it and may have \
+                 left its state inconsistent; drop it and create a new one",
+            ));
+        }
+        Ok(Section(&self.poisoned))
+    }
+
+    /// Whether a call panicked inside the engine's state (see `enter`).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// Adds a presence of `conn` in `topic`, with an optional key (none: an anonymous
@@ -85,6 +120,7 @@ impl Shared {
         key: Option<&str>,
         meta: Option<&str>,
     ) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         if let Some(k) = key {
             self.check_key(k)?;
@@ -135,12 +171,15 @@ impl Shared {
         t.insert(conn, key_hash, entry);
         self.changed(&mut topics, slot, true);
         drop(topics);
+        #[cfg(test)]
+        tests::maybe_panic_mid_track();
         place.insert(TopicRef { shard, slot }, key_hash);
         Ok(())
     }
 
     /// Removes the presence of `conn` in `topic`.
     pub(crate) fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let mut conns = lock(self.conn_shard(conn));
         conns.prefetch(conn);
@@ -164,6 +203,9 @@ impl Shared {
 
     /// Removes every presence of `conn` (the host's disconnect); returns how many.
     pub(crate) fn untrack_conn(&self, conn: u64) -> usize {
+        let Ok(_section) = self.enter() else {
+            return 0;
+        };
         let mut conns = lock(self.conn_shard(conn));
         let taken = conns.take(conn);
         for link in taken.iter() {
@@ -181,6 +223,7 @@ impl Shared {
     /// meta leave and the new one join with `phx_ref_prev`; counts format keeps no meta,
     /// so it only checks the call.
     pub(crate) fn update(&self, topic: &str, conn: u64, meta: Option<&str>) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let meta = self.check_meta(meta)?;
         let (shard, hash) = self.topic_hash(topic);
@@ -209,6 +252,7 @@ impl Shared {
 
     /// The live counts of `topic` (zeros for an unknown topic), in O(1).
     pub(crate) fn counts(&self, topic: &str) -> Result<Counts> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         Ok(self.with_topic(topic, Topic::counts).unwrap_or_default())
     }
@@ -216,6 +260,7 @@ impl Shared {
     /// The `presence_state` payload of `topic` as of the last poll, with its seq: send it
     /// to a client that joins now, then the diffs of later polls.
     pub(crate) fn list(&self, topic: &str) -> Result<State> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
         let state = self.with_topic(topic, |t| {
@@ -236,6 +281,11 @@ impl Shared {
     /// Takes every change since the last poll: one entry per topic whose clients' view
     /// changed, with its seq, live counts and diff payload.
     pub(crate) fn poll_diff(&self) -> DiffBatch {
+        let Ok(_section) = self.enter() else {
+            let mut empty = DiffBatch::new(0);
+            empty.finish();
+            return empty;
+        };
         self.waker.drain();
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
@@ -450,4 +500,109 @@ pub(crate) fn reserve(count: &AtomicUsize, max: usize, what: &str) -> Result<()>
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Engine;
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    thread_local! {
+        static PANIC_MID_TRACK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Stands for a bug in the middle of a track: the topic counts the presence, the
+    /// connection index does not know it yet.
+    pub(super) fn maybe_panic_mid_track() {
+        if PANIC_MID_TRACK.with(|p| p.replace(false)) {
+            panic!("provoked inside a track");
+        }
+    }
+
+    fn panic_mid_track(engine: &Engine, topic: &str, conn: u64) {
+        PANIC_MID_TRACK.with(|p| p.set(true));
+        let outcome = catch_unwind(AssertUnwindSafe(|| engine.track(topic, conn, None, None)));
+        assert!(outcome.is_err(), "the provoked panic unwinds out of track");
+    }
+
+    #[test]
+    fn a_panic_inside_a_call_poisons_the_engine_and_every_later_call_fails() {
+        let engine = Engine::new(Config::default()).unwrap();
+        engine.track("room", 1, Some("alice"), None).unwrap();
+        engine.poll_diff();
+        assert!(!engine.is_poisoned());
+
+        panic_mid_track(&engine, "room", 2);
+
+        assert!(engine.is_poisoned());
+        let refused = |r: Result<()>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Panicked);
+            assert!(e.message().contains("panicked"), "{}", e.message());
+        };
+        refused(engine.track("room", 3, None, None));
+        refused(engine.track("other", 3, None, None));
+        refused(engine.untrack("room", 1));
+        refused(engine.update("room", 1, None));
+        refused(engine.counts("room").map(drop));
+        refused(engine.list("room").map(drop));
+        assert_eq!(
+            engine.untrack_conn(1),
+            0,
+            "a poisoned engine changes nothing"
+        );
+        assert!(engine.poll_diff().is_empty());
+        assert_eq!(engine.poll_diff().json(), "[]");
+    }
+
+    #[test]
+    fn a_poisoned_engine_refuses_cluster_calls() {
+        let engine = Engine::new(Config {
+            cluster: Some(crate::ClusterConfig::new(
+                "a",
+                "0123456789abcdef0123456789abcdef",
+            )),
+            ..Config::default()
+        })
+        .unwrap();
+        panic_mid_track(&engine, "room", 1);
+        for r in [
+            engine.cluster_tick().map(drop),
+            engine.cluster_ingest(b"anything").map(drop),
+            engine.cluster_leave().map(drop),
+            engine.cluster_resync().map(drop),
+        ] {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Panicked);
+        }
+    }
+
+    #[test]
+    fn a_poisoned_engine_answers_panic_through_the_c_abi() {
+        use crate::ffi::*;
+        let engine = Engine::new(Config::default()).unwrap();
+        panic_mid_track(&engine, "room", 1);
+        let handle = Box::into_raw(Box::new(engine)).cast::<presence_engine>();
+        let mut counts = presence_counts::default();
+        // SAFETY: a live handle and NUL-terminated strings.
+        let status = unsafe { presence_get_counts(handle, c"room".as_ptr(), &mut counts) };
+        assert_eq!(status, presence_status::Panic);
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` holds `cap` bytes.
+        let len = unsafe { presence_last_error_message(buf.as_mut_ptr().cast(), buf.len()) };
+        let message = std::str::from_utf8(&buf[..len.min(buf.len() - 1)]).unwrap();
+        assert!(message.contains("an earlier call panicked"), "{message}");
+        // SAFETY: the handle is live and freed once.
+        unsafe { presence_engine_free(handle) };
+    }
+
+    #[test]
+    fn an_engine_that_never_panicked_is_not_poisoned_by_a_panic_elsewhere() {
+        let engine = Engine::new(Config::default()).unwrap();
+        let other = Engine::new(Config::default()).unwrap();
+        panic_mid_track(&other, "room", 1);
+        engine.track("room", 1, None, None).unwrap();
+        assert!(!engine.is_poisoned());
+    }
 }

@@ -153,6 +153,7 @@ impl Cluster {
 
     /// Drops silent peers, then returns this tick's messages.
     pub fn tick(&self, shared: &Shared) -> Result<Vec<Vec<u8>>> {
+        let _section = shared.enter()?;
         Ok(self.tick_out(shared).into_iter().map(|o| o.bytes).collect())
     }
 
@@ -200,6 +201,9 @@ impl Cluster {
     /// A tick with the destination of each message: `None` for every node, or the one node
     /// a snapshot is for.
     pub fn tick_out(&self, shared: &Shared) -> Vec<Outgoing> {
+        let Ok(_section) = shared.enter() else {
+            return Vec::new();
+        };
         let mut st = lock(&self.state);
         if st.left {
             return Vec::new();
@@ -321,6 +325,7 @@ impl Cluster {
     /// Applies one message from another node, or refuses it. A message is applied whole
     /// or refused whole: it is decoded, checked against this node's bounds, then merged.
     pub fn ingest(&self, shared: &Shared, bytes: &[u8]) -> Result<()> {
+        let _section = shared.enter()?;
         let mut st = lock(&self.state);
         st.stats.messages_received += 1;
         st.stats.bytes_received += bytes.len() as u64;

@@ -40,6 +40,7 @@ impl From<Error> for Failure {
             ErrorKind::Io => presence_status::Io,
             ErrorKind::NoCluster => presence_status::NoCluster,
             ErrorKind::Rejected => presence_status::Rejected,
+            ErrorKind::Panicked => presence_status::Panic,
         };
         Failure::new(status, e.message())
     }
@@ -86,13 +87,17 @@ pub(crate) fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
     LAST_ERROR.with(|e| f(&e.borrow()))
 }
 
-/// The engine behind a handle, or `NullArgument`.
+/// The engine behind a handle, or `NullArgument`, or `Panic` for a poisoned engine.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle from `presence_engine_new`.
 pub(crate) unsafe fn engine<'a>(engine: *const presence_engine) -> Result<&'a Engine, Failure> {
     // SAFETY: handles are `Box<Engine>` pointers (see `presence_engine_new`).
-    unsafe { engine.cast::<Engine>().as_ref() }.ok_or_else(|| null("engine"))
+    let engine = unsafe { engine.cast::<Engine>().as_ref() }.ok_or_else(|| null("engine"))?;
+    // A poisoned engine refuses every call, those that return no status of their own
+    // through the engine (a poll, the stats) included.
+    engine.check_usable()?;
+    Ok(engine)
 }
 
 /// A required NUL-terminated UTF-8 string.
