@@ -28,6 +28,7 @@ pub mod ffi;
 mod hash;
 mod json;
 mod meta;
+mod ready;
 mod remote;
 mod render;
 mod shard;
@@ -36,12 +37,13 @@ mod table;
 mod topic;
 mod waker;
 
-pub use batch::{DiffBatch, ReadyBatch, ReadyDiff, ReadySpans, TopicDiff};
+pub use batch::{DiffBatch, TopicDiff};
 pub use cluster::ClusterStats;
 pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
 pub use engine::{Engine, State, Stats};
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorKind, Result};
+pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use topic::Counts;
 
 /// The library version, as in Cargo.toml.
