@@ -1,10 +1,10 @@
 //! The public engine handle.
 
 use crate::batch::DiffBatch;
-use crate::cluster::ClusterStats;
+use crate::cluster::{Cluster, ClusterStats};
 use crate::config::Config;
-use crate::error::Result;
-use crate::shared::Shared;
+use crate::error::{Error, ErrorKind, Result};
+use crate::shared::{Shared, State, Stats};
 use crate::topic::Counts;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
@@ -16,40 +16,25 @@ use std::sync::{Arc, Mutex};
 /// departure to the cluster.
 pub struct Engine {
     shared: Arc<Shared>,
+    /// Cluster mode's node; `None` for a single node.
+    cluster: Option<Arc<Cluster>>,
     #[cfg(feature = "redis")]
     link: Mutex<Option<crate::cluster::redis_link::RedisLink>>,
     #[cfg(not(feature = "redis"))]
     link: Mutex<Option<()>>,
 }
 
-/// Engine-wide figures for monitoring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Topics held (a topic is dropped at the poll after its last presence leaves).
-    pub topics: u64,
-    /// Local presences held.
-    pub presences: u64,
-    /// Estimated heap bytes of all tables and strings, cluster snapshots being received
-    /// included.
-    pub bytes: u64,
-    /// Topics changed since the last poll.
-    pub topics_pending: u64,
-}
-
-/// A topic's published state, for a client that joins now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct State {
-    /// The `presence_state` payload, as of the last poll.
-    pub json: String,
-    /// The seq of the last diff this state includes; the next diff has `seq + 1`.
-    pub seq: u64,
-}
-
 impl Engine {
     /// Creates an engine.
     pub fn new(config: Config) -> Result<Engine> {
+        let user_key = config
+            .cluster
+            .as_ref()
+            .map(|c| crate::cluster::user_hash_key(c.secret.as_bytes()));
+        let cluster = config.cluster.clone().map(|c| Arc::new(Cluster::new(c)));
         Ok(Engine {
-            shared: Arc::new(Shared::new(config)?),
+            shared: Arc::new(Shared::new(config, user_key)?),
+            cluster,
             link: Mutex::new(None),
         })
     }
@@ -127,7 +112,11 @@ impl Engine {
 
     /// Engine-wide figures. `bytes` walks every shard, so this is O(topics).
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        let mut stats = self.shared.stats();
+        if let Some(c) = &self.cluster {
+            stats.bytes += (std::mem::size_of::<Cluster>() + c.staged_bytes()) as u64;
+        }
+        stats
     }
 
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
@@ -137,7 +126,7 @@ impl Engine {
     /// Publish every message, in order, to every other node; a snapshot meant for one
     /// node is ignored by the others.
     pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
-        self.shared.cluster()?.tick(&self.shared)
+        self.cluster()?.tick(&self.shared)
     }
 
     /// Cluster mode: applies a message another node published. A message that is
@@ -145,14 +134,14 @@ impl Engine {
     /// counted in [`ClusterStats`], and changes nothing. This node's own messages, which
     /// pub/sub systems echo back, are ignored.
     pub fn cluster_ingest(&self, message: &[u8]) -> Result<()> {
-        self.shared.cluster()?.ingest(&self.shared, message)
+        self.cluster()?.ingest(&self.shared, message)
     }
 
     /// Cluster mode: the message that tells other nodes this one is leaving cleanly, so
     /// they drop its presences at once. Later ticks publish nothing.
     pub fn cluster_leave(&self) -> Result<Vec<u8>> {
         self.check_usable()?;
-        Ok(self.shared.cluster()?.leave())
+        Ok(self.cluster()?.leave())
     }
 
     /// Cluster mode: after the host's bus reconnects (messages may have been lost both
@@ -160,12 +149,12 @@ impl Engine {
     /// this node's next tick sends its own.
     pub fn cluster_resync(&self) -> Result<Vec<u8>> {
         self.check_usable()?;
-        Ok(self.shared.cluster()?.resync())
+        Ok(self.cluster()?.resync())
     }
 
     /// Cluster mode: counters of the replication traffic; `None` for a single node.
     pub fn cluster_stats(&self) -> Option<ClusterStats> {
-        self.shared.cluster.as_ref().map(|c| c.stats())
+        self.cluster.as_ref().map(|c| c.stats())
     }
 
     /// Starts a background thread that publishes this node's messages to the Redis
@@ -176,7 +165,7 @@ impl Engine {
     /// reconnects with a short backoff. Replaces a link already running.
     #[cfg(feature = "redis")]
     pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
-        let cluster = self.shared.cluster()?;
+        let cluster = self.cluster()?;
         let mut slot = crate::shard::lock(&self.link);
         // A running link announces this node's departure as it stops; the new one comes
         // back as a fresh incarnation with a full snapshot.
@@ -184,6 +173,7 @@ impl Engine {
         cluster.rejoin();
         *slot = Some(crate::cluster::redis_link::RedisLink::start(
             Arc::clone(&self.shared),
+            Arc::clone(cluster),
             url,
             channel,
         )?);
@@ -193,9 +183,9 @@ impl Engine {
     /// Without the `redis` cargo feature there is no built-in link: this fails with `Io`.
     #[cfg(not(feature = "redis"))]
     pub fn start_redis(&self, _url: &str, _channel: &str) -> Result<()> {
-        self.shared.cluster()?;
-        Err(crate::error::Error::new(
-            crate::error::ErrorKind::Io,
+        self.cluster()?;
+        Err(Error::new(
+            ErrorKind::Io,
             "this build has no Redis link (cargo feature `redis` is off)",
         ))
     }
@@ -217,6 +207,18 @@ impl Engine {
     /// whatever Redis does. Does nothing if no link runs. Returns whether one was running.
     pub fn stop_redis(&self) -> bool {
         crate::shard::lock(&self.link).take().is_some()
+    }
+}
+
+impl Engine {
+    /// The cluster node, or `NoCluster` for a single node.
+    fn cluster(&self) -> Result<&Arc<Cluster>> {
+        self.cluster.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NoCluster,
+                "the engine was created without a cluster config",
+            )
+        })
     }
 }
 

@@ -40,10 +40,11 @@ mod waker;
 pub use batch::{DiffBatch, TopicDiff};
 pub use cluster::ClusterStats;
 pub use config::{ClusterConfig, Config, Format, CLUSTER_FIELDS, CONFIG_FIELDS};
-pub use engine::{Engine, State, Stats};
+pub use engine::Engine;
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorKind, Result};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
+pub use shared::{State, Stats};
 pub use topic::Counts;
 
 /// The library version, as in Cargo.toml.
