@@ -29,8 +29,6 @@ mod hash;
 mod json;
 mod meta;
 mod ready;
-mod remote;
-mod render;
 mod shard;
 mod shared;
 mod table;

@@ -281,7 +281,9 @@ impl Shared {
         Ok(state.unwrap_or_else(|| {
             let mut json = String::new();
             match format {
-                Format::Counts => crate::render::write_counts_state(&mut json, Counts::default()),
+                Format::Counts => {
+                    crate::topic::render::write_counts_state(&mut json, Counts::default())
+                }
                 Format::Phoenix => json.push_str("{}"),
             }
             State { json, seq: 0 }

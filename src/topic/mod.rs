@@ -5,11 +5,14 @@
 //! string: counts format keeps nothing else of a key. Other nodes' users arrive as the
 //! same keyed hashes (see `remote.rs`), so a user on two nodes counts once.
 
+mod remote;
+pub(crate) mod render;
+
 use crate::config::Format;
 use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
-use crate::remote::Remote;
-use crate::render;
 use crate::table::{Prehashed, Probe, Table};
+pub(crate) use remote::Arrival;
+use remote::Remote;
 use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
