@@ -154,7 +154,7 @@ impl Shared {
         topics.prefetch(hash);
         let key_hash = key.map_or(topic::ANONYMOUS, |k| self.key_hash(topic, k));
         // The user's refcount waits on the topic: start it before checking the name.
-        let existing = topics.find_and(hash, topic, |t| t.users.prefetch(key_hash));
+        let existing = topics.find_and(hash, topic, |t| t.prefetch_user(key_hash));
         // The connection's place in the index, found once: it tells whether the
         // presence exists and takes the new one.
         let place = conns.slot(conn);
@@ -309,9 +309,9 @@ impl Shared {
                 let Some(t) = topics.get_mut(slot) else {
                     continue;
                 };
-                t.dirty = false;
+                t.clear_dirty();
                 if let Some(diff) = t.next_diff(format) {
-                    batch.begin(&t.name, diff.seq, diff.counts);
+                    batch.begin(t.name(), diff.seq, diff.counts);
                     t.take_diff(format, vk, batch.out());
                     batch.end();
                 }

@@ -1047,7 +1047,7 @@ fn collect(
 
 /// A topic's whole local part, or `None` where this node has no presence in it.
 fn full_change(t: &Topic, phoenix: bool) -> Option<TopicChange> {
-    if t.presences.is_empty() {
+    if t.local_counts().connections == 0 {
         return None;
     }
     let local = t.local_counts();
@@ -1060,12 +1060,12 @@ fn full_change(t: &Topic, phoenix: bool) -> Option<TopicChange> {
         Change::Counts {
             viewers: local.viewers,
             connections: local.connections,
-            added: t.users.keys().copied().collect(),
+            added: t.local_users().collect(),
             removed: Vec::new(),
         }
     };
     Some(TopicChange {
-        topic: t.name.to_string(),
+        topic: t.name().to_string(),
         change,
     })
 }
@@ -1083,11 +1083,11 @@ fn drain_shard(
         };
         if let Some(change) = drain_outbox(t, phoenix) {
             out.push(TopicChange {
-                topic: t.name.to_string(),
+                topic: t.name().to_string(),
                 change,
             });
         }
-        if t.is_vacant() && !t.dirty {
+        if t.is_vacant() && !t.is_dirty() {
             topics.remove(slot);
             shared.topic_count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -1095,7 +1095,7 @@ fn drain_shard(
 }
 
 fn drain_outbox(t: &mut Topic, phoenix: bool) -> Option<Change> {
-    let mut o = std::mem::take(t.outbox.as_mut()?);
+    let mut o = t.take_outbox()?;
     let local = t.local_counts();
     Some(if phoenix {
         let joins = o
@@ -1128,15 +1128,17 @@ fn collect_snapshot(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
             let Some(t) = topics.get_mut(slot) else {
                 continue;
             };
-            if let Some(o) = t.outbox.as_mut() {
-                **o = Default::default();
-            }
+            // The snapshot supersedes what the outbox held.
+            t.take_outbox();
             if let Some(change) = full_change(t, phoenix) {
                 out.push(change);
             }
         }
         for slot in queued {
-            if topics.get(slot).is_some_and(|t| t.is_vacant() && !t.dirty) {
+            if topics
+                .get(slot)
+                .is_some_and(|t| t.is_vacant() && !t.is_dirty())
+            {
                 topics.remove(slot);
                 shared.topic_count.fetch_sub(1, Ordering::Relaxed);
             }
