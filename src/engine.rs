@@ -227,3 +227,74 @@ impl Drop for Engine {
         self.stop_redis();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::panic_hook;
+    use crate::{ClusterConfig, ErrorKind};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// Runs a track that panics in its middle (see `panic_hook`).
+    fn panic_mid_track(engine: &Engine, topic: &str, conn: u64) {
+        panic_hook::arm();
+        let outcome = catch_unwind(AssertUnwindSafe(|| engine.track(topic, conn, None, None)));
+        assert!(outcome.is_err(), "the provoked panic unwinds out of track");
+    }
+
+    fn refused<T: std::fmt::Debug>(r: Result<T>) {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panicked);
+        assert!(e.message().contains("an earlier call panicked"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_inside_a_call_poisons_the_engine_and_every_later_call_fails() {
+        let engine = Engine::new(Config::default()).unwrap();
+        engine.track("room", 1, Some("alice"), None).unwrap();
+        engine.poll_diff();
+        assert!(!engine.is_poisoned());
+
+        panic_mid_track(&engine, "room", 2);
+
+        assert!(engine.is_poisoned());
+        refused(engine.track("room", 3, None, None));
+        refused(engine.track("other", 3, None, None));
+        refused(engine.untrack("room", 1));
+        refused(engine.update("room", 1, None));
+        refused(engine.counts("room"));
+        refused(engine.list("room"));
+        assert_eq!(
+            engine.untrack_conn(1),
+            0,
+            "a poisoned engine changes nothing"
+        );
+        let batch = engine.poll_diff();
+        assert!(batch.is_empty());
+        assert_eq!(batch.json(), "[]");
+    }
+
+    #[test]
+    fn a_poisoned_engine_refuses_cluster_calls() {
+        let engine = Engine::new(Config {
+            cluster: Some(ClusterConfig::new("a", "0123456789abcdef0123456789abcdef")),
+            ..Config::default()
+        })
+        .unwrap();
+        panic_mid_track(&engine, "room", 1);
+        refused(engine.cluster_tick());
+        refused(engine.cluster_ingest(b"anything"));
+        refused(engine.cluster_leave());
+        refused(engine.cluster_resync());
+    }
+
+    #[test]
+    fn a_panic_poisons_only_the_engine_it_hit() {
+        let engine = Engine::new(Config::default()).unwrap();
+        let other = Engine::new(Config::default()).unwrap();
+        panic_mid_track(&other, "room", 1);
+        engine.track("room", 1, None, None).unwrap();
+        assert!(!engine.is_poisoned());
+        assert_eq!(engine.counts("room").unwrap().connections, 1);
+    }
+}

@@ -190,7 +190,7 @@ impl Shared {
         self.changed(&mut topics, slot, true);
         drop(topics);
         #[cfg(test)]
-        tests::maybe_panic_mid_track();
+        panic_hook::maybe_panic_mid_track();
         place.insert(TopicRef { shard, slot }, key_hash);
         Ok(())
     }
@@ -496,107 +496,23 @@ pub(crate) fn reserve(count: &AtomicUsize, max: usize, what: &str) -> Result<()>
     Ok(())
 }
 
+/// A hook for tests of the poisoning: the next track on this thread panics in its middle,
+/// after its topic counts the presence and before the connection index knows it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Engine;
+pub(crate) mod panic_hook {
     use std::cell::Cell;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
 
     thread_local! {
-        static PANIC_MID_TRACK: Cell<bool> = const { Cell::new(false) };
+        static MID_TRACK: Cell<bool> = const { Cell::new(false) };
     }
 
-    /// Stands for a bug in the middle of a track: the topic counts the presence, the
-    /// connection index does not know it yet.
+    pub(crate) fn arm() {
+        MID_TRACK.with(|p| p.set(true));
+    }
+
     pub(super) fn maybe_panic_mid_track() {
-        if PANIC_MID_TRACK.with(|p| p.replace(false)) {
+        if MID_TRACK.with(|p| p.replace(false)) {
             panic!("provoked inside a track");
         }
-    }
-
-    fn panic_mid_track(engine: &Engine, topic: &str, conn: u64) {
-        PANIC_MID_TRACK.with(|p| p.set(true));
-        let outcome = catch_unwind(AssertUnwindSafe(|| engine.track(topic, conn, None, None)));
-        assert!(outcome.is_err(), "the provoked panic unwinds out of track");
-    }
-
-    #[test]
-    fn a_panic_inside_a_call_poisons_the_engine_and_every_later_call_fails() {
-        let engine = Engine::new(Config::default()).unwrap();
-        engine.track("room", 1, Some("alice"), None).unwrap();
-        engine.poll_diff();
-        assert!(!engine.is_poisoned());
-
-        panic_mid_track(&engine, "room", 2);
-
-        assert!(engine.is_poisoned());
-        let refused = |r: Result<()>| {
-            let e = r.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Panicked);
-            assert!(e.message().contains("panicked"), "{}", e.message());
-        };
-        refused(engine.track("room", 3, None, None));
-        refused(engine.track("other", 3, None, None));
-        refused(engine.untrack("room", 1));
-        refused(engine.update("room", 1, None));
-        refused(engine.counts("room").map(drop));
-        refused(engine.list("room").map(drop));
-        assert_eq!(
-            engine.untrack_conn(1),
-            0,
-            "a poisoned engine changes nothing"
-        );
-        assert!(engine.poll_diff().is_empty());
-        assert_eq!(engine.poll_diff().json(), "[]");
-    }
-
-    #[test]
-    fn a_poisoned_engine_refuses_cluster_calls() {
-        let engine = Engine::new(Config {
-            cluster: Some(crate::ClusterConfig::new(
-                "a",
-                "0123456789abcdef0123456789abcdef",
-            )),
-            ..Config::default()
-        })
-        .unwrap();
-        panic_mid_track(&engine, "room", 1);
-        for r in [
-            engine.cluster_tick().map(drop),
-            engine.cluster_ingest(b"anything").map(drop),
-            engine.cluster_leave().map(drop),
-            engine.cluster_resync().map(drop),
-        ] {
-            assert_eq!(r.unwrap_err().kind(), ErrorKind::Panicked);
-        }
-    }
-
-    #[test]
-    fn a_poisoned_engine_answers_panic_through_the_c_abi() {
-        use crate::ffi::*;
-        let engine = Engine::new(Config::default()).unwrap();
-        panic_mid_track(&engine, "room", 1);
-        let handle = Box::into_raw(Box::new(engine)).cast::<presence_engine>();
-        let mut counts = presence_counts::default();
-        // SAFETY: a live handle and NUL-terminated strings.
-        let status = unsafe { presence_get_counts(handle, c"room".as_ptr(), &mut counts) };
-        assert_eq!(status, presence_status::Panic);
-        let mut buf = [0u8; 256];
-        // SAFETY: `buf` holds `cap` bytes.
-        let len = unsafe { presence_last_error_message(buf.as_mut_ptr().cast(), buf.len()) };
-        let message = std::str::from_utf8(&buf[..len.min(buf.len() - 1)]).unwrap();
-        assert!(message.contains("an earlier call panicked"), "{message}");
-        // SAFETY: the handle is live and freed once.
-        unsafe { presence_engine_free(handle) };
-    }
-
-    #[test]
-    fn an_engine_that_never_panicked_is_not_poisoned_by_a_panic_elsewhere() {
-        let engine = Engine::new(Config::default()).unwrap();
-        let other = Engine::new(Config::default()).unwrap();
-        panic_mid_track(&other, "room", 1);
-        engine.track("room", 1, None, None).unwrap();
-        assert!(!engine.is_poisoned());
     }
 }

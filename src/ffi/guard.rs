@@ -160,4 +160,26 @@ mod tests {
             .join()
             .unwrap();
     }
+
+    #[test]
+    fn a_poisoned_engine_answers_panic_to_every_call() {
+        use crate::ffi::*;
+        use crate::shared::panic_hook;
+        use crate::Config;
+        let engine = Engine::new(Config::default()).unwrap();
+        panic_hook::arm();
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| engine.track("room", 1, None, None)));
+        assert!(outcome.is_err());
+        let handle = Box::into_raw(Box::new(engine)).cast::<presence_engine>();
+        let mut counts = presence_counts::default();
+        // SAFETY: a live handle, a NUL-terminated string and a valid out-parameter.
+        let status = unsafe { presence_get_counts(handle, c"room".as_ptr(), &mut counts) };
+        assert_eq!(status, presence_status::Panic);
+        with_last_error(|m| assert!(m.contains("an earlier call panicked"), "{m}"));
+        // SAFETY: a live handle.
+        assert_eq!(unsafe { presence_wakeup_fd(handle) }, -1);
+        // SAFETY: the handle is live and freed once.
+        unsafe { presence_engine_free(handle) };
+    }
 }
