@@ -175,3 +175,91 @@ fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
     }
     Some(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterConfig, Config};
+
+    fn cluster_state(max_presences: usize, max_topics: usize) -> Shared {
+        let config = Config {
+            max_presences,
+            max_topics,
+            cluster: Some(ClusterConfig::new("a", "0123456789abcdef0123456789abcdef")),
+            ..Config::default()
+        };
+        Shared::new(config, None).unwrap()
+    }
+
+    fn users(topic: &str, connections: u64, added: &[u64]) -> TopicChange {
+        TopicChange {
+            topic: topic.into(),
+            change: Change::Counts {
+                viewers: 0,
+                connections,
+                added: added.to_vec(),
+                removed: Vec::new(),
+            },
+        }
+    }
+
+    fn connections(shared: &Shared, topic: &str) -> u64 {
+        shared.counts(topic).unwrap().connections
+    }
+
+    #[test]
+    fn a_change_within_the_limits_is_merged_whole() {
+        let shared = cluster_state(10, 10);
+        let mut peer = Peer::new(1, 1);
+        let changes = vec![users("a", 2, &[7]), users("b", 1, &[])];
+        merge(&shared, &mut peer, changes, false).unwrap();
+        assert_eq!(
+            (connections(&shared, "a"), connections(&shared, "b")),
+            (2, 1)
+        );
+        assert_eq!(shared.stats().topics, 2);
+        assert_eq!(peer.held, 3);
+        assert_eq!(peer.topics, HashSet::from(["a".into(), "b".into()]));
+    }
+
+    #[test]
+    fn a_change_over_the_limits_changes_nothing() {
+        let shared = cluster_state(3, 2);
+        let mut peer = Peer::new(1, 1);
+        merge(&shared, &mut peer, vec![users("a", 2, &[])], false).unwrap();
+        let before = shared.stats();
+
+        let too_many_presences = vec![users("a", 2, &[]), users("b", 2, &[])];
+        assert!(merge(&shared, &mut peer, too_many_presences, false).is_err());
+        let too_many_topics = vec![users("b", 0, &[5]), users("c", 0, &[6])];
+        assert!(merge(&shared, &mut peer, too_many_topics, false).is_err());
+
+        assert_eq!(shared.stats(), before);
+        assert_eq!(
+            (connections(&shared, "a"), connections(&shared, "b")),
+            (2, 0)
+        );
+        assert_eq!(peer.held, 2);
+        assert_eq!(peer.topics, HashSet::from(["a".into()]));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_what_the_peer_held() {
+        let shared = cluster_state(10, 10);
+        let mut peer = Peer::new(1, 1);
+        merge(
+            &shared,
+            &mut peer,
+            vec![users("a", 2, &[]), users("b", 1, &[])],
+            false,
+        )
+        .unwrap();
+        merge(&shared, &mut peer, vec![users("b", 3, &[])], true).unwrap();
+        assert_eq!(
+            (connections(&shared, "a"), connections(&shared, "b")),
+            (0, 3)
+        );
+        assert_eq!(peer.held, 3);
+        assert_eq!(peer.topics, HashSet::from(["b".into()]));
+    }
+}

@@ -171,3 +171,127 @@ impl Staging {
         self.items = self.items - old + weight(staged);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(topic: &str, connections: u64, added: &[u64]) -> TopicChange {
+        TopicChange {
+            topic: topic.into(),
+            change: Change::Counts {
+                viewers: 0,
+                connections,
+                added: added.to_vec(),
+                removed: Vec::new(),
+            },
+        }
+    }
+
+    fn whole(staged: Staged) -> Vec<(String, u64, Vec<u64>)> {
+        let Staged::Whole(topics) = staged else {
+            panic!("not whole: {staged:?}");
+        };
+        let mut out: Vec<_> = topics
+            .into_iter()
+            .map(|t| match t.change {
+                Change::Counts {
+                    connections, added, ..
+                } => (t.topic, connections, added),
+                Change::Phoenix { .. } => unreachable!(),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn parts_in_order_make_the_whole_state() {
+        let limits = Config::default();
+        let mut s = None;
+        let part0 = vec![users("a", 2, &[1]), users("b", 1, &[])];
+        assert_eq!(
+            stage(&mut s, &limits, 7, false, 0, false, part0),
+            Ok(Staged::Partial)
+        );
+        // The rest of topic `a` arrives in the next part.
+        let got = stage(
+            &mut s,
+            &limits,
+            8,
+            false,
+            1,
+            true,
+            vec![users("a", 2, &[2])],
+        );
+        assert_eq!(
+            whole(got.unwrap()),
+            [
+                ("a".to_string(), 2, vec![1, 2]),
+                ("b".to_string(), 1, vec![])
+            ]
+        );
+        assert!(s.is_none(), "the staging is handed over whole");
+    }
+
+    #[test]
+    fn parts_for_this_node_alone_share_one_seq() {
+        let limits = Config::default();
+        let mut s = None;
+        stage(&mut s, &limits, 7, true, 0, false, vec![users("a", 1, &[])]).unwrap();
+        let got = stage(&mut s, &limits, 7, true, 1, true, vec![]).unwrap();
+        assert_eq!(whole(got), [("a".to_string(), 1, vec![])]);
+    }
+
+    #[test]
+    fn a_lost_part_drops_what_was_staged() {
+        let limits = Config::default();
+        let mut s = None;
+        stage(
+            &mut s,
+            &limits,
+            7,
+            false,
+            0,
+            false,
+            vec![users("a", 1, &[])],
+        )
+        .unwrap();
+        assert_eq!(
+            stage(&mut s, &limits, 9, false, 2, true, vec![]),
+            Ok(Staged::Gap)
+        );
+        assert!(s.is_none());
+        assert_eq!(
+            stage(&mut s, &limits, 10, false, 1, true, vec![]),
+            Ok(Staged::Gap),
+            "nothing to continue"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_over_the_limits_is_refused() {
+        let limits = Config {
+            max_presences: 3,
+            max_topics: 2,
+            ..Config::default()
+        };
+        let mut s = None;
+        let over = vec![users("a", 4, &[])];
+        assert!(stage(&mut s, &limits, 1, false, 0, true, over).is_err());
+        let many = vec![users("a", 1, &[]), users("b", 1, &[]), users("c", 1, &[])];
+        assert!(stage(&mut s, &limits, 2, false, 0, true, many).is_err());
+        let fits = vec![users("a", 1, &[]), users("b", 2, &[5, 6])];
+        assert!(stage(&mut s, &limits, 3, false, 0, true, fits).is_ok());
+    }
+
+    #[test]
+    fn staging_skips_topics_that_hold_nothing_and_counts_bytes() {
+        let mut s = Staging::default();
+        s.add(users("empty", 0, &[]));
+        assert!(s.topics.is_empty() && s.bytes == 0);
+        s.add(users("a", 1, &[9]));
+        assert_eq!(s.items, 1);
+        assert!(s.bytes >= std::mem::size_of::<u64>() + 1);
+    }
+}

@@ -92,3 +92,102 @@ pub(super) fn refuse(counter: &mut u64, why: &str) -> Error {
     *counter += 1;
     Error::new(ErrorKind::Rejected, why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn counts(topic: &str, viewers: u64, connections: u64) -> wire::TopicChange {
+        wire::TopicChange {
+            topic: topic.into(),
+            change: Change::Counts {
+                viewers,
+                connections,
+                added: Vec::new(),
+                removed: Vec::new(),
+            },
+        }
+    }
+
+    fn delta(topics: Vec<wire::TopicChange>) -> Message {
+        Message {
+            phoenix: false,
+            node: "b".into(),
+            incarnation: 1,
+            seq: 1,
+            body: Body::Delta(topics),
+        }
+    }
+
+    fn engine_state() -> Shared {
+        Shared::new(Config::default(), None).unwrap()
+    }
+
+    #[test]
+    fn decoding_counts_each_refusal_by_its_cause() {
+        let cfg = ClusterConfig::new("a", SECRET);
+        let mut stats = ClusterStats::default();
+        let bytes = wire::encode(&delta(vec![counts("t", 0, 1)]), SECRET.as_bytes());
+        assert!(decode(&cfg, &mut stats, &bytes).is_ok());
+
+        let mut forged = bytes.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let e = decode(&cfg, &mut stats, &forged).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Rejected);
+        assert_eq!(stats.rejected_unauthenticated, 1);
+
+        let small = ClusterConfig {
+            max_message_bytes: bytes.len() - 1,
+            ..cfg
+        };
+        decode(&small, &mut stats, &bytes).unwrap_err();
+        assert_eq!(stats.rejected_oversized, 1);
+        assert_eq!(stats.rejected_malformed, 0);
+    }
+
+    #[test]
+    fn claims_beyond_this_nodes_bounds_are_malformed() {
+        let shared = engine_state();
+        assert!(check_message(&shared, &mut delta(vec![counts("t", 1, 2)])).is_ok());
+        for (msg, why) in [
+            (delta(vec![counts("t", 3, 2)]), "counts out of bounds"),
+            (
+                delta(vec![counts("t", 0, 1), counts("t", 0, 2)]),
+                "names a topic twice",
+            ),
+            (delta(vec![counts("", 0, 1)]), "topic must not be empty"),
+            (
+                Message {
+                    phoenix: true,
+                    ..delta(vec![])
+                },
+                "of the other wire format",
+            ),
+            (
+                Message {
+                    seq: u64::MAX,
+                    ..delta(vec![])
+                },
+                "sequence number out of range",
+            ),
+        ] {
+            let mut msg = msg;
+            let e = check_message(&shared, &mut msg).unwrap_err();
+            assert!(e.message().contains(why), "{} vs {why}", e.message());
+        }
+    }
+
+    #[test]
+    fn messages_without_a_format_pass_either_format() {
+        let shared = engine_state();
+        let mut msg = Message {
+            phoenix: true,
+            body: Body::Heartbeat,
+            ..delta(vec![])
+        };
+        assert!(check_message(&shared, &mut msg).is_ok());
+    }
+}

@@ -92,3 +92,102 @@ pub(super) fn admit(
         None => Ok(Admission::New),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(node: &str, incarnation: u64, seq: u64) -> Message {
+        Message {
+            phoenix: false,
+            node: node.into(),
+            incarnation,
+            seq,
+            body: Body::Heartbeat,
+        }
+    }
+
+    fn known(incarnation: u64, last_seq: u64) -> HashMap<String, Peer> {
+        let mut peer = Peer::new(1, incarnation);
+        peer.last_seq = last_seq;
+        HashMap::from([("b".to_string(), peer)])
+    }
+
+    #[test]
+    fn a_known_peer_is_admitted_with_a_later_seq_only() {
+        let peers = known(5, 10);
+        let none = HashMap::new();
+        assert_eq!(
+            admit(&peers, &none, 8, &from("b", 5, 11)),
+            Ok(Admission::Known)
+        );
+        for seq in [9, 10] {
+            assert!(matches!(
+                admit(&peers, &none, 8, &from("b", 5, seq)),
+                Err(Refusal::Replayed(_))
+            ));
+        }
+        assert!(matches!(
+            admit(&peers, &none, 8, &from("b", 4, 99)),
+            Err(Refusal::Replayed(_))
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_for_this_node_may_repeat_the_last_seq() {
+        let peers = known(5, 10);
+        let mut msg = from("b", 5, 10);
+        msg.body = Body::SnapshotFor {
+            target: "a".into(),
+            part: 0,
+            last: true,
+            topics: Vec::new(),
+        };
+        assert_eq!(
+            admit(&peers, &HashMap::new(), 8, &msg),
+            Ok(Admission::Known)
+        );
+    }
+
+    #[test]
+    fn a_later_incarnation_is_a_restart() {
+        let peers = known(5, 10);
+        assert_eq!(
+            admit(&peers, &HashMap::new(), 8, &from("b", 6, 1)),
+            Ok(Admission::Restarted)
+        );
+    }
+
+    #[test]
+    fn a_departed_incarnation_stays_refused() {
+        let gone = HashMap::from([("b".to_string(), (5, 10))]);
+        let none = HashMap::new();
+        assert!(matches!(
+            admit(&none, &gone, 8, &from("b", 5, 10)),
+            Err(Refusal::Replayed(_))
+        ));
+        assert_eq!(
+            admit(&none, &gone, 8, &from("b", 5, 11)),
+            Ok(Admission::New)
+        );
+        assert_eq!(admit(&none, &gone, 8, &from("b", 6, 1)), Ok(Admission::New));
+    }
+
+    #[test]
+    fn a_new_node_beyond_max_nodes_is_refused() {
+        let peers = known(5, 10);
+        let none = HashMap::new();
+        assert_eq!(
+            admit(&peers, &none, 1, &from("c", 1, 1)),
+            Err(Refusal::TooManyNodes)
+        );
+        assert_eq!(
+            admit(&peers, &none, 1, &from("b", 5, 11)),
+            Ok(Admission::Known)
+        );
+        assert_eq!(
+            admit(&peers, &none, 2, &from("c", 1, 1)),
+            Ok(Admission::New)
+        );
+    }
+}
