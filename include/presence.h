@@ -97,7 +97,9 @@ typedef enum presence_status {
    */
   PRESENCE_STATUS_REJECTED = 12,
   /**
-   * A bug inside the engine was caught before it could cross into the caller.
+   * A bug inside the engine was caught before it could cross into the caller. The
+   * engine may be left inconsistent, so every later call on it returns this status
+   * too: free it and create a new one.
    */
   PRESENCE_STATUS_PANIC = 99,
 } presence_status;

@@ -1,10 +1,10 @@
 //! The public engine handle.
 
 use crate::batch::DiffBatch;
-use crate::cluster::ClusterStats;
+use crate::cluster::{Cluster, ClusterStats};
 use crate::config::Config;
-use crate::error::Result;
-use crate::shared::Shared;
+use crate::error::{Error, ErrorKind, Result};
+use crate::shared::{Shared, State, Stats};
 use crate::topic::Counts;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
@@ -16,40 +16,25 @@ use std::sync::{Arc, Mutex};
 /// departure to the cluster.
 pub struct Engine {
     shared: Arc<Shared>,
+    /// Cluster mode's node; `None` for a single node.
+    cluster: Option<Arc<Cluster>>,
     #[cfg(feature = "redis")]
     link: Mutex<Option<crate::cluster::redis_link::RedisLink>>,
     #[cfg(not(feature = "redis"))]
     link: Mutex<Option<()>>,
 }
 
-/// Engine-wide figures for monitoring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Topics held (a topic is dropped at the poll after its last presence leaves).
-    pub topics: u64,
-    /// Local presences held.
-    pub presences: u64,
-    /// Estimated heap bytes of all tables and strings, cluster snapshots being received
-    /// included.
-    pub bytes: u64,
-    /// Topics changed since the last poll.
-    pub topics_pending: u64,
-}
-
-/// A topic's published state, for a client that joins now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct State {
-    /// The `presence_state` payload, as of the last poll.
-    pub json: String,
-    /// The seq of the last diff this state includes; the next diff has `seq + 1`.
-    pub seq: u64,
-}
-
 impl Engine {
     /// Creates an engine.
     pub fn new(config: Config) -> Result<Engine> {
+        let user_key = config
+            .cluster
+            .as_ref()
+            .map(|c| crate::cluster::user_hash_key(c.secret.as_bytes()));
+        let cluster = config.cluster.clone().map(|c| Arc::new(Cluster::new(c)));
         Ok(Engine {
-            shared: Arc::new(Shared::new(config)?),
+            shared: Arc::new(Shared::new(config, user_key)?),
+            cluster,
             link: Mutex::new(None),
         })
     }
@@ -127,7 +112,11 @@ impl Engine {
 
     /// Engine-wide figures. `bytes` walks every shard, so this is O(topics).
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        let mut stats = self.shared.stats();
+        if let Some(c) = &self.cluster {
+            stats.bytes += (std::mem::size_of::<Cluster>() + c.staged_bytes()) as u64;
+        }
+        stats
     }
 
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
@@ -137,7 +126,7 @@ impl Engine {
     /// Publish every message, in order, to every other node; a snapshot meant for one
     /// node is ignored by the others.
     pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
-        self.shared.cluster()?.tick(&self.shared)
+        self.cluster()?.tick(&self.shared)
     }
 
     /// Cluster mode: applies a message another node published. A message that is
@@ -145,25 +134,27 @@ impl Engine {
     /// counted in [`ClusterStats`], and changes nothing. This node's own messages, which
     /// pub/sub systems echo back, are ignored.
     pub fn cluster_ingest(&self, message: &[u8]) -> Result<()> {
-        self.shared.cluster()?.ingest(&self.shared, message)
+        self.cluster()?.ingest(&self.shared, message)
     }
 
     /// Cluster mode: the message that tells other nodes this one is leaving cleanly, so
     /// they drop its presences at once. Later ticks publish nothing.
     pub fn cluster_leave(&self) -> Result<Vec<u8>> {
-        Ok(self.shared.cluster()?.leave())
+        self.check_usable()?;
+        Ok(self.cluster()?.leave())
     }
 
     /// Cluster mode: after the host's bus reconnects (messages may have been lost both
     /// ways), publish the message this returns: it asks every node for a snapshot, and
     /// this node's next tick sends its own.
     pub fn cluster_resync(&self) -> Result<Vec<u8>> {
-        Ok(self.shared.cluster()?.resync())
+        self.check_usable()?;
+        Ok(self.cluster()?.resync())
     }
 
     /// Cluster mode: counters of the replication traffic; `None` for a single node.
     pub fn cluster_stats(&self) -> Option<ClusterStats> {
-        self.shared.cluster.as_ref().map(|c| c.stats())
+        self.cluster.as_ref().map(|c| c.stats())
     }
 
     /// Starts a background thread that publishes this node's messages to the Redis
@@ -174,7 +165,7 @@ impl Engine {
     /// reconnects with a short backoff. Replaces a link already running.
     #[cfg(feature = "redis")]
     pub fn start_redis(&self, url: &str, channel: &str) -> Result<()> {
-        let cluster = self.shared.cluster()?;
+        let cluster = self.cluster()?;
         let mut slot = crate::shard::lock(&self.link);
         // A running link announces this node's departure as it stops; the new one comes
         // back as a fresh incarnation with a full snapshot.
@@ -182,6 +173,7 @@ impl Engine {
         cluster.rejoin();
         *slot = Some(crate::cluster::redis_link::RedisLink::start(
             Arc::clone(&self.shared),
+            Arc::clone(cluster),
             url,
             channel,
         )?);
@@ -191,11 +183,24 @@ impl Engine {
     /// Without the `redis` cargo feature there is no built-in link: this fails with `Io`.
     #[cfg(not(feature = "redis"))]
     pub fn start_redis(&self, _url: &str, _channel: &str) -> Result<()> {
-        self.shared.cluster()?;
-        Err(crate::error::Error::new(
-            crate::error::ErrorKind::Io,
+        self.cluster()?;
+        Err(Error::new(
+            ErrorKind::Io,
             "this build has no Redis link (cargo feature `redis` is off)",
         ))
+    }
+
+    /// Whether a call panicked inside the engine. Such an engine may hold inconsistent
+    /// state, so every later call that returns a `Result` fails with `Panicked`, and
+    /// those that cannot fail change nothing (`untrack_conn` returns 0, `poll_diff` an
+    /// empty batch, cluster ticks publish nothing): drop it and create a new one.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.is_poisoned()
+    }
+
+    /// `Panicked` once the engine is poisoned (see [`Engine::is_poisoned`]).
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        self.shared.enter().map(drop)
     }
 
     /// Stops the Redis link after publishing this node's departure, within about a second
@@ -205,8 +210,91 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The cluster node, or `NoCluster` for a single node.
+    fn cluster(&self) -> Result<&Arc<Cluster>> {
+        self.cluster.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NoCluster,
+                "the engine was created without a cluster config",
+            )
+        })
+    }
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_redis();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::panic_hook;
+    use crate::{ClusterConfig, ErrorKind};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// Runs a track that panics in its middle (see `panic_hook`).
+    fn panic_mid_track(engine: &Engine, topic: &str, conn: u64) {
+        panic_hook::arm();
+        let outcome = catch_unwind(AssertUnwindSafe(|| engine.track(topic, conn, None, None)));
+        assert!(outcome.is_err(), "the provoked panic unwinds out of track");
+    }
+
+    fn refused<T: std::fmt::Debug>(r: Result<T>) {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panicked);
+        assert!(e.message().contains("an earlier call panicked"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_inside_a_call_poisons_the_engine_and_every_later_call_fails() {
+        let engine = Engine::new(Config::default()).unwrap();
+        engine.track("room", 1, Some("alice"), None).unwrap();
+        engine.poll_diff();
+        assert!(!engine.is_poisoned());
+
+        panic_mid_track(&engine, "room", 2);
+
+        assert!(engine.is_poisoned());
+        refused(engine.track("room", 3, None, None));
+        refused(engine.track("other", 3, None, None));
+        refused(engine.untrack("room", 1));
+        refused(engine.update("room", 1, None));
+        refused(engine.counts("room"));
+        refused(engine.list("room"));
+        assert_eq!(
+            engine.untrack_conn(1),
+            0,
+            "a poisoned engine changes nothing"
+        );
+        let batch = engine.poll_diff();
+        assert!(batch.is_empty());
+        assert_eq!(batch.json(), "[]");
+    }
+
+    #[test]
+    fn a_poisoned_engine_refuses_cluster_calls() {
+        let engine = Engine::new(Config {
+            cluster: Some(ClusterConfig::new("a", "0123456789abcdef0123456789abcdef")),
+            ..Config::default()
+        })
+        .unwrap();
+        panic_mid_track(&engine, "room", 1);
+        refused(engine.cluster_tick());
+        refused(engine.cluster_ingest(b"anything"));
+        refused(engine.cluster_leave());
+        refused(engine.cluster_resync());
+    }
+
+    #[test]
+    fn a_panic_poisons_only_the_engine_it_hit() {
+        let engine = Engine::new(Config::default()).unwrap();
+        let other = Engine::new(Config::default()).unwrap();
+        panic_mid_track(&other, "room", 1);
+        engine.track("room", 1, None, None).unwrap();
+        assert!(!engine.is_poisoned());
+        assert_eq!(engine.counts("room").unwrap().connections, 1);
     }
 }

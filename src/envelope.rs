@@ -3,8 +3,8 @@
 //! payload and encoding it again. Each envelope's shape is defined here and nowhere else.
 
 use crate::batch::TopicDiff;
-use crate::engine::State;
 use crate::json;
+use crate::shared::State;
 use std::ops::Range;
 
 /// The event name of a diff message.

@@ -77,6 +77,12 @@ pub const ERROR_CLASSES: &[ErrorClass] = &[
         doc: "A replication message was refused (unauthenticated, malformed, oversized or \
               replayed): nothing of it was merged, and the cluster stats count it.",
     },
+    ErrorClass {
+        name: "PanicError",
+        parent: None,
+        doc: "A bug inside the engine was caught at its boundary. The engine that panicked \
+              refuses every later call; drop it and make a new one.",
+    },
 ];
 
 /// Declares `ErrorKind` from one row per kind: its C status value, its status name
@@ -154,6 +160,9 @@ error_kinds! {
     NoCluster = 11, "NO_CLUSTER", "NoClusterError";
     /// A replication message was refused: unauthenticated, malformed, oversized or replayed.
     Rejected = 12, "REJECTED", "RejectedError";
+    /// An earlier call panicked inside the engine, which may have left its state
+    /// inconsistent: the engine refuses every later call.
+    Panicked = 99, "PANIC", "PanicError";
 }
 
 /// An error with its kind and a readable message.

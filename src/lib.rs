@@ -28,22 +28,23 @@ pub mod ffi;
 mod hash;
 mod json;
 mod meta;
-mod remote;
-mod render;
+mod ready;
 mod shard;
 mod shared;
 mod table;
 mod topic;
 mod waker;
 
-pub use batch::{DiffBatch, ReadyBatch, ReadyDiff, ReadySpans, TopicDiff};
+pub use batch::{DiffBatch, TopicDiff};
 pub use cluster::ClusterStats;
 pub use config::{
     ClusterConfig, Config, Format, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS,
 };
-pub use engine::{Engine, State, Stats};
+pub use engine::Engine;
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
+pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
+pub use shared::{State, Stats};
 pub use topic::Counts;
 
 /// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite

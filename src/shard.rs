@@ -47,12 +47,12 @@ impl TopicShard {
         let slot = (self.index.get(hash)?[1] - 1) as u32;
         let t = self.get(slot)?;
         early(t);
-        if *t.name == *name {
+        if t.name() == name {
             return Some(slot);
         }
         self.collided
             .iter()
-            .find(|(h, s)| *h == hash && self.get(*s).is_some_and(|t| &*t.name == name))
+            .find(|(h, s)| *h == hash && self.get(*s).is_some_and(|t| t.name() == name))
             .map(|(_, s)| *s)
     }
 
@@ -93,7 +93,7 @@ impl TopicShard {
     /// Drops a topic and frees its slot.
     pub fn remove(&mut self, slot: u32) {
         if let Some(topic) = self.slots.get_mut(slot as usize).and_then(Option::take) {
-            let h = topic.hash;
+            let h = topic.hash();
             let indexed = [h, u64::from(slot) + 1];
             if self.index.get(h) == Some(&indexed) {
                 // A collided name with this hash takes over the index entry.
@@ -118,23 +118,17 @@ impl TopicShard {
 
     /// Queues a topic for the next poll; true when it was not queued yet.
     pub fn mark_dirty(&mut self, slot: u32) -> bool {
-        match self.get_mut(slot) {
-            Some(t) if !t.dirty => {
-                t.dirty = true;
-                self.dirty.push(slot);
-                true
-            }
-            _ => false,
+        let queued = self.get_mut(slot).is_some_and(Topic::mark_dirty);
+        if queued {
+            self.dirty.push(slot);
         }
+        queued
     }
 
     /// Queues a topic for the next cluster tick.
     pub fn mark_outbox(&mut self, slot: u32) {
-        if let Some(o) = self.get_mut(slot).and_then(|t| t.outbox.as_mut()) {
-            if !o.queued {
-                o.queued = true;
-                self.outbox.push(slot);
-            }
+        if self.get_mut(slot).is_some_and(Topic::queue_outbox) {
+            self.outbox.push(slot);
         }
     }
 
@@ -372,8 +366,10 @@ impl Taken {
     }
 }
 
-/// Locks a shard. A panic inside a critical section must not turn every later call into
-/// a panic too, so a poisoned lock is taken over as it is.
+/// Locks a shard. A panic inside a critical section poisons the whole engine (see
+/// `Shared::enter`), which then refuses every call that reads or changes its state; the
+/// calls that still lock (stopping the Redis link as the engine drops) take a poisoned
+/// lock over as it is rather than panic again.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

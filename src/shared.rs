@@ -1,11 +1,11 @@
-//! The engine's shared state and its operations: validates calls, routes them to shards,
-//! and drains changes at each poll. `Engine` (engine.rs) is the public face; background
-//! threads (the Redis link) hold the same `Arc<Shared>`.
+//! The engine's state and its operations: validates calls, routes them to shards, and
+//! drains changes at each poll. `Engine` (engine.rs) is the public face and documents
+//! each call; background threads (the Redis link) hold the same `Arc<Shared>`. The
+//! cluster node (cluster/) works on this state from above: nothing here knows of it
+//! beyond `replicate`.
 
 use crate::batch::DiffBatch;
-use crate::cluster::Cluster;
 use crate::config::{Config, Format};
-use crate::engine::{State, Stats};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{self, SipKey};
 use crate::meta;
@@ -13,7 +13,7 @@ use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
 use crate::topic::{self, Counts, Entry, Topic};
 use crate::waker::Waker;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Everything an engine holds. Every method takes `&self`: state is split over lock
@@ -31,8 +31,48 @@ pub(crate) struct Shared {
     presence_count: Padded<AtomicUsize>,
     pending_count: Padded<AtomicUsize>,
     waker: Waker,
-    /// Cluster mode's node state; `None` for a single node.
-    pub(crate) cluster: Option<Cluster>,
+    /// Cluster mode: local changes are queued for other nodes, and user hashes are keyed
+    /// per topic because they travel.
+    replicate: bool,
+    /// Set when a call panicked inside the engine's state (see `enter`).
+    poisoned: AtomicBool,
+}
+
+/// A call inside the engine's state. A panic that unwinds through it may have left a
+/// change half made (a topic counted but not indexed, a shard's counters off), so it
+/// poisons the engine: every later call is refused rather than served from state that
+/// may be inconsistent.
+pub(crate) struct Section<'a>(&'a AtomicBool);
+
+impl Drop for Section<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Engine-wide figures for monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Topics held (a topic is dropped at the poll after its last presence leaves).
+    pub topics: u64,
+    /// Local presences held.
+    pub presences: u64,
+    /// Estimated heap bytes of all tables and strings, cluster snapshots being received
+    /// included.
+    pub bytes: u64,
+    /// Topics changed since the last poll.
+    pub topics_pending: u64,
+}
+
+/// A topic's published state, for a client that joins now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// The `presence_state` payload, as of the last poll.
+    pub json: String,
+    /// The seq of the last diff this state includes; the next diff has `seq + 1`.
+    pub seq: u64,
 }
 
 /// A value alone on its cache lines (two: some CPUs fetch lines in pairs). Every track
@@ -50,22 +90,18 @@ impl<T> std::ops::Deref for Padded<T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config) -> Result<Shared> {
+    /// The state of an engine with `config`. `user_key` keys the user hashes; a cluster
+    /// passes one derived from its secret, since every node must hash a user alike.
+    pub(crate) fn new(config: Config, user_key: Option<SipKey>) -> Result<Shared> {
         config.validate()?;
         let shards = config.shards.next_power_of_two();
-        // In a cluster every node must hash a user alike: the hash key comes from the secret.
-        let key_hasher = match &config.cluster {
-            Some(c) => crate::cluster::user_hash_key(c.secret.as_bytes()),
-            None => SipKey::random(),
-        };
-        let cluster = config.cluster.clone().map(Cluster::new);
         Ok(Shared {
             topics: (0..shards).map(|_| Mutex::default()).collect(),
             conns: (0..shards).map(|_| Mutex::default()).collect(),
             shard_mask: shards as u64 - 1,
             topic_key: SipKey::random(),
-            key_hasher,
-            cluster,
+            key_hasher: user_key.unwrap_or_else(SipKey::random),
+            replicate: config.cluster.is_some(),
             // Refs start at a random point so refs of two engines (or two runs) don't meet.
             next_ref: Padded(AtomicU64::new(hash::random_u64() | 1)),
             topic_count: Padded(AtomicUsize::new(0)),
@@ -73,11 +109,28 @@ impl Shared {
             pending_count: Padded(AtomicUsize::new(0)),
             waker: Waker::new()?,
             config,
+            poisoned: AtomicBool::new(false),
         })
     }
 
-    /// Adds a presence of `conn` in `topic`, with an optional key (none: an anonymous
-    /// viewer) and an optional meta (a JSON object; kept in phoenix format only).
+    /// Admits a call into the engine's state, or refuses it with `Panicked` once a
+    /// call has panicked inside it. Hold the section for the whole call.
+    pub(crate) fn enter(&self) -> Result<Section<'_>> {
+        if self.is_poisoned() {
+            return Err(Error::new(
+                ErrorKind::Panicked,
+                "the engine is unusable: an earlier call panicked inside it and may have \
+                 left its state inconsistent; drop it and create a new one",
+            ));
+        }
+        Ok(Section(&self.poisoned))
+    }
+
+    /// Whether a call panicked inside the engine's state (see `enter`).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
     pub(crate) fn track(
         &self,
         topic: &str,
@@ -85,6 +138,7 @@ impl Shared {
         key: Option<&str>,
         meta: Option<&str>,
     ) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         if let Some(k) = key {
             self.check_key(k)?;
@@ -100,7 +154,7 @@ impl Shared {
         topics.prefetch(hash);
         let key_hash = key.map_or(topic::ANONYMOUS, |k| self.key_hash(topic, k));
         // The user's refcount waits on the topic: start it before checking the name.
-        let existing = topics.find_and(hash, topic, |t| t.users.prefetch(key_hash));
+        let existing = topics.find_and(hash, topic, |t| t.prefetch_user(key_hash));
         // The connection's place in the index, found once: it tells whether the
         // presence exists and takes the new one.
         let place = conns.slot(conn);
@@ -120,7 +174,7 @@ impl Shared {
                     self.presence_count.fetch_sub(1, Ordering::Relaxed);
                     return Err(e);
                 }
-                topics.create(hash, topic, self.cluster.is_some())
+                topics.create(hash, topic, self.replicate)
             }
         };
         let entry = (self.config.format == Format::Phoenix).then(|| {
@@ -135,12 +189,14 @@ impl Shared {
         t.insert(conn, key_hash, entry);
         self.changed(&mut topics, slot, true);
         drop(topics);
+        #[cfg(test)]
+        panic_hook::maybe_panic_mid_track();
         place.insert(TopicRef { shard, slot }, key_hash);
         Ok(())
     }
 
-    /// Removes the presence of `conn` in `topic`.
     pub(crate) fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let mut conns = lock(self.conn_shard(conn));
         conns.prefetch(conn);
@@ -162,8 +218,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Removes every presence of `conn` (the host's disconnect); returns how many.
     pub(crate) fn untrack_conn(&self, conn: u64) -> usize {
+        let Ok(_section) = self.enter() else {
+            return 0;
+        };
         let mut conns = lock(self.conn_shard(conn));
         let taken = conns.take(conn);
         for link in taken.iter() {
@@ -177,10 +235,8 @@ impl Shared {
         taken.len()
     }
 
-    /// Replaces the meta of a tracked presence. In phoenix format clients see the old
-    /// meta leave and the new one join with `phx_ref_prev`; counts format keeps no meta,
-    /// so it only checks the call.
     pub(crate) fn update(&self, topic: &str, conn: u64, meta: Option<&str>) -> Result<()> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let meta = self.check_meta(meta)?;
         let (shard, hash) = self.topic_hash(topic);
@@ -207,15 +263,14 @@ impl Shared {
         Ok(())
     }
 
-    /// The live counts of `topic` (zeros for an unknown topic), in O(1).
     pub(crate) fn counts(&self, topic: &str) -> Result<Counts> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         Ok(self.with_topic(topic, Topic::counts).unwrap_or_default())
     }
 
-    /// The `presence_state` payload of `topic` as of the last poll, with its seq: send it
-    /// to a client that joins now, then the diffs of later polls.
     pub(crate) fn list(&self, topic: &str) -> Result<State> {
+        let _section = self.enter()?;
         self.check_topic(topic)?;
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
         let state = self.with_topic(topic, |t| {
@@ -226,16 +281,21 @@ impl Shared {
         Ok(state.unwrap_or_else(|| {
             let mut json = String::new();
             match format {
-                Format::Counts => crate::render::write_counts_state(&mut json, Counts::default()),
+                Format::Counts => {
+                    crate::topic::render::write_counts_state(&mut json, Counts::default())
+                }
                 Format::Phoenix => json.push_str("{}"),
             }
             State { json, seq: 0 }
         }))
     }
 
-    /// Takes every change since the last poll: one entry per topic whose clients' view
-    /// changed, with its seq, live counts and diff payload.
     pub(crate) fn poll_diff(&self) -> DiffBatch {
+        let Ok(_section) = self.enter() else {
+            let mut empty = DiffBatch::new(0);
+            empty.finish();
+            return empty;
+        };
         self.waker.drain();
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
@@ -249,9 +309,9 @@ impl Shared {
                 let Some(t) = topics.get_mut(slot) else {
                     continue;
                 };
-                t.dirty = false;
+                t.clear_dirty();
                 if let Some(diff) = t.next_diff(format) {
-                    batch.begin(&t.name, diff.seq, diff.counts);
+                    batch.begin(t.name(), diff.seq, diff.counts);
                     t.take_diff(format, vk, batch.out());
                     batch.end();
                 }
@@ -277,8 +337,6 @@ impl Shared {
         batch
     }
 
-    /// A descriptor that is readable while a poll may return something. It is owned by
-    /// the engine: wait on it, never read or close it. Wake-ups can be spurious.
     pub(crate) fn pending_topics(&self) -> u64 {
         self.pending_count.load(Ordering::Acquire) as u64
     }
@@ -287,7 +345,6 @@ impl Shared {
         self.waker.fd()
     }
 
-    /// Engine-wide figures. `bytes` walks every shard, so this is O(topics).
     pub(crate) fn stats(&self) -> Stats {
         let mut bytes = std::mem::size_of::<Shared>();
         for s in self.topics.iter() {
@@ -296,25 +353,12 @@ impl Shared {
         for s in self.conns.iter() {
             bytes += std::mem::size_of::<Mutex<ConnShard>>() + lock(s).heap_bytes();
         }
-        if let Some(c) = &self.cluster {
-            bytes += c.staged_bytes();
-        }
         Stats {
             topics: self.topic_count.load(Ordering::Relaxed) as u64,
             presences: self.presence_count.load(Ordering::Relaxed) as u64,
             bytes: bytes as u64,
             topics_pending: self.pending_count.load(Ordering::Relaxed) as u64,
         }
-    }
-
-    /// The cluster state, or `NoCluster` for a single node.
-    pub(crate) fn cluster(&self) -> Result<&Cluster> {
-        self.cluster.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::NoCluster,
-                "the engine was created without a cluster config",
-            )
-        })
     }
 
     pub(crate) fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&Topic) -> R) -> Option<R> {
@@ -332,7 +376,7 @@ impl Shared {
         if topics.mark_dirty(slot) && self.pending_count.fetch_add(1, Ordering::AcqRel) == 0 {
             self.waker.signal();
         }
-        if local && self.cluster.is_some() {
+        if local && self.replicate {
             topics.mark_outbox(slot);
         }
     }
@@ -371,7 +415,7 @@ impl Shared {
     /// travels, so it depends on the topic too: whoever reads the bus cannot tell that two
     /// topics hold the same user. A single engine keeps the cheaper topic-free hash.
     pub(crate) fn key_hash(&self, topic: &str, key: &str) -> u64 {
-        let h = if self.cluster.is_some() {
+        let h = if self.replicate {
             hash::siphash24_in(self.key_hasher, topic.as_bytes(), key.as_bytes())
         } else {
             hash::siphash24(self.key_hasher, key.as_bytes())
@@ -450,4 +494,25 @@ pub(crate) fn reserve(count: &AtomicUsize, max: usize, what: &str) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// A hook for tests of the poisoning: the next track on this thread panics in its middle,
+/// after its topic counts the presence and before the connection index knows it.
+#[cfg(test)]
+pub(crate) mod panic_hook {
+    use std::cell::Cell;
+
+    thread_local! {
+        static MID_TRACK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(crate) fn arm() {
+        MID_TRACK.with(|p| p.set(true));
+    }
+
+    pub(super) fn maybe_panic_mid_track() {
+        if MID_TRACK.with(|p| p.replace(false)) {
+            panic!("provoked inside a track");
+        }
+    }
 }

@@ -331,9 +331,9 @@ export class ResourceError extends PresenceError {}
 export class NoClusterError extends PresenceError {}
 /** A replication message was refused (unauthenticated, malformed, oversized or replayed): nothing of it was merged, and the cluster stats count it. */
 export class RejectedError extends PresenceError {}
-// end of generated errors
-/** A bug inside the engine was caught at the C boundary. */
+/** A bug inside the engine was caught at its boundary. The engine that panicked refuses every later call; drop it and make a new one. */
 export class PanicError extends PresenceError {}
+// end of generated errors
 /** A call on a closed engine. */
 export class EngineClosedError extends PresenceError {
   constructor(message?: string);

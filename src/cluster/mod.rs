@@ -10,7 +10,12 @@
 //! Silence counts only while this node can hear the bus: during an outage of its own link
 //! (or a pause of its own) the peers' presences are kept, stale, for `stale_after_ms`.
 
+mod apply;
+mod assemble;
+mod decode;
 mod node;
+mod outgoing;
+mod peers;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_link;
 pub mod wire;

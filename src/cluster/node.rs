@@ -4,16 +4,18 @@
 //! Lock order: the node state, then one topic shard at a time. Local calls never take the
 //! node state, so replication never blocks tracking for longer than one topic's update.
 
-use super::wire::{self, Body, Change, Message, Reject, TopicChange, WireEntry};
+use super::apply::{drop_topic_part, merge};
+use super::assemble::{stage, Staged, Staging};
+use super::decode::{check_message, decode, refuse};
+use super::outgoing::{collect, collect_snapshot, split};
+use super::peers::{admit, Admission, Peer, Refusal};
+use super::wire::{self, Body, Message, TopicChange};
 use super::ClusterStats;
 use crate::config::{ClusterConfig, Format};
-use crate::error::{Error, ErrorKind, Result};
-use crate::remote::Arrival;
+use crate::error::Result;
 use crate::shard::lock;
 use crate::shared::Shared;
-use crate::topic::{Entry, Topic};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,38 +61,6 @@ struct NodeState {
     gone: HashMap<String, (u64, u64)>,
     next_id: u32,
     stats: ClusterStats,
-}
-
-/// What this node knows of another.
-struct Peer {
-    /// Short id used in topics' remote parts; never reused.
-    id: u32,
-    incarnation: u64,
-    last_seq: u64,
-    /// True while every message since the last applied snapshot arrived in order.
-    in_sync: bool,
-    last_heard: Instant,
-    /// Ticks to wait before asking this peer for a snapshot again.
-    request_wait: u32,
-    staging: Option<Staging>,
-    /// Topics where this peer has a part.
-    topics: HashSet<String>,
-    /// Users and entries this peer holds over all its parts, bounded by `max_presences`.
-    held: usize,
-}
-
-/// A snapshot being received part by part. It lives until its last part, or until the
-/// sender sends anything else, and is bounded by this node's `max_presences` (its
-/// `items`) and `max_topics`.
-#[derive(Default)]
-struct Staging {
-    next_seq: u64,
-    next_part: u32,
-    /// The presences the staged topics hold (see `weight`).
-    items: usize,
-    /// Their heap bytes, counted in the engine's `stats().bytes`.
-    bytes: usize,
-    topics: HashMap<String, Change>,
 }
 
 impl Cluster {
@@ -153,6 +123,7 @@ impl Cluster {
 
     /// Drops silent peers, then returns this tick's messages.
     pub fn tick(&self, shared: &Shared) -> Result<Vec<Vec<u8>>> {
+        let _section = shared.enter()?;
         Ok(self.tick_out(shared).into_iter().map(|o| o.bytes).collect())
     }
 
@@ -200,6 +171,9 @@ impl Cluster {
     /// A tick with the destination of each message: `None` for every node, or the one node
     /// a snapshot is for.
     pub fn tick_out(&self, shared: &Shared) -> Vec<Outgoing> {
+        let Ok(_section) = shared.enter() else {
+            return Vec::new();
+        };
         let mut st = lock(&self.state);
         if st.left {
             return Vec::new();
@@ -319,12 +293,14 @@ impl Cluster {
     }
 
     /// Applies one message from another node, or refuses it. A message is applied whole
-    /// or refused whole: it is decoded, checked against this node's bounds, then merged.
+    /// or refused whole: it is decoded and checked against this node's bounds, its sender
+    /// admitted, a snapshot's parts assembled, and only then merged.
     pub fn ingest(&self, shared: &Shared, bytes: &[u8]) -> Result<()> {
+        let _section = shared.enter()?;
         let mut st = lock(&self.state);
         st.stats.messages_received += 1;
         st.stats.bytes_received += bytes.len() as u64;
-        let mut msg = self.decode(&mut st, bytes)?;
+        let mut msg = decode(&self.cfg, &mut st.stats, bytes)?;
         if msg.node == self.cfg.node {
             // Our own message, echoed back by the bus.
             return Ok(());
@@ -336,11 +312,31 @@ impl Cluster {
         if let Err(e) = check_message(shared, &mut msg) {
             return Err(refuse(&mut st.stats.rejected_malformed, e.message()));
         }
-        self.admit_sender(&mut st, shared, &msg)?;
+        match admit(&st.peers, &st.gone, self.cfg.max_nodes, &msg) {
+            Err(Refusal::Replayed(why)) => {
+                return Err(refuse(&mut st.stats.rejected_replayed, why));
+            }
+            Err(Refusal::TooManyNodes) => {
+                return Err(refuse(&mut st.stats.rejected_malformed, "too many nodes"));
+            }
+            Ok(Admission::Restarted) => self.drop_peer(&mut st, shared, &msg.node),
+            Ok(Admission::Known | Admission::New) => {}
+        }
+        st.gone.remove(&msg.node);
         let Message {
-            node, seq, body, ..
+            node,
+            incarnation,
+            seq,
+            body,
+            ..
         } = msg;
-        let mut peer = st.peers.remove(&node).expect("admitted above");
+        let mut peer = match st.peers.remove(&node) {
+            Some(peer) => peer,
+            None => {
+                st.next_id += 1;
+                Peer::new(st.next_id - 1, incarnation)
+            }
+        };
         let outcome = self.receive(&mut st, shared, &node, &mut peer, seq, body);
         st.peers.insert(node.clone(), peer);
         match outcome {
@@ -366,80 +362,6 @@ impl Cluster {
             .filter_map(|p| p.staging.as_ref())
             .map(|s| std::mem::size_of::<Staging>() + s.bytes)
             .sum()
-    }
-
-    /// Checks size and tag, then decodes; counts a refusal.
-    fn decode(&self, st: &mut NodeState, bytes: &[u8]) -> Result<Message> {
-        wire::decode(
-            bytes,
-            self.cfg.secret.as_bytes(),
-            self.cfg.max_message_bytes,
-        )
-        .map_err(|r| match r {
-            Reject::Oversized => refuse(&mut st.stats.rejected_oversized, "message is too large"),
-            Reject::Unauthenticated => refuse(
-                &mut st.stats.rejected_unauthenticated,
-                "message failed authentication",
-            ),
-            Reject::Malformed => refuse(&mut st.stats.rejected_malformed, "message is malformed"),
-        })
-    }
-
-    /// Refuses replays and messages of departed incarnations, makes room for a restarted
-    /// node's new incarnation, and knows the sender afterwards.
-    fn admit_sender(&self, st: &mut NodeState, shared: &Shared, msg: &Message) -> Result<()> {
-        let addressed = matches!(msg.body, Body::SnapshotFor { .. });
-        if let Some(&(inc, seq)) = st.gone.get(&msg.node) {
-            if msg.incarnation < inc || (msg.incarnation == inc && msg.seq <= seq) {
-                return Err(refuse(
-                    &mut st.stats.rejected_replayed,
-                    "message of a node that left",
-                ));
-            }
-            st.gone.remove(&msg.node);
-        }
-        match st.peers.get(&msg.node) {
-            // A snapshot for this node carries the seq of the sender's message before it.
-            Some(p)
-                if msg.incarnation < p.incarnation
-                    || (msg.incarnation == p.incarnation
-                        && (msg.seq < p.last_seq || (msg.seq == p.last_seq && !addressed))) =>
-            {
-                return Err(refuse(
-                    &mut st.stats.rejected_replayed,
-                    "message replayed or out of date",
-                ));
-            }
-            Some(p) if msg.incarnation > p.incarnation => {
-                // The node restarted: its old incarnation's presences are gone now.
-                self.drop_peer(st, shared, &msg.node);
-                st.gone.remove(&msg.node);
-            }
-            Some(_) => {}
-            None if st.peers.len() >= self.cfg.max_nodes => {
-                return Err(refuse(&mut st.stats.rejected_malformed, "too many nodes"));
-            }
-            None => {}
-        }
-        if !st.peers.contains_key(&msg.node) {
-            let id = st.next_id;
-            st.next_id += 1;
-            st.peers.insert(
-                msg.node.clone(),
-                Peer {
-                    id,
-                    incarnation: msg.incarnation,
-                    last_seq: 0,
-                    in_sync: false,
-                    last_heard: Instant::now(),
-                    request_wait: 0,
-                    staging: None,
-                    topics: HashSet::new(),
-                    held: 0,
-                },
-            );
-        }
-        Ok(())
     }
 
     /// Takes a checked message of a known sender into account.
@@ -472,7 +394,7 @@ impl Cluster {
             Body::Delta(topics) => {
                 peer.in_sync = in_order;
                 if in_order {
-                    if let Err(why) = self.merge(shared, peer, topics, false) {
+                    if let Err(why) = merge(shared, peer, topics, false) {
                         return Received::Over(why);
                     }
                 }
@@ -481,116 +403,33 @@ impl Cluster {
             | Body::SnapshotFor {
                 part, last, topics, ..
             } => {
-                if let Err(why) =
-                    self.receive_part(shared, peer, seq, addressed, part, last, topics)
-                {
+                let staged = stage(
+                    &mut peer.staging,
+                    &shared.config,
+                    seq,
+                    addressed,
+                    part,
+                    last,
+                    topics,
+                );
+                let merged = match staged {
+                    Ok(Staged::Partial) => Ok(()),
+                    Ok(Staged::Gap) => {
+                        peer.in_sync = false;
+                        Ok(())
+                    }
+                    Ok(Staged::Whole(topics)) => {
+                        merge(shared, peer, topics, true).map(|()| peer.in_sync = true)
+                    }
+                    Err(why) => Err(why),
+                };
+                if let Err(why) = merged {
                     peer.staging = None;
                     return Received::Over(why);
                 }
             }
         }
         Received::Applied
-    }
-
-    /// Stages one snapshot part; the last one replaces the sender's whole state.
-    #[allow(clippy::too_many_arguments)] // one snapshot part's fields, as decoded
-    fn receive_part(
-        &self,
-        shared: &Shared,
-        peer: &mut Peer,
-        seq: u64,
-        addressed: bool,
-        part: u32,
-        last: bool,
-        topics: Vec<TopicChange>,
-    ) -> std::result::Result<(), &'static str> {
-        let continues = peer
-            .staging
-            .as_ref()
-            .is_some_and(|s| s.next_seq == seq && s.next_part == part);
-        if part == 0 {
-            peer.staging = Some(Staging::default());
-        } else if !continues {
-            peer.staging = None;
-            peer.in_sync = false;
-            return Ok(());
-        }
-        let limits = &shared.config;
-        let staging = peer.staging.as_mut().expect("started or continued above");
-        // `seq` is below u64::MAX (checked with the message); a part number that wraps
-        // continues nothing, as part 0 starts afresh.
-        // Parts of a snapshot for this node alone share one seq.
-        staging.next_seq = seq + u64::from(!addressed);
-        staging.next_part = part.wrapping_add(1);
-        for t in topics {
-            staging.add(t);
-        }
-        if staging.items > limits.max_presences {
-            return Err("a node holds more than max_presences");
-        }
-        if staging.topics.len() > limits.max_topics {
-            return Err("a node holds more than max_topics topics");
-        }
-        if last {
-            let staging = peer.staging.take().expect("checked above");
-            let topics = staging
-                .topics
-                .into_iter()
-                .map(|(topic, change)| TopicChange { topic, change })
-                .collect();
-            self.merge(shared, peer, topics, true)?;
-            peer.in_sync = true;
-        }
-        Ok(())
-    }
-
-    /// Merges topic changes of `peer` (with `replace`, a whole snapshot: topics it does not
-    /// name lose the peer's part), after checking that the result fits this node's limits:
-    /// all of it is merged, or nothing.
-    fn merge(
-        &self,
-        shared: &Shared,
-        peer: &mut Peer,
-        topics: Vec<TopicChange>,
-        replace: bool,
-    ) -> std::result::Result<(), &'static str> {
-        let blank = Topic::new("", 0, false);
-        let mut held = if replace { 0 } else { peer.held };
-        let mut sizes = Vec::with_capacity(topics.len());
-        let mut new_topics = 0;
-        for t in &topics {
-            let (shard, hash) = shared.topic_hash(&t.topic);
-            let shard = lock(&shared.topics[shard as usize]);
-            let found = shard.find(hash, &t.topic).and_then(|slot| shard.get(slot));
-            let before = match (replace, found) {
-                (false, Some(topic)) => topic.remote_part_size(peer.id),
-                _ => 0,
-            };
-            let after = size_after(found.unwrap_or(&blank), peer.id, &t.change, replace);
-            held = held.saturating_sub(before).saturating_add(after);
-            new_topics += usize::from(found.is_none() && !holds_nothing(&t.change));
-            sizes.push(after);
-        }
-        if held > shared.config.max_presences {
-            return Err("a node holds more than max_presences");
-        }
-        let mut reserved = reserve_many(&shared.topic_count, shared.config.max_topics, new_topics)
-            .ok_or("no room for a node's topics within max_topics")?;
-        let mut stale = if replace {
-            peer.topics.clone()
-        } else {
-            HashSet::new()
-        };
-        for (t, size) in topics.into_iter().zip(sizes) {
-            stale.remove(&t.topic);
-            self.apply(shared, peer, t, replace, &mut reserved, size);
-        }
-        shared.topic_count.fetch_sub(reserved, Ordering::Relaxed);
-        for topic in stale {
-            self.drop_topic_part(shared, peer, &topic);
-        }
-        peer.held = held;
-        Ok(())
     }
 
     /// Signs a message with the next sequence number.
@@ -643,7 +482,7 @@ impl Cluster {
             return;
         };
         for topic in std::mem::take(&mut peer.topics) {
-            self.drop_topic_part(shared, &mut peer, &topic);
+            drop_topic_part(shared, &mut peer, &topic);
         }
         if st.gone.len() >= self.cfg.max_nodes * TOMBSTONES_PER_NODE {
             if let Some(k) = st.gone.keys().next().cloned() {
@@ -654,80 +493,6 @@ impl Cluster {
             .insert(name.to_owned(), (peer.incarnation, peer.last_seq));
         st.stats.nodes_dropped += 1;
     }
-
-    fn drop_topic_part(&self, shared: &Shared, peer: &mut Peer, topic: &str) {
-        peer.topics.remove(topic);
-        let (shard, hash) = shared.topic_hash(topic);
-        let mut topics = lock(&shared.topics[shard as usize]);
-        if let Some(slot) = topics.find(hash, topic) {
-            if let Some(t) = topics.get_mut(slot) {
-                t.drop_remote_node(peer.id);
-            }
-            shared.changed(&mut topics, slot, false);
-        }
-    }
-
-    /// Applies one topic's change from `peer`, already checked against the limits;
-    /// `reserved` topic slots pay for the topics it creates, and `size` is what the
-    /// peer's part will hold.
-    fn apply(
-        &self,
-        shared: &Shared,
-        peer: &mut Peer,
-        t: TopicChange,
-        replace: bool,
-        reserved: &mut usize,
-        size: usize,
-    ) {
-        let (shard, hash) = shared.topic_hash(&t.topic);
-        let mut topics = lock(&shared.topics[shard as usize]);
-        let slot = match topics.find(hash, &t.topic) {
-            Some(slot) => slot,
-            None if holds_nothing(&t.change) => {
-                // Nothing to hold, nothing to create.
-                peer.topics.remove(&t.topic);
-                return;
-            }
-            None => {
-                if *reserved > 0 {
-                    *reserved -= 1;
-                } else {
-                    // The topic was there when the message was checked and a poll removed
-                    // it since (it held nothing then): it comes back beyond the
-                    // reservation, at most once per topic per message.
-                    shared.topic_count.fetch_add(1, Ordering::Relaxed);
-                }
-                topics.create(hash, &t.topic, true)
-            }
-        };
-        let topic: &mut Topic = topics.get_mut(slot).expect("found or created");
-        let holds = match t.change {
-            Change::Counts {
-                viewers,
-                connections,
-                added,
-                removed,
-            } => {
-                topic.apply_remote_counts(peer.id, viewers, connections, &added, &removed, replace)
-            }
-            Change::Phoenix { joins, leaves } => {
-                let arrivals = joins
-                    .into_iter()
-                    .map(|w| arrival(shared, &t.topic, w))
-                    .collect();
-                topic.apply_remote_phoenix(peer.id, arrivals, &leaves, replace, &mut || {
-                    shared.new_ref()
-                })
-            }
-        };
-        debug_assert_eq!(topic.remote_part_size(peer.id), size);
-        shared.changed(&mut topics, slot, false);
-        if holds {
-            peer.topics.insert(t.topic);
-        } else {
-            peer.topics.remove(&t.topic);
-        }
-    }
 }
 
 /// How a checked message was taken.
@@ -737,416 +502,6 @@ enum Received {
     Left,
     /// Merging it would exceed this node's limits.
     Over(&'static str),
-}
-
-/// Checks everything a message claims against this node's own bounds, as for local
-/// input: sequence numbers, topic names and keys (non-empty, no NUL, within the byte
-/// limits, no key equal to `viewers_key`), metas, and counts (viewers within connections,
-/// connections within `max_presences`). Metas are trimmed as local ones are. A delta
-/// names each topic once.
-fn check_message(shared: &Shared, msg: &mut Message) -> Result<()> {
-    let malformed =
-        |why: &str| Error::new(ErrorKind::Rejected, format!("message is malformed: {why}"));
-    let phoenix = shared.config.format == Format::Phoenix;
-    // Requests and departures carry no format-specific body.
-    let neutral = matches!(
-        msg.body,
-        Body::SnapshotRequest { .. } | Body::Leave | Body::Heartbeat
-    );
-    if msg.phoenix != phoenix && !neutral {
-        return Err(malformed("of the other wire format"));
-    }
-    if msg.seq == u64::MAX {
-        // No sender gets there, and nothing could follow it.
-        return Err(malformed("sequence number out of range"));
-    }
-    let (topics, delta) = match &mut msg.body {
-        Body::Delta(topics) => (topics, true),
-        Body::Snapshot { topics, .. } | Body::SnapshotFor { topics, .. } => (topics, false),
-        _ => return Ok(()),
-    };
-    let mut named = HashSet::new();
-    for t in topics.iter_mut() {
-        shared
-            .check_topic(&t.topic)
-            .map_err(|e| malformed(e.message()))?;
-        if delta && !named.insert(t.topic.clone()) {
-            return Err(malformed("a delta names a topic twice"));
-        }
-        match &mut t.change {
-            Change::Counts {
-                viewers,
-                connections,
-                ..
-            } => {
-                if viewers > connections || *connections > shared.config.max_presences as u64 {
-                    return Err(malformed("counts out of bounds"));
-                }
-            }
-            Change::Phoenix { joins, .. } => {
-                for w in joins {
-                    if let Some(k) = &w.key {
-                        shared.check_key(k).map_err(|e| malformed(e.message()))?;
-                    }
-                    let trimmed = shared
-                        .check_meta(Some(&w.meta))
-                        .map_err(|e| malformed(e.message()))?;
-                    if trimmed.len() != w.meta.len() {
-                        w.meta = trimmed.to_owned();
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A checked remote entry, with the keyed hash of its key in `topic`.
-fn arrival(shared: &Shared, topic: &str, w: WireEntry) -> Arrival {
-    let key_hash = match &w.key {
-        Some(k) => shared.key_hash(topic, k),
-        None => crate::topic::ANONYMOUS,
-    };
-    Arrival {
-        entry: Entry {
-            key: w.key.map(Into::into),
-            meta: w.meta.into(),
-            phx_ref: w.phx_ref,
-            prev_ref: w.prev_ref,
-        },
-        key_hash,
-    }
-}
-
-/// What `peer`'s part of `t` will hold after `change`.
-fn size_after(t: &Topic, peer: u32, change: &Change, replace: bool) -> usize {
-    match change {
-        Change::Counts {
-            connections,
-            added,
-            removed,
-            ..
-        } => t.remote_counts_size_after(peer, *connections, added, removed, replace),
-        Change::Phoenix { joins, leaves } => {
-            let refs: Vec<u64> = joins.iter().map(|w| w.phx_ref).collect();
-            t.remote_phoenix_size_after(peer, &refs, leaves, replace)
-        }
-    }
-}
-
-/// Takes `n` units of a limited count at once, or none; returns `n`.
-fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
-    if n == 0 {
-        return Some(0);
-    }
-    let before = count.fetch_add(n, Ordering::Relaxed);
-    if before.checked_add(n).is_none_or(|total| total > max) {
-        count.fetch_sub(n, Ordering::Relaxed);
-        return None;
-    }
-    Some(n)
-}
-
-fn refuse(counter: &mut u64, why: &str) -> Error {
-    *counter += 1;
-    Error::new(ErrorKind::Rejected, why)
-}
-
-/// A change that leaves the sender with no part in a topic where it had none.
-fn holds_nothing(c: &Change) -> bool {
-    match c {
-        // Viewers are within connections (checked with the message).
-        Change::Counts {
-            connections, added, ..
-        } => *connections == 0 && added.iter().all(|h| *h == crate::topic::ANONYMOUS),
-        Change::Phoenix { joins, .. } => joins.is_empty(),
-    }
-}
-
-fn change_items(c: &Change) -> usize {
-    match c {
-        Change::Counts { added, removed, .. } => added.len() + removed.len(),
-        Change::Phoenix { joins, leaves } => joins.len() + leaves.len(),
-    }
-}
-
-/// The presences a staged change holds, as `Topic::remote_part_size` counts them (an
-/// upper bound: repeats count).
-fn weight(c: &Change) -> usize {
-    match c {
-        Change::Counts {
-            connections, added, ..
-        } => usize::try_from(*connections)
-            .unwrap_or(usize::MAX)
-            .max(added.len()),
-        Change::Phoenix { joins, .. } => joins.len(),
-    }
-}
-
-/// Heap bytes of what a staged change keeps of a piece (a snapshot's `removed` and
-/// `leaves` are not kept).
-fn staged_bytes(c: &Change) -> usize {
-    match c {
-        Change::Counts { added, .. } => added.len() * std::mem::size_of::<u64>(),
-        Change::Phoenix { joins, .. } => joins
-            .iter()
-            .map(|w| {
-                std::mem::size_of::<WireEntry>()
-                    + w.key.as_ref().map_or(0, String::len)
-                    + w.meta.len()
-            })
-            .sum(),
-    }
-}
-
-impl Staging {
-    /// Folds a snapshot piece into the staged snapshot (a large topic arrives in pieces).
-    fn add(&mut self, t: TopicChange) {
-        if holds_nothing(&t.change) {
-            return;
-        }
-        let TopicChange { topic, change } = t;
-        self.bytes += staged_bytes(&change);
-        let old = match self.topics.get(&topic) {
-            Some(c) => weight(c),
-            None => {
-                self.bytes += std::mem::size_of::<(String, Change)>() + topic.len();
-                0
-            }
-        };
-        let staged = self.topics.entry(topic).or_insert_with(|| match change {
-            Change::Counts { .. } => Change::Counts {
-                viewers: 0,
-                connections: 0,
-                added: Vec::new(),
-                removed: Vec::new(),
-            },
-            Change::Phoenix { .. } => Change::Phoenix {
-                joins: Vec::new(),
-                leaves: Vec::new(),
-            },
-        });
-        match (&mut *staged, change) {
-            (
-                Change::Counts {
-                    viewers,
-                    connections,
-                    added,
-                    ..
-                },
-                Change::Counts {
-                    viewers: v,
-                    connections: c,
-                    added: a,
-                    ..
-                },
-            ) => {
-                *viewers = v;
-                *connections = c;
-                added.extend(a);
-            }
-            (Change::Phoenix { joins, .. }, Change::Phoenix { joins: j, .. }) => joins.extend(j),
-            // A message is of one format, checked on arrival.
-            _ => {}
-        }
-        self.items = self.items - old + weight(staged);
-    }
-}
-
-/// Halves a change until each piece fits in `budget` bytes.
-fn split(t: TopicChange, budget: usize) -> Vec<TopicChange> {
-    if wire::topic_size(&t) <= budget || change_items(&t.change) <= 1 {
-        return vec![t];
-    }
-    let halves = match t.change {
-        Change::Counts {
-            viewers,
-            connections,
-            mut added,
-            mut removed,
-        } => {
-            let (a2, r2) = (
-                added.split_off(added.len() / 2),
-                removed.split_off(removed.len() / 2),
-            );
-            [
-                Change::Counts {
-                    viewers,
-                    connections,
-                    added,
-                    removed,
-                },
-                Change::Counts {
-                    viewers,
-                    connections,
-                    added: a2,
-                    removed: r2,
-                },
-            ]
-        }
-        Change::Phoenix {
-            mut joins,
-            mut leaves,
-        } => {
-            let (j2, l2) = (
-                joins.split_off(joins.len() / 2),
-                leaves.split_off(leaves.len() / 2),
-            );
-            [
-                Change::Phoenix { joins, leaves },
-                Change::Phoenix {
-                    joins: j2,
-                    leaves: l2,
-                },
-            ]
-        }
-    };
-    halves
-        .into_iter()
-        .flat_map(|change| {
-            split(
-                TopicChange {
-                    topic: t.topic.clone(),
-                    change,
-                },
-                budget,
-            )
-        })
-        .collect()
-}
-
-/// This node's changes since the last tick, topic by topic (vacant topics are dropped),
-/// and with `state`, every topic where this node has presences, in full, as of those
-/// changes: each shard is read in one hold of its lock, so that no change falls between
-/// the two or appears in both.
-fn collect(
-    shared: &Shared,
-    phoenix: bool,
-    state: bool,
-) -> (Vec<TopicChange>, Option<Vec<TopicChange>>) {
-    let mut out = Vec::new();
-    let mut full = state.then(Vec::new);
-    for shard in shared.topics.iter() {
-        let mut topics = lock(shard);
-        drain_shard(&mut topics, shared, phoenix, &mut out);
-        if let Some(full) = &mut full {
-            for slot in topics.slots() {
-                if let Some(change) = topics.get(slot).and_then(|t| full_change(t, phoenix)) {
-                    full.push(change);
-                }
-            }
-        }
-    }
-    (out, full)
-}
-
-/// A topic's whole local part, or `None` where this node has no presence in it.
-fn full_change(t: &Topic, phoenix: bool) -> Option<TopicChange> {
-    if t.presences.is_empty() {
-        return None;
-    }
-    let local = t.local_counts();
-    let change = if phoenix {
-        Change::Phoenix {
-            joins: t.local_entries().map(wire_entry).collect(),
-            leaves: Vec::new(),
-        }
-    } else {
-        Change::Counts {
-            viewers: local.viewers,
-            connections: local.connections,
-            added: t.users.keys().copied().collect(),
-            removed: Vec::new(),
-        }
-    };
-    Some(TopicChange {
-        topic: t.name.to_string(),
-        change,
-    })
-}
-
-/// Drains one shard's outboxes into `out`.
-fn drain_shard(
-    topics: &mut crate::shard::TopicShard,
-    shared: &Shared,
-    phoenix: bool,
-    out: &mut Vec<TopicChange>,
-) {
-    for slot in std::mem::take(&mut topics.outbox) {
-        let Some(t) = topics.get_mut(slot) else {
-            continue;
-        };
-        if let Some(change) = drain_outbox(t, phoenix) {
-            out.push(TopicChange {
-                topic: t.name.to_string(),
-                change,
-            });
-        }
-        if t.is_vacant() && !t.dirty {
-            topics.remove(slot);
-            shared.topic_count.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn drain_outbox(t: &mut Topic, phoenix: bool) -> Option<Change> {
-    let mut o = std::mem::take(t.outbox.as_mut()?);
-    let local = t.local_counts();
-    Some(if phoenix {
-        let joins = o
-            .joined
-            .drain()
-            .filter_map(|(r, conn)| t.local_entry(conn, r).map(wire_entry))
-            .collect();
-        Change::Phoenix {
-            joins,
-            leaves: o.left.drain().collect(),
-        }
-    } else {
-        Change::Counts {
-            viewers: local.viewers,
-            connections: local.connections,
-            added: o.added.drain().collect(),
-            removed: o.removed.drain().collect(),
-        }
-    })
-}
-
-/// Every topic where this node has presences, in full; clears all outboxes, since the
-/// snapshot supersedes what they held.
-fn collect_snapshot(shared: &Shared, phoenix: bool) -> Vec<TopicChange> {
-    let mut out = Vec::new();
-    for shard in shared.topics.iter() {
-        let mut topics = lock(shard);
-        let queued = std::mem::take(&mut topics.outbox);
-        for slot in topics.slots() {
-            let Some(t) = topics.get_mut(slot) else {
-                continue;
-            };
-            if let Some(o) = t.outbox.as_mut() {
-                **o = Default::default();
-            }
-            if let Some(change) = full_change(t, phoenix) {
-                out.push(change);
-            }
-        }
-        for slot in queued {
-            if topics.get(slot).is_some_and(|t| t.is_vacant() && !t.dirty) {
-                topics.remove(slot);
-                shared.topic_count.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-    out
-}
-
-fn wire_entry(e: &Entry) -> WireEntry {
-    WireEntry {
-        phx_ref: e.phx_ref,
-        prev_ref: e.prev_ref,
-        key: e.key.as_deref().map(str::to_owned),
-        meta: e.meta.to_string(),
-    }
 }
 
 /// A new incarnation, larger than `after`: milliseconds since the epoch in the high bits,

@@ -13,6 +13,7 @@
 //! dropped for silence), and the thread reconnects with a short backoff while it keeps
 //! ticking. Stopping never waits on Redis for more than about a second.
 
+use super::Cluster;
 use crate::error::{Error, ErrorKind, Result};
 use crate::shared::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +36,7 @@ const STOP_WAIT: Duration = Duration::from_millis(1000);
 
 /// A running link; dropping it publishes this node's departure and stops the thread.
 pub(crate) struct RedisLink {
-    shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
     stop: Arc<AtomicBool>,
     goodbye: Arc<Mutex<Option<Vec<u8>>>>,
     done: Arc<Done>,
@@ -196,7 +197,12 @@ impl Target {
 }
 
 impl RedisLink {
-    pub fn start(shared: Arc<Shared>, url: &str, channel: &str) -> Result<RedisLink> {
+    pub fn start(
+        shared: Arc<Shared>,
+        cluster: Arc<Cluster>,
+        url: &str,
+        channel: &str,
+    ) -> Result<RedisLink> {
         let target = Target::parse(url)?;
         if channel.is_empty() {
             return Err(Error::new(
@@ -204,10 +210,6 @@ impl RedisLink {
                 "the Redis channel must not be empty",
             ));
         }
-        let cluster = shared
-            .cluster
-            .as_ref()
-            .expect("links start only in cluster mode");
         // Until the first connection, this node hears nobody.
         cluster.set_link(false);
         let own = format!(
@@ -224,6 +226,7 @@ impl RedisLink {
         let done_tx = Arc::clone(&done);
         let worker = Worker {
             shared: Arc::clone(&shared),
+            cluster: Arc::clone(&cluster),
             target,
             channel: channel.to_owned(),
             own,
@@ -237,7 +240,7 @@ impl RedisLink {
                 Error::new(ErrorKind::Io, format!("cannot start the Redis thread: {e}"))
             })?;
         Ok(RedisLink {
-            shared,
+            cluster,
             stop,
             goodbye,
             done,
@@ -250,9 +253,7 @@ impl Drop for RedisLink {
     fn drop(&mut self) {
         // The departure is sealed here, not by the thread, so that a link started right
         // after this one (a new incarnation) can never be marked as left by a late thread.
-        if let Some(cluster) = self.shared.cluster.as_ref() {
-            *crate::shard::lock(&self.goodbye) = Some(cluster.leave());
-        }
+        *crate::shard::lock(&self.goodbye) = Some(self.cluster.leave());
         self.stop.store(true, Ordering::Release);
         let thread = self.thread.take();
         if self.done.wait(STOP_WAIT) {
@@ -262,15 +263,14 @@ impl Drop for RedisLink {
         }
         // Otherwise it is still inside a Redis call that has not timed out: it is left to
         // end on its own (it holds its own reference to the engine's state).
-        if let Some(cluster) = self.shared.cluster.as_ref() {
-            // With no link, the host's own calls drive the node again.
-            cluster.set_link(true);
-        }
+        // With no link, the host's own calls drive the node again.
+        self.cluster.set_link(true);
     }
 }
 
 struct Worker {
     shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
     target: Target,
     channel: String,
     /// This node's own channel, for snapshots sent to it alone.
@@ -286,11 +286,8 @@ enum End {
 }
 
 impl Worker {
-    fn cluster(&self) -> &super::Cluster {
-        self.shared
-            .cluster
-            .as_ref()
-            .expect("links start only in cluster mode")
+    fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     fn tick_every(&self) -> Duration {

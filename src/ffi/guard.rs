@@ -77,13 +77,17 @@ pub(crate) fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
     LAST_ERROR.with(|e| f(&e.borrow()))
 }
 
-/// The engine behind a handle, or `NullArgument`.
+/// The engine behind a handle, or `NullArgument`, or `Panic` for a poisoned engine.
 ///
 /// # Safety
 /// `engine` is NULL or a live handle from `presence_engine_new`.
 pub(crate) unsafe fn engine<'a>(engine: *const presence_engine) -> Result<&'a Engine, Failure> {
     // SAFETY: handles are `Box<Engine>` pointers (see `presence_engine_new`).
-    unsafe { engine.cast::<Engine>().as_ref() }.ok_or_else(|| null("engine"))
+    let engine = unsafe { engine.cast::<Engine>().as_ref() }.ok_or_else(|| null("engine"))?;
+    // A poisoned engine refuses every call, those that return no status of their own
+    // through the engine (a poll, the stats) included.
+    engine.check_usable()?;
+    Ok(engine)
 }
 
 /// A required NUL-terminated UTF-8 string.
@@ -145,5 +149,27 @@ mod tests {
         std::thread::spawn(|| with_last_error(|m| assert_eq!(m, "")))
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn a_poisoned_engine_answers_panic_to_every_call() {
+        use crate::ffi::*;
+        use crate::shared::panic_hook;
+        use crate::Config;
+        let engine = Engine::new(Config::default()).unwrap();
+        panic_hook::arm();
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| engine.track("room", 1, None, None)));
+        assert!(outcome.is_err());
+        let handle = Box::into_raw(Box::new(engine)).cast::<presence_engine>();
+        let mut counts = presence_counts::default();
+        // SAFETY: a live handle, a NUL-terminated string and a valid out-parameter.
+        let status = unsafe { presence_get_counts(handle, c"room".as_ptr(), &mut counts) };
+        assert_eq!(status, presence_status::Panic);
+        with_last_error(|m| assert!(m.contains("an earlier call panicked"), "{m}"));
+        // SAFETY: a live handle.
+        assert_eq!(unsafe { presence_wakeup_fd(handle) }, -1);
+        // SAFETY: the handle is live and freed once.
+        unsafe { presence_engine_free(handle) };
     }
 }

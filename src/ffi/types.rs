@@ -53,7 +53,9 @@ pub enum presence_status {
     /// A replication message was refused (unauthenticated, malformed, oversized or
     /// replayed); it changed nothing and is counted in the cluster stats.
     Rejected = 12,
-    /// A bug inside the engine was caught before it could cross into the caller.
+    /// A bug inside the engine was caught before it could cross into the caller. The
+    /// engine may be left inconsistent, so every later call on it returns this status
+    /// too: free it and create a new one.
     Panic = 99,
 }
 

@@ -40,8 +40,6 @@ for (const [name, parent] of CLASSES) {
   classes[name] = { [name]: class extends Parent {} }[name];
 }
 
-/** A bug inside the engine was caught at the C boundary. */
-class PanicError extends PresenceError {}
 /**
  * The engine was closed. There is no engine left to call, which is what C reports as
  * PRESENCE_STATUS_NULL_ARGUMENT for a NULL handle, hence that status.
@@ -55,7 +53,6 @@ class EngineClosedError extends PresenceError {
 // The statuses of the C layer alone (no core failure) have classes of this binding.
 const CLASS_BY_STATUS = new Map([
   [Status.NULL_ARGUMENT, classes.InvalidInputError],
-  [Status.PANIC, PanicError],
   ...Object.entries(CLASS_OF).map(([status, name]) => [Status[status], classes[name]]),
 ]);
 
@@ -70,6 +67,5 @@ module.exports = {
   statusCode,
   errorFor,
   ...classes,
-  PanicError,
   EngineClosedError,
 };

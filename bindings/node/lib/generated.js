@@ -33,6 +33,7 @@ const CLASSES = Object.freeze([
   ['ResourceError', null, "The operating system refused a resource (the wake-up descriptor, or the Redis link's thread)."],
   ['NoClusterError', null, "A cluster call on an engine created without the cluster setting."],
   ['RejectedError', null, "A replication message was refused (unauthenticated, malformed, oversized or replayed): nothing of it was merged, and the cluster stats count it."],
+  ['PanicError', null, "A bug inside the engine was caught at its boundary. The engine that panicked refuses every later call; drop it and make a new one."],
 ]);
 
 /** The class of each failure status of the core. */
@@ -48,6 +49,7 @@ const CLASS_OF = Object.freeze({
   IO: 'ResourceError',
   NO_CLUSTER: 'NoClusterError',
   REJECTED: 'RejectedError',
+  PANIC: 'PanicError',
 });
 
 /** The u64 words of the C structs read by index.js, in order (nested structs flattened). */

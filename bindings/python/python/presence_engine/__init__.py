@@ -67,6 +67,7 @@ from ._native import (  # noqa: E402
     ResourceError,
     NoClusterError,
     RejectedError,
+    PanicError,
     # end of generated imports
 )
 
@@ -96,6 +97,7 @@ __all__ = [
     "ResourceError",
     "NoClusterError",
     "RejectedError",
+    "PanicError",
     # end of generated all
 ]
 

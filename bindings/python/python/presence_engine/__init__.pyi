@@ -48,6 +48,7 @@ from ._native import (
     ResourceError as ResourceError,
     NoClusterError as NoClusterError,
     RejectedError as RejectedError,
+    PanicError as PanicError,
     # end of generated imports
 )
 from ._native import Engine as _NativeEngine
@@ -78,6 +79,7 @@ __all__ = [
     "ResourceError",
     "NoClusterError",
     "RejectedError",
+    "PanicError",
     # end of generated all
 ]
 

@@ -30,6 +30,7 @@ __all__ = [
     "ResourceError",
     "NoClusterError",
     "RejectedError",
+    "PanicError",
     # end of generated all
 ]
 
@@ -94,6 +95,10 @@ class RejectedError(PresenceError):
     """A replication message was refused (unauthenticated, malformed, oversized or
     replayed): nothing of it was merged, and the cluster stats count it. (kind
     "rejected")"""
+
+class PanicError(PresenceError):
+    """A bug inside the engine was caught at its boundary. The engine that panicked
+    refuses every later call; drop it and make a new one. (kind "panic")"""
 
 # end of generated errors
 

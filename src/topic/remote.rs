@@ -9,8 +9,8 @@
 //! never meet, whatever a peer picks. Maps keyed by values a peer chooses (its refs, its
 //! key hashes) use a randomly keyed hasher, so a peer cannot pile them into one bucket.
 
+use super::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
 use crate::hash::table_bytes;
-use crate::topic::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 

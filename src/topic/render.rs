@@ -1,8 +1,8 @@
 //! Rendering of the two wire formats' payloads into a `String`.
 
+use super::{Counts, Entry};
 use crate::json;
 use crate::meta;
-use crate::topic::{Counts, Entry};
 
 /// `{"viewers":{"count":V},"users":{"count":U}}`: the seed's state shape, nothing more
 /// (its Immutable Record rejects unknown keys).

@@ -5,11 +5,14 @@
 //! string: counts format keeps nothing else of a key. Other nodes' users arrive as the
 //! same keyed hashes (see `remote.rs`), so a user on two nodes counts once.
 
+mod remote;
+pub(crate) mod render;
+
 use crate::config::Format;
 use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
-use crate::remote::Remote;
-use crate::render;
 use crate::table::{Prehashed, Probe, Table};
+pub(crate) use remote::Arrival;
+use remote::Remote;
 use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
@@ -41,7 +44,7 @@ pub(crate) struct Entry {
 
 /// Where a joined entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Loc {
+enum Loc {
     /// A local presence, by connection.
     Local(u64),
     /// A remote node's entry, by node and the ref that node gave it.
@@ -49,7 +52,7 @@ pub(crate) enum Loc {
 }
 
 /// A change not yet polled, phoenix format. Keyed by `phx_ref` in `Topic::pending`.
-pub(crate) enum Pending {
+enum Pending {
     /// Joined since the last poll; the entry is still live at this location.
     Joined(Loc),
     /// Published at the last poll and gone since; kept to render the leave.
@@ -80,7 +83,7 @@ pub(crate) struct Outbox {
 /// hash) live in the connection index (`shard::ConnShard`), where an untrack finds all it
 /// needs in one probe; a topic only counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Presences(u64);
+struct Presences(u64);
 
 impl Presences {
     pub fn len(&self) -> u64 {
@@ -95,7 +98,7 @@ impl Presences {
 /// Local user refcounts: keyed hash of a key → local presences with that key. A 16-byte
 /// slot per user, in a table found with one probe (see `table.rs`).
 #[derive(Default)]
-pub(crate) struct Users(Table<2, Prehashed>);
+struct Users(Table<2, Prehashed>);
 
 impl Users {
     pub fn len(&self) -> usize {
@@ -158,25 +161,25 @@ impl Users {
 /// closest caches.
 #[repr(C, align(64))]
 pub(crate) struct Topic {
-    pub name: Box<str>,
+    name: Box<str>,
     /// Local key-hash refcounts.
-    pub(crate) users: Users,
+    users: Users,
     /// How many local presences; each is an entry of the connection index.
-    pub(crate) presences: Presences,
+    presences: Presences,
     viewers: u64,
     /// Set while the topic sits in its shard's poll list.
-    pub dirty: bool,
+    dirty: bool,
     /// Other nodes' contributions (cluster mode).
-    pub(crate) remote: Option<Box<Remote>>,
+    remote: Option<Box<Remote>>,
     /// Local changes for other nodes; `Some` only in cluster mode.
-    pub(crate) outbox: Option<Box<Outbox>>,
+    outbox: Option<Box<Outbox>>,
     /// Phoenix format only: conn → what a list shows of that presence.
     entries: HashMap<u64, Box<Entry>, ConnBuild>,
     /// The keyed hash of `name` its shard indexes it by.
-    pub hash: u64,
+    hash: u64,
     seq: u64,
     published: Counts,
-    pub(crate) pending: HashMap<u64, Pending, ConnBuild>,
+    pending: HashMap<u64, Pending, ConnBuild>,
 }
 
 impl Topic {
@@ -195,6 +198,57 @@ impl Topic {
             remote: None,
             outbox: replicate.then(Box::default),
         }
+    }
+
+    #[inline]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The keyed hash of the name its shard indexes it by.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Notes that the topic sits in its shard's poll list; false if it sat there already.
+    #[inline]
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+
+    /// Notes that the topic left its shard's poll list.
+    pub fn clear_dirty(&mut self) {
+        self.dirty = false;
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Notes that the topic sits in its shard's tick list (cluster mode); false if it sat
+    /// there already or the topic does not replicate.
+    #[inline]
+    pub fn queue_outbox(&mut self) -> bool {
+        self.outbox
+            .as_mut()
+            .is_some_and(|o| !std::mem::replace(&mut o.queued, true))
+    }
+
+    /// Takes the local changes not yet sent to other nodes, leaving the outbox empty and
+    /// unqueued; `None` when the topic does not replicate.
+    pub fn take_outbox(&mut self) -> Option<Outbox> {
+        self.outbox.as_mut().map(|o| std::mem::take(&mut **o))
+    }
+
+    /// Starts loading the refcount slot of user `h` (see `Table::prefetch`).
+    #[inline]
+    pub fn prefetch_user(&self, h: u64) {
+        self.users.prefetch(h);
+    }
+
+    /// The keyed hashes of the users present on this node.
+    pub fn local_users(&self) -> impl Iterator<Item = u64> + '_ {
+        self.users.keys().copied()
     }
 
     /// The live counts, O(1).
@@ -311,7 +365,7 @@ impl Topic {
     /// Records that `old` is gone. A presence clients never saw just vanishes (join and
     /// leave cancel); one they saw becomes a pending leave. Returns its ref, which an
     /// update carries on as `phx_ref_prev`, as Phoenix does.
-    pub(crate) fn note_leave(&mut self, old: Box<Entry>) -> u64 {
+    fn note_leave(&mut self, old: Box<Entry>) -> u64 {
         let r = old.phx_ref;
         match self.pending.remove(&r) {
             Some(Pending::Joined(_)) => {}
