@@ -68,6 +68,10 @@ web-venv: python-wheel $(WEB_PY)
 	$(WEB_PY) -m pip install $(PY_PIP) -r $(WEB_DIR)/server/python/requirements.txt
 	$(WEB_PY) -m pip install $(PY_PIP) --force-reinstall --no-deps $(PY_WHEELS)/presence_engine-*.whl
 
+## The Python Phoenix endpoint's test (bindings/python/tests) drives it with the official
+## phoenix client of tests/compat and feeds the seed's reducer of examples/web.
+test-python: $(COMPAT_STAMP) $(WEB_STAMP)
+
 ## The official phoenix client and the seed's reducer (the page's module, with the page's
 ## redux-actions and immutable) against the engine, through the Node package.
 test-compat: $(COMPAT_STAMP) web-deps
