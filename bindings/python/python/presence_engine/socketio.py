@@ -190,10 +190,15 @@ class SocketIOPresence:
                     continue
                 packet = f'{self._prefix}["presence_diff",{d.message}]'
                 for member in tuple(members.values()):
-                    if member.held is None:
-                        await send(member.eio_sid, packet)
-                    else:
+                    if member.held is not None:
                         member.held.append(packet)
+                        continue
+                    try:
+                        await send(member.eio_sid, packet)
+                    except Exception:  # noqa: BLE001
+                        # A socket that closed while the batch went out: its disconnect
+                        # untracks it, and the other sockets still get their diffs.
+                        pass
 
     async def stop(self) -> None:
         """Stops the poll loop (the next socket entering a presence room starts it again)."""
