@@ -93,6 +93,13 @@ def test_a_client_gets_the_state_then_the_diffs_and_is_untracked_when_it_closes(
         anon.ws.transport.abort()
         await anon.task
         await views_match(server, [first], {"viewers": 0, "users": 1, "connections": 1})
+        # A presence the engine refuses (a key over max_key_bytes) closes the socket with
+        # code 1008 and the error's kind, and changes nothing.
+        refused = await websockets.connect(f"{server.ws}presence/{TOPIC}?user={'x' * 300}")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await refused.recv()
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "too_long")
+        await views_match(server, [first], {"viewers": 0, "users": 1, "connections": 1})
         await first.close()
         await views_match(server, [], {"viewers": 0, "users": 0, "connections": 0})
 

@@ -103,8 +103,13 @@ def test_a_joiner_gets_the_state_with_its_seq_then_every_diff_of_the_room() -> N
         await alice.client.emit("watch", "lobby")
         await asyncio.sleep(0.2)
         assert "lobby" not in alice.views and (await counts(server, "lobby"))["connections"] == 0
-        await alice.client.disconnect()
-        await anon.client.disconnect()
+        # A presence the engine refuses (a key over max_key_bytes): presence_error, no state.
+        refused = await Viewer("x" * 300).connect(server)
+        await refused.client.emit("watch", TOPIC)
+        await until(lambda: refused.errors == [{"topic": TOPIC, "reason": "too_long"}], "presence_error")
+        assert refused.states == [] and (await counts(server))["connections"] == 2
+        for v in (alice, anon, refused):
+            await v.client.disconnect()
 
     with Server("socketio") as server:
         asyncio.run(scenario(server))
