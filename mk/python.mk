@@ -22,6 +22,10 @@ PYTHON3 ?= python3
 PY_CARGO := cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo PYO3_PYTHON=$(PY_BUILD_VENV)/bin/python $(CARGO)
 PY_PIP := --quiet --disable-pip-version-check
 PY_TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "mypy>=1.18"
+# What the integration tests run the integrations in and with: servers (uvicorn,
+# python-socketio with redis-py for its AsyncRedisManager, FastAPI/Starlette) and clients
+# (python-socketio's over aiohttp, websockets).
+PY_TEST_DEPS += "python-socketio>=5.12" "aiohttp>=3.9" "redis>=5" "uvicorn>=0.35" "websockets>=13" "fastapi>=0.110"
 
 .PHONY: deps-python python-lint python-wheel test-python
 

@@ -11,7 +11,7 @@
 #
 # Installed here: Debian's chromium (apt); the npm packages of examples/web and
 # tests/compat (`npm ci`, again only when a manifest or lockfile changes); the Python venv
-# target/web/venv with websockets and the presence_engine wheel that mk/python.mk builds.
+# target/web/venv with uvicorn, websockets and the presence_engine wheel that mk/python.mk builds.
 # Both npm projects link bindings/node, whose own dependencies (koffi) come from
 # mk/node.mk's `npm ci` there ($(NODE_STAMP)); the Node package loads
 # target/release/libpresence.so, built by `lib`.
@@ -58,7 +58,7 @@ $(WEB_DIST): $(WEB_SOURCES) $(WEB_STAMP)
 
 web-build: $(WEB_DIST)
 
-## The Python side: a venv with websockets and the presence_engine wheel of mk/python.mk,
+## The Python side: a venv with uvicorn, websockets and the presence_engine wheel of mk/python.mk,
 ## reinstalled each time (the wheel build is incremental; the install is a local file).
 $(WEB_PY): | deps-python
 	@mkdir -p $(WEB_OUT)
@@ -67,6 +67,10 @@ $(WEB_PY): | deps-python
 web-venv: python-wheel $(WEB_PY)
 	$(WEB_PY) -m pip install $(PY_PIP) -r $(WEB_DIR)/server/python/requirements.txt
 	$(WEB_PY) -m pip install $(PY_PIP) --force-reinstall --no-deps $(PY_WHEELS)/presence_engine-*.whl
+
+## The Python Phoenix endpoint's test (bindings/python/tests) drives it with the official
+## phoenix client of tests/compat and feeds the seed's reducer of examples/web.
+test-python: $(COMPAT_STAMP) $(WEB_STAMP)
 
 ## The official phoenix client and the seed's reducer (the page's module, with the page's
 ## redux-actions and immutable) against the engine, through the Node package.

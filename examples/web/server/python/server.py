@@ -1,6 +1,7 @@
-"""The demo server in Python: `websockets` for the sockets and the built page (dist/) on
-the same port, presence_engine (bindings/python) for the bookkeeping. The Node server
-(../node/server.js) speaks the same protocol.
+"""The demo server in Python: uvicorn serving the built page (dist/) and a Phoenix
+Channels endpoint (presence_engine.phoenix) on the same port, presence_engine
+(bindings/python) for the bookkeeping. The Node server (../node/server.js) speaks the
+same protocol.
 
     python server/python/server.py [--host 127.0.0.1] [--port 8000] [--static DIR] [--window-ms 100]
         [--node NAME --redis URL [--channel presence-demo] [--secret-env PRESENCE_DEMO_SECRET]
@@ -11,14 +12,16 @@ the engine's built-in Redis link on one pub/sub channel; the shared secret (16 b
 more) is read from the environment variable named by --secret-env, never from the command
 line. Without --node: one node, no external service.
 
-Protocol, on ws://HOST:PORT/socket?topic=video:<id>[&user=<name>]:
-  on join    -> {"event":"presence_state","topic":T,"seq":S,"payload":<engine list>}
-                (plus "node":NAME in cluster mode) then the socket is tracked
-                (anonymous without `user`)
-  each poll  -> {"event":"presence_diff","topic":T,"seq":S,"payload":<engine diff>}
-                to every socket of a topic that changed
-  {"event":"sync"} from the page -> presence_state again (a page that saw a seq gap)
-  on close   -> untrack_conn
+Protocol: Phoenix Channels V2 JSON on ws://HOST:PORT/socket/websocket (phoenix.js
+`new Socket("/socket")`), counts format:
+  phx_join on "video:<id>" with {user: "<name>"} (missing or empty: anonymous)
+             -> phx_reply {"status":"ok","response":{"seq":S,"node":NAME|null}}, then
+                presence_state (the engine's list of seq S), then the socket is tracked
+  each poll  -> presence_diff to every channel of a topic that changed
+  phx_leave  -> untracked, phx_reply ok; heartbeat on "phoenix" -> phx_reply ok
+  a join of another topic, a bad user name, or one the engine refuses
+             -> phx_reply {"status":"error","response":{"reason":"<kind>"}}
+  on close   -> every channel of the socket untracked
 GET /api/presence?topic=T answers the topic's live counts, the seq of its last polled diff
 and the engine's pending topics (for tests and curious humans; numbers only), and in
 cluster mode this node's name and how many other nodes it currently sees.
@@ -28,19 +31,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import re
 import signal
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, unquote
 
-from presence_engine import ConfigError, Engine, LimitReachedError
-from websockets.asyncio.server import ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+import uvicorn
+from presence_engine import ConfigError, Engine
+from presence_engine.phoenix import PhoenixEndpoint
 
 HERE = Path(__file__).resolve().parent
 TOPIC_PATTERN = re.compile(r"video:[A-Za-z0-9_-]{1,32}")
@@ -55,40 +58,65 @@ TYPES = {
     ".json": "application/json",
     ".woff2": "font/woff2",
 }
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def authorize(topic: str, params: dict[str, Any]) -> str | None:
+    """The page's topics and user names only; None lets the join through."""
+    user = params.get("user")
+    if not TOPIC_PATTERN.fullmatch(topic):
+        return "invalid_argument"
+    if user and not (isinstance(user, str) and USER_PATTERN.fullmatch(user)):
+        return "invalid_argument"
+    return None
+
+
 class DemoServer:
+    """The ASGI app: the Phoenix endpoint at /socket/websocket, /api/presence, the page."""
+
     def __init__(self, static_root: Path, window: float, cluster: dict | None = None) -> None:
         self.engine = Engine(format="counts", cluster=cluster) if cluster else Engine(format="counts")
         self.node: str | None = cluster["node"] if cluster else None
-        # In cluster mode the welcome message names the node, so the page can show it.
-        self.node_field = f',"node":{compact(self.node)}' if self.node else ""
         self.static_root = static_root.resolve()
-        self.window = window
-        # topic -> the sockets to push its diffs to
-        self.rooms: dict[str, set[ServerConnection]] = {}
-        self.conn_ids = itertools.count(1)
+        # Everything but the socket comes back to self.http.
+        self.app = PhoenixEndpoint(self.engine, app=self.http, interval=window, authorize=authorize)
 
-    def state_message(self, topic: str) -> str:
-        # The engine renders the whole message; in cluster mode the node's name goes in
-        # before the closing brace (an object's key order means nothing to the page).
-        message, _seq = self.engine.state_message(topic, "event")
-        return f"{message[:-1]}{self.node_field}}}" if self.node_field else message
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await self.app.stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        status, body, content_type, cache = self.respond(scope["path"], scope["query_string"].decode("latin-1"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", cache.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
 
-    # HTTP: everything but /socket.
-
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        if url.path == "/socket":
-            return None  # go on with the WebSocket handshake
-        if url.path == "/api/presence":
-            topic = parse_qs(url.query).get("topic", [""])[0]
+    def respond(self, path: str, query: str) -> tuple[int, bytes, str, str]:
+        if path == "/api/presence":
+            topic = parse_qs(query).get("topic", [""])[0]
             if not TOPIC_PATTERN.fullmatch(topic):
-                return self.response(400, b"topic must be video:<id>", "text/plain")
+                return 400, b"topic must be video:<id>", "text/plain", "no-cache"
             counts = self.engine.counts(topic)
             body = compact(
                 {
@@ -103,103 +131,35 @@ class DemoServer:
                     ),
                 }
             )
-            return self.response(200, body.encode(), "application/json", cache="no-store")
-        return self.static(url.path)
+            return 200, body.encode(), "application/json", "no-store"
+        return self.static(path)
 
-    def static(self, url_path: str) -> Response:
+    def static(self, url_path: str) -> tuple[int, bytes, str, str]:
         rel = unquote(url_path)
         if rel.endswith("/"):
             rel += "index.html"
         file = (self.static_root / rel.lstrip("/")).resolve()
         if file != self.static_root and self.static_root not in file.parents:
-            return self.response(403, b"forbidden", "text/plain")
+            return 403, b"forbidden", "text/plain", "no-cache"
         if not file.is_file():
             # Any other path without an extension is the page itself (it reads ?v= and ?user=).
             if Path(rel).suffix:
-                return self.response(404, b"not found", "text/plain")
+                return 404, b"not found", "text/plain", "no-cache"
             file = self.static_root / "index.html"
             if not file.is_file():
-                return self.response(
+                return (
                     503,
                     b"The page is not built: run `make demo-python` (or `npm run build` in examples/web).\n",
                     "text/plain",
+                    "no-cache",
                 )
         hashed = rel.startswith("/assets/")
-        return self.response(
+        return (
             200,
             file.read_bytes(),
             TYPES.get(file.suffix, "application/octet-stream"),
-            cache="public, max-age=31536000, immutable" if hashed else "no-cache",
+            "public, max-age=31536000, immutable" if hashed else "no-cache",
         )
-
-    @staticmethod
-    def response(status: int, body: bytes, content_type: str, cache: str = "no-cache") -> Response:
-        # websockets answers one HTTP request per connection and then closes it: say so, or a
-        # client that keeps connections alive (fetch, browsers) may reuse a closing one.
-        reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
-        headers = Headers(
-            [
-                ("Content-Type", content_type),
-                ("Content-Length", str(len(body))),
-                ("Cache-Control", cache),
-                ("X-Content-Type-Options", "nosniff"),
-                ("Connection", "close"),
-            ]
-        )
-        return Response(status, reasons[status], headers, body)
-
-    # WebSocket: one presence per socket.
-
-    async def handler(self, ws: ServerConnection) -> None:
-        query = parse_qs(urlsplit(ws.request.path).query)
-        topic = query.get("topic", [""])[0]
-        user = query.get("user", [None])[0] or None
-        if not TOPIC_PATTERN.fullmatch(topic):
-            await ws.close(1008, "topic must be video:<id>")
-            return
-        if user is not None and not USER_PATTERN.fullmatch(user):
-            await ws.close(1008, "user must be 1-32 of A-Z a-z 0-9 _ . -")
-            return
-
-        conn = next(self.conn_ids)
-        # The state as of the last poll, then the track, with no await in between: the diff
-        # of the next poll carries this socket's own join and every change since that poll,
-        # with the next seq. broadcast() writes at once, in order with later diffs.
-        broadcast([ws], self.state_message(topic))
-        try:
-            self.engine.track(topic, conn, user)
-        except LimitReachedError:
-            await ws.close(1013, "presence refused")
-            return
-        room = self.rooms.setdefault(topic, set())
-        room.add(ws)
-        try:
-            async for message in ws:
-                try:
-                    msg = json.loads(message)
-                except ValueError:
-                    continue
-                if isinstance(msg, dict) and msg.get("event") == "sync":
-                    broadcast([ws], self.state_message(topic))
-        except ConnectionClosed:
-            pass
-        finally:
-            self.engine.untrack_conn(conn)
-            room.discard(ws)
-            if not room and self.rooms.get(topic) is room:
-                del self.rooms[topic]
-
-    async def pump(self) -> None:
-        """Waits on the engine's wake-up descriptor (the package's `diffs()`, via
-        loop.add_reader): nothing runs while nothing changes, and under churn the polls are
-        at least `window` apart, so a window's changes go out as one message per topic,
-        each one rendered by the engine."""
-        async for batch in self.engine.diffs(interval=self.window, envelope="event"):
-            for d in batch:
-                room = self.rooms.get(d.topic)
-                if room:
-                    # Rendered by the engine: sent as it is, nothing decoded or encoded.
-                    broadcast(room, d.message)
 
 
 async def main() -> None:
@@ -234,19 +194,22 @@ async def main() -> None:
         parser.error(str(err))
     if settings:
         demo.engine.start_redis(args.redis, args.channel)
-    stop = asyncio.Event()
+    # Our own listening socket: its port is known (also with --port 0) before uvicorn starts.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(512)
+    server = uvicorn.Server(uvicorn.Config(demo.app, log_level="warning", lifespan="on", ws="websockets-sansio"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    async with serve(demo.handler, args.host, args.port, process_request=demo.process_request) as server:
-        port = server.sockets[0].getsockname()[1]
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        mode = f" as cluster node {args.node} (Redis {args.redis}, channel {args.channel})" if settings else ""
-        print(f"presence demo (python) listening on http://{host}:{port}/{mode}", flush=True)
-        print(f"open http://{host}:{port}/?v=1 (anonymous) or http://{host}:{port}/?v=1&user=alice", flush=True)
-        pump = asyncio.create_task(demo.pump())
-        await stop.wait()
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    mode = f" as cluster node {args.node} (Redis {args.redis}, channel {args.channel})" if settings else ""
+    print(f"presence demo (python) listening on http://{host}:{port}/{mode}", flush=True)
+    print(f"open http://{host}:{port}/?v=1 (anonymous) or http://{host}:{port}/?v=1&user=alice", flush=True)
+    await server.serve(sockets=[sock])
     if settings:
         # The Redis link publishes this node's departure before it stops: the other nodes
         # drop its presences at once instead of after --down-after-ms.
@@ -254,9 +217,7 @@ async def main() -> None:
             await asyncio.to_thread(demo.engine.stop_redis)
         except Exception as err:  # noqa: BLE001 - shutting down either way
             print(f"stopping the Redis link: {err}", flush=True)
-    demo.engine.close()  # ends the diffs() iteration
-    await pump
-
+    demo.engine.close()
 
 if __name__ == "__main__":
     try:
