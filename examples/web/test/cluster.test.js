@@ -26,6 +26,7 @@ import {
   SERVERS,
   expectAll,
   launchBrowser,
+  notServing,
   openPage,
   presenceOf,
   settle,
@@ -68,7 +69,7 @@ async function expectPeers(servers, peers, timeoutMs = 5000) {
 }
 
 for (const kind of Object.keys(SERVERS)) {
-  describe(`two ${kind} servers in a cluster over Redis`, () => {
+  describe(`two ${kind} servers in a cluster over Redis`, { skip: notServing(kind) }, () => {
     let redis
     const servers = {}
     const contexts = []

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +20,13 @@ export const WINDOW_MS = 100
 export const SERVERS = {
   python: [PYTHON, [path.join(WEB, 'server/python/server.py')]],
   node: [process.execPath, [path.join(WEB, 'server/node/server.js')]],
+}
+
+/** Why a server case cannot run yet, or false: both servers serve the page's Phoenix
+ * Channels endpoint (/socket/websocket), and a server without it cannot feed the page. */
+export function notServing(kind) {
+  const source = fs.readFileSync(SERVERS[kind][1][0], 'utf8')
+  return source.includes('/socket/websocket') ? false : `the ${kind} server has no Phoenix endpoint at /socket/websocket`
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
