@@ -1,7 +1,6 @@
 // Type declarations of presence-engine/phoenix (hand-written; they follow phoenix.js).
 /// <reference types="node" />
 import type { IncomingMessage, Server } from 'node:http';
-import type { WebSocketServer } from 'ws';
 import type { Engine } from './index';
 
 export interface PhoenixEndpointOptions {
@@ -21,7 +20,8 @@ export interface PhoenixEndpointOptions {
 }
 
 export interface PhoenixEndpoint {
-  readonly wss: WebSocketServer;
+  /** The `ws` WebSocketServer (noServer mode) holding the endpoint's sockets. */
+  readonly wss: { readonly clients: Set<unknown>; on(event: string, listener: (...args: any[]) => void): unknown };
   /** Stops serving: closes every socket (which untracks it) and stops the diffs. */
   close(): void;
 }
