@@ -7,7 +7,7 @@ export interface PhoenixEndpointOptions {
   /** The endpoint's path (default '/socket/websocket', where phoenix.js `new Socket('/socket')` connects). */
   path?: string;
   /** The presence key of a join: a user name, or null for an anonymous viewer (default:
-   * `params.user`, '' or absent being anonymous). Throw JoinRefused(reason) to refuse it. */
+   * `params.user`, '' or absent being anonymous). Throw JoinRefused(reason) to refuse it (any other throw refuses it as 'join failed'). */
   key?: (topic: string, params: Record<string, unknown>, request: IncomingMessage) => string | null | undefined;
   /** The node id put in every join reply (default null): the cluster node serving the socket. */
   node?: string | null;

@@ -101,7 +101,11 @@ function attachPhoenix(server, engine, options = {}) {
         let reason;
         if (err instanceof PresenceError) reason = statusName(err.status);
         else if (err instanceof JoinRefused) reason = err.reason;
-        else throw err;
+        else {
+          // A bug in the host's key function: refuse this join, keep serving the others.
+          reason = 'join failed';
+          process.emitWarning(`presence-engine/phoenix: the key function threw: ${err && err.stack ? err.stack : err}`);
+        }
         ws.send(reply(joinRef, ref, topic, 'error', { reason }));
         return;
       }

@@ -135,6 +135,7 @@ test('refused joins reply an error with the reason; heartbeats and stray frames 
   const server = await startServer({
     engineOptions: { maxKeyBytes: 8 },
     key: (topic, params) => {
+      if (topic === 'boom') throw new TypeError('a bug in the key function');
       if (!topic.startsWith('room:')) throw new JoinRefused('unknown topic');
       return params.user || null;
     },
@@ -166,6 +167,11 @@ test('refused joins reply an error with the reason; heartbeats and stray frames 
   assert.deepEqual((await next(7)).slice(0, 4), [null, null, 'room:3', 'presence_diff']);
   assert.deepEqual(Object.keys(frames[6][4].joins), ['viewers']);
   assert.equal(server.engine.counts('room:1').connections, 0, 'a refused join tracks nothing');
+  // A key function that throws anything else refuses that join and the server goes on.
+  ws.send(JSON.stringify(['8', '8', 'boom', 'phx_join', {}]));
+  assert.deepEqual(await next(8), ['8', '8', 'boom', 'phx_reply', { status: 'error', response: { reason: 'join failed' } }]);
+  ws.send(JSON.stringify([null, '9', 'phoenix', 'heartbeat', {}]));
+  assert.deepEqual(await next(9), [null, '9', 'phoenix', 'phx_reply', { status: 'ok', response: {} }]);
 });
 
 test('after a server restart, phoenix.js reconnects and rejoins, and Presence shows the new state', { timeout: 30000 }, async (t) => {
