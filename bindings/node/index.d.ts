@@ -310,6 +310,8 @@ export class PresenceError extends Error {
   readonly status: number;
   /** Its name, e.g. 'PRESENCE_STATUS_NOT_TRACKED'. */
   readonly code: string;
+  /** The name in lower case without its prefix, e.g. 'not_tracked' (Python's `kind`). */
+  readonly kind: string;
 }
 /** An argument the engine refuses: a topic or key that is empty or equals the phoenix viewers key, a string that is not valid UTF-8, a bad meta, or a value over its byte limit. */
 export class InvalidInputError extends PresenceError {}

@@ -29,6 +29,9 @@ class PresenceError extends Error {
     this.name = new.target.name;
     this.status = status;
     this.code = code === undefined ? statusCode(status) : code;
+    // The status name in lower case without its prefix, as Python's `PresenceError.kind`:
+    // what the framework integrations send to clients as a refusal's reason.
+    this.kind = this.code.replace(/^PRESENCE_STATUS_/, '').toLowerCase();
   }
 }
 

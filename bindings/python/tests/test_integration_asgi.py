@@ -18,8 +18,7 @@ import pytest
 
 from integration_support import Server, http_get, redis_server, until
 
-websockets = pytest.importorskip("websockets")
-pytest.importorskip("fastapi")
+import websockets
 
 TOPIC = "video:7"
 

@@ -22,7 +22,7 @@ import pytest
 
 from integration_support import ROOT, SECRET, redis_server, until
 
-websockets = pytest.importorskip("websockets")
+import websockets
 
 SERVER = ROOT / "examples/web/server/python/server.py"
 

@@ -18,7 +18,7 @@ import pytest
 
 from integration_support import HERE, ROOT, Server
 
-websockets = pytest.importorskip("websockets")
+import websockets
 
 
 @pytest.mark.parametrize("fmt", ["phoenix", "counts"])

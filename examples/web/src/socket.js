@@ -1,92 +1,57 @@
-// The page's side of the demo protocol (the seed's effects.js, over a bare WebSocket):
+// The page's socket: the official phoenix.js client (npm `phoenix`), as the seed's front
+// end uses, against either demo server's Phoenix Channels endpoint (/socket/websocket).
+// One channel per video, its topic the presence topic; join params {user} (none: an
+// anonymous viewer). phoenix.js reconnects and rejoins by itself; every join's reply
+// carries the seq of the state that follows and the serving node (null on a single node).
 //
-//   server -> page  {"event":"presence_state","topic":T,"seq":S,"payload":{...}}  on join
-//                   (a server in cluster mode adds "node":N, the node serving this socket)
-//                   {"event":"presence_diff","topic":T,"seq":S,"payload":{...}}   per poll
-//   page -> server  {"event":"sync"}   asks for presence_state again (after a seq gap)
-//
-// presence_state is the engine's list as of its last poll, and S the seq of the last diff
-// it includes; each later diff carries the next seq. The seed's reducer trusts every diff
-// to come exactly once, in order, so this module checks the seqs before dispatching.
+//   join reply      {"seq":S,"node":N}
+//   presence_state  {"viewers":{"count":V},"users":{"count":U}}   after each join
+//   presence_diff   {"joins":{...},"leaves":{...}}                  per poll window
 
+import { Socket } from 'phoenix'
 import { presenceDiff, setPresence } from './state/presence/reducer.js'
 import { setNode, setSeq, setStatus } from './state/session/reducer.js'
 
-const EMPTY = { viewers: { count: 0 }, users: { count: 0 } }
+const backoff = (tries) => [250, 500, 1000, 2000][tries - 1] ?? 5000
 
-export function socketUrl(topic, user) {
-  const url = new URL('/socket', window.location.href)
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
-  url.searchParams.set('topic', topic)
-  if (user) url.searchParams.set('user', user)
-  return url.toString()
-}
-
-/** Opens the socket of `topic` and keeps it open (reconnecting with backoff) until the
- * returned function is called. */
+/** Joins the channel of `topic` and keeps it joined until the returned function is called. */
 export function connectPresence(dispatch, { topic, user }) {
-  let ws = null
+  const socket = new Socket('/socket', { reconnectAfterMs: backoff, rejoinAfterMs: backoff })
+  const channel = socket.channel(topic, user ? { user } : {})
   let seq = 0
-  let synced = false
-  let stopped = false
-  let attempts = 0
-  let retryTimer = null
 
-  const onMessage = (event) => {
-    const msg = JSON.parse(event.data)
-    if (msg.topic !== topic) return
-    if (msg.event === 'presence_state') {
-      seq = msg.seq
-      synced = true
-      attempts = 0
-      dispatch(setPresence(msg.payload))
-      dispatch(setSeq(seq))
-      dispatch(setNode(typeof msg.node === 'string' ? msg.node : null))
-      dispatch(setStatus('live'))
-      return
-    }
-    if (msg.event !== 'presence_diff' || !synced) return
-    if (msg.seq === seq + 1) {
-      // the next diff
-    } else if (msg.seq === 1) {
-      // The topic emptied and the server dropped it; it starts again from nothing.
-      dispatch(setPresence(EMPTY))
-    } else if (msg.seq <= seq) {
-      return // already in the state we hold
-    } else {
-      // A diff went missing: our counts would drift from now on. Ask for the state again
-      // and ignore diffs until it comes.
-      synced = false
-      ws.send(JSON.stringify({ event: 'sync' }))
-      return
-    }
-    seq = msg.seq
-    dispatch(presenceDiff(msg.payload))
+  dispatch(setStatus('connecting'))
+  // The seed's client: presence_state replaces what the reducer holds, presence_diff adds
+  // joins and takes leaves. Frames of one socket come in order, and a rejoin brings a
+  // fresh state, so each diff is the next seq.
+  channel.on('presence_state', (payload) => {
+    dispatch(setPresence(payload))
     dispatch(setSeq(seq))
-  }
+    dispatch(setStatus('live'))
+  })
+  channel.on('presence_diff', (payload) => {
+    seq += 1
+    dispatch(presenceDiff(payload))
+    dispatch(setSeq(seq))
+  })
+  channel.onError(() => dispatch(setStatus('offline')))
+  channel
+    .join()
+    .receive('ok', (reply) => {
+      seq = reply.seq
+      dispatch(setNode(typeof reply.node === 'string' ? reply.node : null))
+    })
+    .receive('error', () => {
+      // Refused (a bad topic or name, or a limit): retrying would be refused again.
+      dispatch(setStatus('rejected'))
+      channel.leave()
+      socket.disconnect()
+    })
+  socket.onError(() => dispatch(setStatus('offline')))
+  socket.connect()
 
-  const open = () => {
-    retryTimer = null
-    synced = false
-    dispatch(setStatus('connecting'))
-    ws = new WebSocket(socketUrl(topic, user))
-    ws.onmessage = onMessage
-    ws.onclose = (event) => {
-      if (stopped) return
-      if (event.code === 1008) {
-        dispatch(setStatus('rejected'))
-        return
-      }
-      dispatch(setStatus('offline'))
-      retryTimer = setTimeout(open, Math.min(5000, 500 * 2 ** attempts++))
-    }
-  }
-
-  open()
   return () => {
-    stopped = true
-    if (retryTimer !== null) clearTimeout(retryTimer)
-    ws.onmessage = null
-    ws.close(1000)
+    channel.leave()
+    socket.disconnect()
   }
 }

@@ -33,6 +33,18 @@ import {
   stopwatch,
 } from './helpers.js'
 
+/** Waits until the page's status badge reads `text`; fails with what it reads instead. */
+async function expectStatus(page, text, name) {
+  try {
+    await page.waitForFunction((t) => document.querySelector('[data-testid=status]')?.textContent === t, text, {
+      timeout: 10000,
+      polling: 25,
+    })
+  } catch {
+    assert.fail(`${name}: status "${await page.locator('[data-testid=status]').textContent()}", expected "${text}"`)
+  }
+}
+
 let browser
 const started = performance.now()
 
@@ -146,6 +158,29 @@ for (const kind of Object.keys(SERVERS)) {
 
       assert.deepEqual(errors, [], 'errors in the pages')
       t.diagnostic(`${kind}: ${summary()}`)
+    })
+
+    test('pages rejoin by themselves after a server restart (phoenix.js)', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+      contexts.push(context)
+      const erin = await open(context, '?v=3&user=erin', 'erin')
+      const viewer = await open(context, '?v=3', 'viewer')
+      await settle(server, 'video:3', 2)
+      await expectAll({ erin, viewer }, '1 user · 1 viewer')
+      // The server stops (the pages' sockets close with it) and a new one, with a new
+      // engine, starts on the same port: the pages reconnect and rejoin, and the new
+      // engine counts them again from its own state.
+      erin.ignoreErrors = viewer.ignoreErrors = true // the reconnects in vain while it is down
+      const { port } = new URL(server.url)
+      assert.equal(await stopServer(server), 0, `the ${kind} server did not stop cleanly:\n${server.output()}`)
+      await expectStatus(erin, 'Reconnecting…', 'erin while the server is down')
+      server = await startServer(kind, { args: ['--port', port] })
+      await settle(server, 'video:3', 2)
+      await expectAll({ erin, viewer }, '1 user · 1 viewer')
+      for (const [name, page] of Object.entries({ erin, viewer })) await expectStatus(page, 'Live', name)
+      await viewer.close()
+      await settle(server, 'video:3', 1)
+      await expectPresence(erin, '1 user · 0 viewers', 'erin after the viewer left')
     })
   })
 }

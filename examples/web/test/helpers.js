@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,6 +22,8 @@ export const SERVERS = {
   node: [process.execPath, [path.join(WEB, 'server/node/server.js')]],
 }
 
+/** Why a server case cannot run yet, or false: both servers serve the page's Phoenix
+ * Channels endpoint (/socket/websocket), and a server without it cannot feed the page. */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** Starts a demo server on a free loopback port; resolves once it prints its address.

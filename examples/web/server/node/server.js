@@ -1,6 +1,7 @@
-// The demo server in Node: `ws` for the sockets, presence-engine (bindings/node) for the
-// bookkeeping, node:http for the built page (dist/) on the same port. The Python server
-// (../python/server.py) speaks the same protocol.
+// The demo server in Node: presence-engine's Phoenix Channels endpoint
+// (presence-engine/phoenix, over `ws`) for the sockets, node:http for the built page
+// (dist/) on the same port. The Python server (../python/server.py) speaks the same
+// protocol.
 //
 //   node server/node/server.js [--host 127.0.0.1] [--port 8000] [--static DIR] [--window-ms 100]
 //     [--node NAME --redis URL [--channel presence-demo] [--secret-env PRESENCE_DEMO_SECRET]
@@ -11,14 +12,16 @@
 // bytes or more) is read from the environment variable named by --secret-env, never from
 // the command line. Without --node: one node, no external service.
 //
-// Protocol, on ws://HOST:PORT/socket?topic=video:<id>[&user=<name>]:
-//   on join    -> {"event":"presence_state","topic":T,"seq":S,"payload":<engine list>}
-//                 (plus "node":NAME in cluster mode) then the socket is tracked
-//                 (anonymous without `user`)
-//   each poll  -> {"event":"presence_diff","topic":T,"seq":S,"payload":<engine diff>}
-//                 to every socket of a topic that changed
-//   {"event":"sync"} from the page -> presence_state again (a page that saw a seq gap)
-//   on close   -> untrackConn
+// Protocol: Phoenix Channels V2 on ws://HOST:PORT/socket/websocket (phoenix.js
+// `new Socket('/socket')`). A channel's topic is video:<id>; join params {user: <name>},
+// none or empty for an anonymous viewer.
+//   phx_join   -> phx_reply {"status":"ok","response":{"seq":S,"node":N}} (N: this node's
+//                 name in cluster mode, else null), then a presence_state push (the
+//                 engine's counts as of its last poll, S the seq of the last diff in it);
+//                 a bad topic or user, or a join the engine refuses, replies
+//                 {"status":"error","response":{"reason":...}}
+//   each poll  -> one presence_diff push per changed topic to every socket joined to it
+//   heartbeat (topic "phoenix") -> ok; phx_leave -> untrack, ok; socket closed -> untrack all
 // GET /api/presence?topic=T answers the topic's live counts, the seq of its last polled
 // diff and the engine's pending topics (for tests and curious humans; numbers only), and
 // in cluster mode this node's name and how many other nodes it currently sees.
@@ -28,8 +31,8 @@ import http from 'node:http'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ConfigError, Engine, LimitReachedError } from 'presence-engine'
-import { WebSocket, WebSocketServer } from 'ws'
+import { ConfigError, Engine } from 'presence-engine'
+import { JoinRefused, attachPhoenix } from 'presence-engine/phoenix'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const TOPIC_PATTERN = /^video:[A-Za-z0-9_-]{1,32}$/
@@ -88,18 +91,6 @@ try {
   throw err
 }
 if (cluster) engine.startRedis(opts.redis, opts.channel)
-// In cluster mode the welcome message names the node, so the page can show it.
-const nodeField = cluster ? `,"node":${JSON.stringify(cluster.node)}` : ''
-/** topic -> Set of the sockets to push its diffs to */
-const rooms = new Map()
-let nextConn = 1
-
-// The engine renders the whole message; in cluster mode the node's name goes in before
-// the closing brace (an object's key order means nothing to the page).
-const stateMessage = (topic) => {
-  const { message } = engine.stateMessage(topic, { envelope: 'event' })
-  return nodeField ? `${message.slice(0, -1)}${nodeField}}` : message
-}
 
 async function serveStatic(req, res) {
   const url = new URL(req.url, 'http://localhost')
@@ -172,77 +163,18 @@ const server = http.createServer((req, res) => {
   })
 })
 
-const wss = new WebSocketServer({ server, path: '/socket', maxPayload: 1024 })
-
-wss.on('connection', (ws, req) => {
-  const url = new URL(req.url, 'http://localhost')
-  const topic = url.searchParams.get('topic') || ''
-  const user = url.searchParams.get('user') || null
-  if (!TOPIC_PATTERN.test(topic)) return ws.close(1008, 'topic must be video:<id>')
-  if (user !== null && !USER_PATTERN.test(user)) return ws.close(1008, 'user must be 1-32 of A-Z a-z 0-9 _ . -')
-
-  const conn = nextConn++
-  // The state as of the last poll, then the track: the diff of the next poll carries this
-  // socket's own join and every change since that poll, with the next seq. No poll can
-  // come in between: this handler runs to its end before any timer does.
-  ws.send(stateMessage(topic))
-  try {
-    engine.track(topic, conn, user)
-  } catch (err) {
-    return ws.close(err instanceof LimitReachedError ? 1013 : 1011, 'presence refused')
-  }
-  if (!rooms.has(topic)) rooms.set(topic, new Set())
-  rooms.get(topic).add(ws)
-  ws.isAlive = true
-
-  ws.on('pong', () => {
-    ws.isAlive = true
-  })
-  ws.on('message', (data) => {
-    let msg
-    try {
-      msg = JSON.parse(data.toString())
-    } catch {
-      return
-    }
-    if (msg && msg.event === 'sync') ws.send(stateMessage(topic))
-  })
-  ws.on('error', () => {})
-  ws.on('close', () => {
-    engine.untrackConn(conn)
-    const room = rooms.get(topic)
-    room.delete(ws)
-    if (room.size === 0) rooms.delete(topic)
-  })
-})
-
-// The engine's wake-up descriptor is checked every `windowMs` (the package's onDiff): a
-// poll happens only when something changed, and all the changes of a window go out as one
-// message per topic. Each message comes rendered by the engine: nothing is parsed or
-// serialised here, and it is encoded to bytes once for all the sockets of its topic.
-const stopDiffs = engine.onDiff(
-  (batch) => {
-    for (const { topic, message } of batch) {
-      const room = rooms.get(topic)
-      if (!room) continue
-      const data = Buffer.from(message)
-      for (const ws of room) if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: false })
-    }
+const endpoint = attachPhoenix(server, engine, {
+  node: cluster ? cluster.node : null,
+  intervalMs: windowMs,
+  maxPayload: 4096,
+  key: (topic, params) => {
+    if (!TOPIC_PATTERN.test(topic)) throw new JoinRefused('topic must be video:<id>')
+    const user = params.user ?? null
+    if (user === null || user === '') return null
+    if (typeof user !== 'string' || !USER_PATTERN.test(user)) throw new JoinRefused('user must be 1-32 of A-Z a-z 0-9 _ . -')
+    return user
   },
-  { intervalMs: windowMs, envelope: 'event' },
-)
-
-// Sockets that stopped answering pings (a laptop lid closed) are dropped, which untracks them.
-const heartbeat = setInterval(() => {
-  for (const ws of wss.clients) {
-    if (!ws.isAlive) {
-      ws.terminate()
-      continue
-    }
-    ws.isAlive = false
-    ws.ping()
-  }
-}, 20000)
+})
 
 // A port in use (or any error of the listening socket): say so and exit.
 const listenFailed = (err) => {
@@ -250,7 +182,6 @@ const listenFailed = (err) => {
   process.exit(1)
 }
 server.on('error', listenFailed)
-wss.on('error', listenFailed)
 
 server.listen(Number(opts.port), opts.host, () => {
   const { port } = server.address()
@@ -264,10 +195,7 @@ let stopping = false
 async function shutdown() {
   if (stopping) return
   stopping = true
-  clearInterval(heartbeat)
-  stopDiffs()
-  for (const ws of wss.clients) ws.terminate()
-  wss.close()
+  endpoint.close()
   const closed = new Promise((resolve) => server.close(resolve))
   // The Redis link publishes this node's departure before it stops: the other nodes drop
   // its presences at once instead of after down-after-ms.
