@@ -62,6 +62,6 @@ bench-run: bench-drivers bench-packages
 test-bench: bench-drivers bench-packages
 	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings
-	cd $(BENCH_DIR) && $(BENCH_CARGO) test --release
+	cd $(BENCH_DIR) && $(BENCH_CARGO) test --release --lib
 	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
 	  $(BENCH_PY) $(BENCH_DIR)/run.py --check

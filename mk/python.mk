@@ -50,12 +50,21 @@ python-lint: deps-python $(PY_BUILD_VENV)/.ready
 	$(PY_CARGO) clippy --release --all-targets -- -D warnings
 
 ## The abi3 wheel (one file, for every CPython >= 3.10), into target/python/wheels/.
-## PY_PROFILE=demo (what `make demo` uses) builds it faster and less optimized.
+## A release build is the manylinux wheel that ships (mk/dist.mk's dist-wheel): the tests,
+## the benchmarks and dist share that one build, so what is tested is what users install.
+## PY_PROFILE=demo (what `make demo` uses) builds a faster, less optimized wheel for this
+## machine only, without zig.
 PY_PROFILE ?= release
+ifeq ($(PY_PROFILE),release)
+python-wheel: dist-wheel
+	rm -rf $(PY_WHEELS) && mkdir -p $(PY_WHEELS)
+	cp $(WHEEL_GLOB) $(PY_WHEELS)/
+else
 python-wheel: deps-python $(PY_BUILD_VENV)/.ready
 	rm -rf $(PY_WHEELS)
 	cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo $(PY_BUILD_VENV)/bin/maturin build --profile $(PY_PROFILE) \
 	  --interpreter $(PY_BUILD_VENV)/bin/python --out $(PY_WHEELS)
+endif
 
 test-python: deps-redis python-lint python-wheel
 	rm -rf $(PY_TEST_VENV)

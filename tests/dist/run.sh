@@ -214,7 +214,10 @@ say "no Rust toolchain was called ($(cat "$scratch/rust-probes.log" 2>/dev/null 
 # --- The sdist builds from source (toolchain back on PATH) -------------------------------
 export PATH=$DIST_VENV/bin:$REAL_PATH  # maturin, for the build without isolation
 say "sdist: building a wheel from $(basename "$SDIST") with cargo"
-CARGO_TARGET_DIR=$PY_CARGO_DIR "$DIST_VENV/bin/pip" wheel --quiet --disable-pip-version-check \
+# The same explicit target as the manylinux wheel's build, whose target dir this shares:
+# the dependencies compiled for that wheel are reused instead of built a second time.
+host=$(rustc -vV | sed -n 's/^host: //p')
+CARGO_TARGET_DIR=$PY_CARGO_DIR MATURIN_PEP517_ARGS="--target $host" "$DIST_VENV/bin/pip" wheel --quiet --disable-pip-version-check \
   --no-deps --no-build-isolation -w "$scratch/sdist-wheel" "$SDIST"
 "$PYTHON3" -m venv "$scratch/sdist-venv"
 "$scratch/sdist-venv/bin/pip" install --quiet --disable-pip-version-check "$scratch"/sdist-wheel/*.whl
