@@ -61,7 +61,8 @@ bench-run: bench-drivers bench-packages
 
 ## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
 ## Rust and through the C ABI, the HashMap floor, the Redis patterns, a three-process cluster
-## over Redis in both formats; the Python and Node scripts' own --check).
+## over Redis in both formats; the Python and Node scripts' own --check, and the integration
+## scripts': every socket of every path is handed every diff).
 test-bench: bench-drivers bench-packages
 	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings
