@@ -12,8 +12,12 @@
 // (the integration's own diff callback, called with the same pollReady batch it would
 // get from its timer). The clients then drain every message before the next round.
 //
-//   node bench/node_integrations.mjs [--topics 1000] [--sockets 2] [--rounds 7]
+//   node bench/node_integrations.mjs [--topics 1000] [--sockets 2] [--rounds 7] [--json]
 //   node bench/node_integrations.mjs --check     (a small run that only checks delivery)
+//
+// --json prints one line per path with every round (bench/run.py's integrations suite);
+// --check asserts that every socket got its state and then exactly one message of its own
+// topic per diff, and no timing.
 //
 // Needs bindings/node's dev dependencies (socket.io, socket.io-client, ws).
 
@@ -34,6 +38,9 @@ const { values } = parseArgs({
     topics: { type: 'string', default: '1000' },
     sockets: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '7' },
+    json: { type: 'boolean', default: false },
+    // bench/run.py turns the order between runs, so that no path always runs first.
+    rotate: { type: 'string', default: '0' },
     check: { type: 'boolean', default: false },
   },
 })
@@ -42,6 +49,28 @@ const PER_TOPIC = values.check ? 2 : Number(values.sockets)
 const ROUNDS = values.check ? 2 : Number(values.rounds)
 const topicName = (i) => `video:${i}`
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Counts every socket's presence messages, in all and per socket; with --check, also
+ * whether each was of the socket's own topic.
+ */
+function newCounter() {
+  const counter = { n: 0, sockets: [], wrongTopic: [] }
+  counter.socket = (topic) => {
+    const mine = { topic, n: 0 }
+    counter.sockets.push(mine)
+    return (topicSeen) => {
+      counter.n++
+      mine.n++
+      if (values.check && topicSeen !== topic) counter.wrongTopic.push(`${topic} got ${topicSeen}`)
+    }
+  }
+  return counter
+}
+
+// The topic a bare or Phoenix frame is about (only parsed with --check).
+const eventTopic = (data) => (values.check ? JSON.parse(data.toString()).topic : undefined)
+const phoenixTopic = (data) => (values.check ? JSON.parse(data.toString())[2] : undefined)
 
 /** Takes the diff callback an integration registers, so the bench can call it itself. */
 function captureOnDiff(engine) {
@@ -75,7 +104,8 @@ async function bare(engine, counter) {
   for (let t = 0; t < TOPICS; t++) {
     for (let s = 0; s < PER_TOPIC; s++) {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/?topic=${topicName(t)}`)
-      ws.on('message', () => counter.n++)
+      const seen = counter.socket(topicName(t))
+      ws.on('message', (data) => seen(eventTopic(data)))
       clients.push(new Promise((resolve) => ws.once('open', () => resolve(ws))))
       // A few hundred connects at a time: more at once overflow the listen backlog.
       if (clients.length % 256 === 0) await Promise.all(clients)
@@ -112,8 +142,9 @@ async function socketio(engine, counter) {
   for (let t = 0; t < TOPICS; t++) {
     for (let s = 0; s < PER_TOPIC; s++) {
       const socket = connect(`http://127.0.0.1:${port}`, { transports: ['websocket'] })
-      socket.on('presence_state', () => counter.n++)
-      socket.on('presence_diff', () => counter.n++)
+      const seen = counter.socket(topicName(t))
+      socket.on('presence_state', (m) => seen(values.check ? m.topic : undefined))
+      socket.on('presence_diff', (m) => seen(values.check ? m.topic : undefined))
       socket.emit('watch', topicName(t))
       clients.push(socket)
     }
@@ -137,9 +168,10 @@ async function phoenix(engine, counter) {
   for (let t = 0; t < TOPICS; t++) {
     for (let s = 0; s < PER_TOPIC; s++) {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/socket/websocket?vsn=2.0.0`)
+      const seen = counter.socket(topicName(t))
       ws.on('message', (data) => {
         // the join reply is not a presence message
-        if (!data.toString().includes('"phx_reply"')) counter.n++
+        if (!data.toString().includes('"phx_reply"')) seen(phoenixTopic(data))
       })
       clients.push(
         new Promise((resolve) =>
@@ -173,7 +205,7 @@ async function waitCount(counter, n, what) {
 
 async function measure(name, setup) {
   const engine = new Engine({ format: 'counts' })
-  const counter = { n: 0 }
+  const counter = newCounter()
   const path = await setup(engine, counter)
   const sockets = TOPICS * PER_TOPIC
   // Every socket's state, then the first diff (all the joins), outside the timing.
@@ -197,9 +229,18 @@ async function measure(name, setup) {
     if (batch.length !== TOPICS) throw new Error(`${name}: ${batch.length} changed topics, expected ${TOPICS}`)
     await waitCount(counter, expected, `${name} round ${round}`)
   }
+  if (values.check) {
+    await sleep(100) // a second message of the last round would arrive meanwhile
+    const want = 2 + ROUNDS // the state, the first diff, one diff per round
+    const bad = counter.sockets.filter((s) => s.n !== want)
+    if (bad.length) {
+      throw new Error(`${name}: ${bad.length} of ${sockets} sockets got [${[...new Set(bad.map((s) => s.n))]}] messages, not ${want}`)
+    }
+    if (counter.wrongTopic.length) throw new Error(`${name}: ${counter.wrongTopic.slice(0, 5).join('; ')}`)
+  }
   await path.close()
   engine.close()
-  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const total = median(times)
   return {
     name,
@@ -207,21 +248,34 @@ async function measure(name, setup) {
     pollUs: median(polls) / TOPICS / 1000,
     perMessageNs: total / sockets,
     batchMs: total / 1e6,
+    runsUs: times.map((ns) => Number((ns / TOPICS / 1000).toFixed(3))),
+    pollRunsUs: polls.map((ns) => Number((ns / TOPICS / 1000).toFixed(3))),
   }
 }
 
+const paths = [['bare', bare], ['socket.io', socketio], ['phoenix', phoenix]]
+const k = Number(values.rotate) % paths.length
 const results = []
-for (const [name, setup] of [['bare', bare], ['socket.io', socketio], ['phoenix', phoenix]]) {
-  results.push(await measure(name, setup))
+for (const [name, setup] of [...paths.slice(k), ...paths.slice(0, k)]) {
+  const r = await measure(name, setup)
+  results.push(r)
+  if (values.json) {
+    const line = { bench: 'integrations', impl: `node-${name}`, unit: 'us', params: { lang: 'node', topics: TOPICS, sockets: PER_TOPIC }, runs: r.runsUs, poll_us: r.pollRunsUs }
+    if (name !== 'bare') line.baseline = 'node-bare'
+    process.stdout.write(`${JSON.stringify(line)}\n`)
+  }
 }
+results.sort((a, b) => paths.findIndex(([n]) => n === a.name) - paths.findIndex(([n]) => n === b.name))
 const base = results[0].perTopicUs
-console.log(`fan-out per changed topic: ${TOPICS} topics x ${PER_TOPIC} sockets, counts format, median of ${ROUNDS} rounds`)
+// With --json, stdout carries the lines and the summary goes to stderr.
+const say = values.json ? console.error : console.log
+say(`fan-out per changed topic: ${TOPICS} topics x ${PER_TOPIC} sockets, counts format, median of ${ROUNDS} rounds`)
 for (const r of results) {
-  console.log(
+  say(
     `  ${r.name.padEnd(10)} ${r.perTopicUs.toFixed(2).padStart(8)} us/topic (poll ${r.pollUs.toFixed(2)})  ` +
       `${r.perMessageNs.toFixed(0).padStart(6)} ns/socket message  ` +
       `batch ${r.batchMs.toFixed(2)} ms  (${(r.perTopicUs / base).toFixed(2)}x bare)`,
   )
 }
-if (values.check) console.log('check: every path delivered every state and diff')
+if (values.check) say('check: every path delivered every state and diff to every socket, once')
 process.exit(0)

@@ -10,6 +10,8 @@ plots). A new suite is one more entry. The drivers:
   target/bench/cargo/release/presence-cluster Rust: three node processes over Redis
   target/bench/presence_bench_c               C: the engine through include/presence.h
   bench/python_bench.py, bench/node_bench.mjs the Python and Node packages and their peers
+  bench/python_integrations.py,               fan-out through the framework integrations
+  bench/node_integrations.mjs                 against the bare path of the same language
 
 Every figure is the median of several runs, beside its ratio to a baseline measured in
 the same run. Raw lines go to bench/results/ (ignored by git).

@@ -4,9 +4,10 @@
 # every tracker the benchmarks compare gives the same counts (it asserts no timing).
 #
 # Everything built or installed here goes under target/bench/: the Rust drivers
-# (cargo/release/), the C driver, and the Python venv (matplotlib, the presence_engine
-# package). The Node package is installed into bench/node_modules (ignored by git) so that
-# bench/node_bench.mjs can import it. BENCH_ONLY=suite,... runs some suites only.
+# (cargo/release/), the C driver, and the Python venv (matplotlib, the frameworks of
+# bench/python_integrations.py, the presence_engine package). The Node package is installed
+# into bench/node_modules (ignored by git) so that bench/node_bench.mjs can import it.
+# BENCH_ONLY=suite,... runs some suites only.
 
 BENCH_SUITES += bench-run
 TEST_SUITES += test-bench
@@ -34,7 +35,7 @@ bench-drivers: deps-bench
 	gcc -std=c11 -O2 -Wall -Wextra -Werror -I$(ROOT)/include $(BENCH_DIR)/c/presence_bench.c \
 	  $(TARGET_DIR)/release/libpresence.a -lpthread -ldl -lm -o $(BENCH_C)
 
-## The bench venv with matplotlib (bench/requirements.txt).
+## The bench venv with matplotlib, python-socketio and starlette (bench/requirements.txt).
 $(BENCH_PY): $(BENCH_DIR)/requirements.txt
 	@mkdir -p $(BENCH_OUT)
 	python3 -m venv $(BENCH_VENV)
@@ -46,7 +47,9 @@ bench-venv: deps-bench $(BENCH_PY)
 
 ## The Python and Node packages, for bench/python_bench.py and bench/node_bench.mjs: the
 ## wheel mk/python.mk builds, and bindings/node (its koffi from mk/node.mk's `npm ci`)
-## linked into bench/node_modules.
+## linked into bench/node_modules. bench/node_integrations.mjs requires from bindings/node
+## itself, where that `npm ci` also installs the dev dependencies it drives (socket.io,
+## socket.io-client, ws).
 bench-packages: bench-venv python-wheel node-packages
 	$(BENCH_PY) -m pip install -q --force-reinstall --no-deps $(PY_WHEELS)/presence_engine-*.whl
 	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
@@ -58,7 +61,8 @@ bench-run: bench-drivers bench-packages
 
 ## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
 ## Rust and through the C ABI, the HashMap floor, the Redis patterns, a three-process cluster
-## over Redis in both formats; the Python and Node scripts' own --check).
+## over Redis in both formats; the Python and Node scripts' own --check, and the integration
+## scripts': every socket of every path is handed every diff).
 test-bench: bench-drivers bench-packages
 	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings

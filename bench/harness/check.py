@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
-from .core import (BENCH, C_DRIVER, NODE_SCRIPT, PY_SCRIPT, PYTHON, TARGET, has_node_package, has_python_package,
-                   log, rust)
+from .core import (BENCH, C_DRIVER, NODE_INTEGRATIONS, NODE_SCRIPT, PY_INTEGRATIONS, PY_SCRIPT, PYTHON, TARGET,
+                   has_node_integrations, has_node_package, has_python_integrations, has_python_package, log, rust)
 from .redis_server import RedisServer
 from .suites.ab import PY_AB
 
@@ -121,5 +121,20 @@ def run_check() -> int:
     else:
         failed += 1
         print(f"FAIL {NODE_SCRIPT.name} --check: the presence-engine package is not installed (make bench-packages)")
+    # The integrations suite's scripts: every socket of every path is handed every diff.
+    for script, cmd, ready, missing in (
+        (PY_INTEGRATIONS, [PYTHON, PY_INTEGRATIONS, "--check"], has_python_integrations,
+         "presence_engine, python-socketio or starlette is not installed in the bench venv (make bench-packages)"),
+        (NODE_INTEGRATIONS, ["node", NODE_INTEGRATIONS, "--check"], has_node_integrations,
+         "bindings/node's dev dependencies are not installed (make bench-packages)"),
+    ):
+        if not ready():
+            failed += 1
+            print(f"FAIL {script.name} --check: {missing}")
+            continue
+        log("$", " ".join(map(str, cmd)))
+        p = subprocess.run([str(c) for c in cmd], stdout=subprocess.DEVNULL, cwd=BENCH)
+        passed, failed = (passed + 1, failed) if p.returncode == 0 else (passed, failed + 1)
+        print(("ok  " if p.returncode == 0 else "FAIL") + f" {script.name} --check")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

@@ -19,6 +19,8 @@ RUST_BIN = Path(os.environ.get("BENCH_RUST_BIN", TARGET / "cargo" / "release"))
 C_DRIVER = TARGET / "presence_bench_c"
 PY_SCRIPT = BENCH / "python_bench.py"
 NODE_SCRIPT = BENCH / "node_bench.mjs"
+PY_INTEGRATIONS = BENCH / "python_integrations.py"
+NODE_INTEGRATIONS = BENCH / "node_integrations.mjs"
 # run.py runs in the bench venv, where the presence_engine package is installed.
 PYTHON = sys.executable
 
@@ -63,6 +65,13 @@ class Sizes:
     host_runs: int = 9
     # A/B suite: calls per run of the Python side (the Rust side uses n)
     ab_py_n: int = 200_000
+    # integrations: topics, sockets per topic (Python's are in-process, Node's real
+    # loopback sockets), timed rounds per script run, script runs
+    integ_topics: int = 1_000
+    integ_py_sockets: int = 4
+    integ_node_sockets: int = 2
+    integ_rounds: int = 7
+    integ_runs: int = 3
 
 
 FULL = Sizes()
@@ -85,6 +94,8 @@ QUICK = Sizes(
     cluster_seconds=3,
     host_runs=3,
     ab_py_n=50_000,
+    integ_topics=200,
+    integ_runs=1,
 )
 
 
@@ -229,6 +240,24 @@ def has_node_package() -> bool:
         if p.returncode == 0:
             return True
     return False
+
+
+def has_python_integrations() -> bool:
+    """The package and what python_integrations.py drives it with."""
+    p = subprocess.run([PYTHON, "-c", "import presence_engine, socketio, starlette"], capture_output=True)
+    return p.returncode == 0
+
+
+def has_node_integrations() -> bool:
+    """What node_integrations.mjs requires from bindings/node: the binding and the dev
+    dependencies that mk/node.mk's `npm ci` installs there."""
+    if shutil.which("node") is None:
+        return False
+    script = ("const r = require('node:module').createRequire(process.argv[1]);"
+              "for (const m of ['./index.js', 'socket.io', 'socket.io-client', 'ws']) r(m)")
+    p = subprocess.run(["node", "-e", script, str(ROOT / "bindings" / "node" / "package.json")],
+                       capture_output=True)
+    return p.returncode == 0
 
 
 @dataclass

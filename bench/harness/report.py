@@ -50,12 +50,13 @@ def render(ctx: Ctx, started: float) -> str:
         "",
         "## How to rerun",
         "",
-        "`make bench` (the measurements take 5–9 minutes on two cores, about 2.5 of them in the "
-        "cluster suite, plus the first build of the drivers and packages) or `make bench-quick` "
+        "`make bench` (the measurements take 8–12 minutes on two cores, about 2.5 of them in the "
+        "cluster suite and 3 in the integrations suite, plus the first build of the drivers and "
+        "packages) or `make bench-quick` "
         "(about a minute of measurements: N = 100k, fewer runs and shorter cluster runs). Raw JSON lines of the last run are in `bench/results/` (not committed). "
         "`make test-bench` checks that every tracker compared here gives the same counts on a small "
-        "workload, and that three node processes over Redis reach them exactly in both formats; it "
-        "asserts no timing.",
+        "workload, that three node processes over Redis reach them exactly in both formats, and that "
+        "every framework integration hands every socket each diff once; it asserts no timing.",
         "",
     ]
     return "\n".join(md)

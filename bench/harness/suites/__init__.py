@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import Ctx, Suite
-from . import ab, cluster, fanout, host, hot, memory, poll, threads, throughput
+from . import ab, cluster, fanout, host, hot, integrations, memory, poll, threads, throughput
 
 
 def nothing(ctx: Ctx) -> str:
@@ -24,4 +24,6 @@ SUITES: list[Suite] = [
           needs_redis=True),
     Suite("host", "8. The host path: ready-to-send messages in Python and Node", host.run_host, host.render_host),
     Suite("ab", "9. Hand-written pieces against their alternatives", ab.run_ab, ab.render_ab),
+    Suite("integrations", "10. Fan-out through the framework integrations against the bare path",
+          integrations.run_integrations, integrations.render_integrations),
 ]
