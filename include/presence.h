@@ -494,6 +494,25 @@ enum presence_status presence_get_counts(const struct presence_engine *engine,
                                          struct presence_counts *out);
 
 /**
+ * Reads the live counts of `n` topics at once: `out[i]` receives those of `topics[i]`, as
+ * `presence_get_counts` gives them (an unknown topic has zero counts; in cluster mode,
+ * every live node's presences). It costs time in proportion to `n` whatever the engine
+ * holds: one call serves an HTTP endpoint that lists many channels' counts. Each topic is
+ * read under its own lock, so the counts are not taken at one instant.
+ *
+ * `topics` points to `n` NUL-terminated UTF-8 strings, borrowed for the call; `out` to
+ * room for `n` `presence_counts`. Both may be NULL only when `n` is 0. Every name is
+ * checked before any is read: a NULL element (`PRESENCE_STATUS_NULL_ARGUMENT`), invalid
+ * UTF-8, or a topic that `presence_get_counts` refuses fails the whole call, with
+ * nothing written to `out`, and the last error message names the first bad one as
+ * `topics[i]`.
+ */
+enum presence_status presence_counts_many(const struct presence_engine *engine,
+                                          const char *const *topics,
+                                          size_t n,
+                                          struct presence_counts *out);
+
+/**
  * Renders the `presence_state` payload of `topic` into `*out`: the state as of the last
  * poll, which is what a client joining now must start from so that the diffs of the
  * following polls apply exactly. An unknown topic gives the empty state.

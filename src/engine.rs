@@ -85,6 +85,18 @@ impl Engine {
         self.shared.counts(topic)
     }
 
+    /// The live counts of each of `topics`, in their order (zeros for an unknown topic, as
+    /// `counts` gives them), in time proportional to the number of topics asked: what an
+    /// HTTP endpoint listing many channels' counts needs. Each topic is read as `counts`
+    /// reads it, under its own shard's lock, so the topics are not read at one instant. In
+    /// a cluster they include every live node's presences.
+    ///
+    /// Every name is checked before any is read; the first one refused is the error, with
+    /// [`Error::index`] giving its position (its message names it as `topics[i]`).
+    pub fn counts_many<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Counts>> {
+        self.shared.counts_many(topics)
+    }
+
     /// The `presence_state` payload of `topic` as of the last poll, with its seq: send it
     /// to a client that joins now, then the diffs of later polls.
     pub fn list(&self, topic: &str) -> Result<State> {
@@ -263,6 +275,7 @@ mod tests {
         refused(engine.untrack("room", 1));
         refused(engine.update("room", 1, None));
         refused(engine.counts("room"));
+        refused(engine.counts_many(&["room", "other"]));
         refused(engine.list("room"));
         assert_eq!(
             engine.untrack_conn(1),

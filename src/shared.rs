@@ -269,6 +269,24 @@ impl Shared {
         Ok(self.with_topic(topic, Topic::counts).unwrap_or_default())
     }
 
+    /// Each topic's counts in turn, each read under its own shard's lock: a topic's counts
+    /// are as live as `counts` gives them, but the topics are not read at one instant.
+    pub(crate) fn counts_many<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Counts>> {
+        let _section = self.enter()?;
+        // Every name is checked first: the first bad one is the error, whatever follows.
+        for (i, topic) in topics.iter().enumerate() {
+            self.check_topic(topic.as_ref())
+                .map_err(|e| e.at("topics", i))?;
+        }
+        Ok(topics
+            .iter()
+            .map(|t| {
+                self.with_topic(t.as_ref(), Topic::counts)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
     pub(crate) fn list(&self, topic: &str) -> Result<State> {
         let _section = self.enter()?;
         self.check_topic(topic)?;

@@ -472,6 +472,59 @@ static void test_cluster(void) {
   presence_engine_free(single);
 }
 
+/* Whether the counts are these three numbers. */
+static int counts_are(presence_counts c, uint64_t viewers, uint64_t users, uint64_t connections) {
+  return c.viewers == viewers && c.users == users && c.connections == connections;
+}
+
+static void test_counts_many(void) {
+  presence_engine *e = engine_with("{\"max_topic_bytes\":16}");
+  const char *topics[5] = {"video:1", "nowhere", "video:2", "video:1", NULL};
+  const char *bad_utf8[3] = {"video:1", "ok", "bad\xc3("};
+  const char *empty[2] = {"video:1", ""};
+  const char *too_long[2] = {"a-topic-of-more-than-16-bytes", ""};
+  presence_counts out[5];
+  presence_counts untouched = {77, 77, 77};
+  size_t i;
+
+  CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 2, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:2", 4, "bob", NULL), PRESENCE_STATUS_OK);
+
+  CHECK_STATUS(presence_counts_many(e, topics, 4, out), PRESENCE_STATUS_OK);
+  CHECK(counts_are(out[0], 1, 1, 3));
+  CHECK(counts_are(out[1], 0, 0, 0)); /* an unknown topic */
+  CHECK(counts_are(out[2], 0, 1, 1));
+  CHECK(counts_are(out[3], 1, 1, 3)); /* asked twice */
+  for (i = 0; i < 4; i++) {
+    presence_counts one;
+    CHECK_STATUS(presence_get_counts(e, topics[i], &one), PRESENCE_STATUS_OK);
+    CHECK(counts_are(one, out[i].viewers, out[i].users, out[i].connections));
+  }
+  /* Nothing asked: NULL arrays are fine. */
+  CHECK_STATUS(presence_counts_many(e, NULL, 0, NULL), PRESENCE_STATUS_OK);
+
+  /* Every refusal writes nothing and names the first bad topic. */
+  for (i = 0; i < 5; i++) out[i] = untouched;
+  CHECK_STATUS(presence_counts_many(NULL, topics, 4, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("engine"));
+  CHECK_STATUS(presence_counts_many(e, NULL, 4, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topics"));
+  CHECK_STATUS(presence_counts_many(e, topics, 4, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("out"));
+  CHECK_STATUS(presence_counts_many(e, topics, 5, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topics[4]"));
+  CHECK_STATUS(presence_counts_many(e, bad_utf8, 3, out), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK(last_error_has("topics[2]"));
+  CHECK_STATUS(presence_counts_many(e, empty, 2, out), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("topics[1]"));
+  CHECK_STATUS(presence_counts_many(e, too_long, 2, out), PRESENCE_STATUS_TOO_LONG);
+  CHECK(last_error_has("topics[0]"));
+  for (i = 0; i < 5; i++) CHECK(counts_are(out[i], 77, 77, 77));
+  presence_engine_free(e);
+}
+
 /* The span `sp` of a ready batch's text, compared with `want`. */
 static int span_is(const presence_ready *r, presence_span sp, const char *want) {
   return sp.len == strlen(want) && sp.offset + sp.len <= r->text.len &&
@@ -596,6 +649,7 @@ int main(void) {
   test_poll_json_and_wakeup();
   test_poll_each_phoenix();
   test_ready_messages();
+  test_counts_many();
   test_last_error_message();
   test_cluster();
   test_io_failure_when_out_of_descriptors();
