@@ -145,8 +145,9 @@ typedef enum presence_envelope {
 typedef struct presence_engine presence_engine;
 
 /**
- * A byte buffer allocated by the library: JSON text, followed by a NUL byte that `len`
- * does not count, so `data` can also be used as a C string.
+ * A byte buffer allocated by the library: text (JSON, or the Prometheus text format of
+ * `presence_metrics`), followed by a NUL byte that `len` does not count, so `data` can
+ * also be used as a C string.
  *
  * The caller owns it and must release it with `presence_buf_free`, never with `free()`.
  * A zeroed `presence_buf` (`{NULL, 0}`) holds nothing and may be freed.
@@ -247,6 +248,11 @@ typedef struct presence_stats {
    * Topics changed since the last poll.
    */
   uint64_t topics_pending;
+  /**
+   * Polls taken since the engine was created (`presence_poll_diff`,
+   * `presence_poll_diff_each`, `presence_poll_ready`), empty ones included.
+   */
+  uint64_t polls;
 } presence_stats;
 
 /**
@@ -579,6 +585,23 @@ enum presence_status presence_pending_topics(const struct presence_engine *engin
  */
 enum presence_status presence_get_stats(const struct presence_engine *engine,
                                         struct presence_stats *out);
+
+/**
+ * Renders the engine's figures into `*out` in the Prometheus text exposition format
+ * (version 0.0.4: `# HELP` and `# TYPE` lines, then the samples), ready to serve as the
+ * body of a `/metrics` response (`Content-Type: text/plain; version=0.0.4`). The names
+ * start with `presence_`: the figures of `presence_get_stats` (`presence_topics`,
+ * `presence_presences`, `presence_heap_bytes`, `presence_topics_pending`,
+ * `presence_polls_total`), `presence_info` (the version and format as labels) and, in
+ * cluster mode, those of `presence_cluster_get_stats` (`presence_cluster_...`; refused
+ * messages as one counter with a `cause` label). The README lists every metric.
+ *
+ * Like `presence_get_stats` it visits every topic: call it when scraped, not per event.
+ * The caller owns `*out` and must release it with `presence_buf_free`. `out` must not
+ * be NULL.
+ */
+enum presence_status presence_metrics(const struct presence_engine *engine,
+                                      struct presence_buf *out);
 
 /**
  * Cluster mode: hands `callback` every message this node must publish now, in order,

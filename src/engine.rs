@@ -131,6 +131,18 @@ impl Engine {
         stats
     }
 
+    /// The engine's figures in the Prometheus text exposition format (version 0.0.4), for a
+    /// `/metrics` endpoint: those of [`Engine::stats`] (which makes this O(topics)), the
+    /// polls taken and, in cluster mode, those of [`Engine::cluster_stats`]. The families
+    /// are listed in [`METRICS`](crate::METRICS).
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(
+            self.shared.config.format,
+            &self.stats(),
+            self.cluster_stats().as_ref(),
+        )
+    }
+
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
     /// changes since the last tick (or a heartbeat), snapshots when due or asked for,
     /// snapshot requests after a gap, and drops nodes silent for `down_after_ms` (a tick

@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) topic_count: Padded<AtomicUsize>,
     presence_count: Padded<AtomicUsize>,
     pending_count: Padded<AtomicUsize>,
+    /// Polls taken, for monitoring; on a line of its own too: each poll writes it, which
+    /// would make the calls that read a line it shared miss that line afterwards.
+    poll_count: Padded<AtomicU64>,
     waker: Waker,
     /// Cluster mode: local changes are queued for other nodes, and user hashes are keyed
     /// per topic because they travel.
@@ -64,6 +67,9 @@ pub struct Stats {
     pub bytes: u64,
     /// Topics changed since the last poll.
     pub topics_pending: u64,
+    /// Polls taken since the engine was created (each `poll_diff`, whichever binding or C
+    /// call made it), empty ones included.
+    pub polls: u64,
 }
 
 /// A topic's published state, for a client that joins now.
@@ -107,6 +113,7 @@ impl Shared {
             topic_count: Padded(AtomicUsize::new(0)),
             presence_count: Padded(AtomicUsize::new(0)),
             pending_count: Padded(AtomicUsize::new(0)),
+            poll_count: Padded(AtomicU64::new(0)),
             waker: Waker::new()?,
             config,
             poisoned: AtomicBool::new(false),
@@ -315,6 +322,7 @@ impl Shared {
             return empty;
         };
         self.waker.drain();
+        self.poll_count.fetch_add(1, Ordering::Relaxed);
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
         for shard in self.topics.iter() {
@@ -376,6 +384,7 @@ impl Shared {
             presences: self.presence_count.load(Ordering::Relaxed) as u64,
             bytes: bytes as u64,
             topics_pending: self.pending_count.load(Ordering::Relaxed) as u64,
+            polls: self.poll_count.load(Ordering::Relaxed),
         }
     }
 

@@ -188,6 +188,7 @@ pub fn run(data: &[u8]) {
         dirty: BTreeSet::new(),
         version: 0,
         seen_refs: BTreeSet::new(),
+        polls: 0,
     };
     let mut steps = 0;
     while !input.is_empty() && steps < 2000 {
@@ -207,6 +208,8 @@ struct Model {
     version: u64,
     /// Every phx_ref any diff or list has shown: a join must bring a new one.
     seen_refs: BTreeSet<String>,
+    /// Polls taken.
+    polls: u64,
 }
 
 impl Model {
@@ -287,6 +290,7 @@ impl Model {
         assert_eq!(after.presences, self.presences() as u64);
         assert_eq!(after.topics, self.topics.len() as u64);
         assert_eq!(after.topics_pending, self.dirty.len() as u64);
+        assert_eq!(after.polls, self.polls);
     }
 
     fn track(&mut self, e: &Engine, input: &mut Input) -> (u32, u32) {
@@ -530,6 +534,7 @@ impl Model {
 
     fn poll(&mut self, e: &Engine, json: bool) {
         let diffs = if json { poll_json(e) } else { poll_each(e) };
+        self.polls += 1;
         let dirty = std::mem::take(&mut self.dirty);
         let mut seen = BTreeSet::new();
         for (topic, seq, counts, payload) in diffs {
@@ -620,6 +625,7 @@ impl Model {
         let s = stats(e);
         assert_eq!(s.topics, self.topics.len() as u64);
         assert_eq!(s.topics_pending, 0);
+        assert_eq!(s.polls, self.polls);
     }
 }
 
