@@ -426,7 +426,9 @@ fn dts_errors() -> String {
          /** The presence_status value. */\n  readonly status: number;\n  \
          /** Its name, e.g. 'PRESENCE_STATUS_NOT_TRACKED'. */\n  readonly code: string;\n  \
          /** The name in lower case without its prefix, e.g. 'not_tracked' (Python's `kind`). */\n  \
-         readonly kind: string;\n}\n",
+         readonly kind: string;\n  \
+         /** countsMany(): the position of the topic refused. */\n  \
+         readonly index?: number;\n}\n",
     );
     for c in ERROR_CLASSES {
         let parent = c.parent.unwrap_or("PresenceError");
