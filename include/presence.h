@@ -145,8 +145,9 @@ typedef enum presence_envelope {
 typedef struct presence_engine presence_engine;
 
 /**
- * A byte buffer allocated by the library: JSON text, followed by a NUL byte that `len`
- * does not count, so `data` can also be used as a C string.
+ * A byte buffer allocated by the library: text (JSON, or the Prometheus text format of
+ * `presence_metrics`), followed by a NUL byte that `len` does not count, so `data` can
+ * also be used as a C string.
  *
  * The caller owns it and must release it with `presence_buf_free`, never with `free()`.
  * A zeroed `presence_buf` (`{NULL, 0}`) holds nothing and may be freed.
@@ -247,6 +248,11 @@ typedef struct presence_stats {
    * Topics changed since the last poll.
    */
   uint64_t topics_pending;
+  /**
+   * Polls taken since the engine was created (`presence_poll_diff`,
+   * `presence_poll_diff_each`, `presence_poll_ready`), empty ones included.
+   */
+  uint64_t polls;
 } presence_stats;
 
 /**
@@ -494,6 +500,25 @@ enum presence_status presence_get_counts(const struct presence_engine *engine,
                                          struct presence_counts *out);
 
 /**
+ * Reads the live counts of `n` topics at once: `out[i]` receives those of `topics[i]`, as
+ * `presence_get_counts` gives them (an unknown topic has zero counts; in cluster mode,
+ * every live node's presences). It costs time in proportion to `n` whatever the engine
+ * holds: one call serves an HTTP endpoint that lists many channels' counts. Each topic is
+ * read under its own lock, so the counts are not taken at one instant.
+ *
+ * `topics` points to `n` NUL-terminated UTF-8 strings, borrowed for the call; `out` to
+ * room for `n` `presence_counts`. Both may be NULL only when `n` is 0. Every name is
+ * checked before any is read: a NULL element (`PRESENCE_STATUS_NULL_ARGUMENT`), invalid
+ * UTF-8, or a topic that `presence_get_counts` refuses fails the whole call, with
+ * nothing written to `out`, and the last error message names the first bad one as
+ * `topics[i]`.
+ */
+enum presence_status presence_counts_many(const struct presence_engine *engine,
+                                          const char *const *topics,
+                                          size_t n,
+                                          struct presence_counts *out);
+
+/**
  * Renders the `presence_state` payload of `topic` into `*out`: the state as of the last
  * poll, which is what a client joining now must start from so that the diffs of the
  * following polls apply exactly. An unknown topic gives the empty state.
@@ -560,6 +585,23 @@ enum presence_status presence_pending_topics(const struct presence_engine *engin
  */
 enum presence_status presence_get_stats(const struct presence_engine *engine,
                                         struct presence_stats *out);
+
+/**
+ * Renders the engine's figures into `*out` in the Prometheus text exposition format
+ * (version 0.0.4: `# HELP` and `# TYPE` lines, then the samples), ready to serve as the
+ * body of a `/metrics` response (`Content-Type: text/plain; version=0.0.4`). The names
+ * start with `presence_`: the figures of `presence_get_stats` (`presence_topics`,
+ * `presence_presences`, `presence_heap_bytes`, `presence_topics_pending`,
+ * `presence_polls_total`), `presence_info` (the version and format as labels) and, in
+ * cluster mode, those of `presence_cluster_get_stats` (`presence_cluster_...`; refused
+ * messages as one counter with a `cause` label). The README lists every metric.
+ *
+ * Like `presence_get_stats` it visits every topic: call it when scraped, not per event.
+ * The caller owns `*out` and must release it with `presence_buf_free`. `out` must not
+ * be NULL.
+ */
+enum presence_status presence_metrics(const struct presence_engine *engine,
+                                      struct presence_buf *out);
 
 /**
  * Cluster mode: hands `callback` every message this node must publish now, in order,

@@ -22,6 +22,8 @@ PYTHON3 ?= python3
 PY_CARGO := cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo PYO3_PYTHON=$(PY_BUILD_VENV)/bin/python $(CARGO)
 PY_PIP := --quiet --disable-pip-version-check
 PY_TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "mypy>=1.18"
+# The reference parser of the Prometheus text format, which reads metrics() back.
+PY_TEST_DEPS += "prometheus_client==0.26.0"
 # What the integration tests run the integrations in and with: servers (uvicorn,
 # python-socketio with redis-py for its AsyncRedisManager, FastAPI/Starlette) and clients
 # (python-socketio's over aiohttp, websockets).

@@ -85,6 +85,18 @@ impl Engine {
         self.shared.counts(topic)
     }
 
+    /// The live counts of each of `topics`, in their order (zeros for an unknown topic, as
+    /// `counts` gives them), in time proportional to the number of topics asked: what an
+    /// HTTP endpoint listing many channels' counts needs. Each topic is read as `counts`
+    /// reads it, under its own shard's lock, so the topics are not read at one instant. In
+    /// a cluster they include every live node's presences.
+    ///
+    /// Every name is checked before any is read; the first one refused is the error, with
+    /// [`Error::index`] giving its position (its message names it as `topics[i]`).
+    pub fn counts_many<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Counts>> {
+        self.shared.counts_many(topics)
+    }
+
     /// The `presence_state` payload of `topic` as of the last poll, with its seq: send it
     /// to a client that joins now, then the diffs of later polls.
     pub fn list(&self, topic: &str) -> Result<State> {
@@ -117,6 +129,18 @@ impl Engine {
             stats.bytes += (std::mem::size_of::<Cluster>() + c.staged_bytes()) as u64;
         }
         stats
+    }
+
+    /// The engine's figures in the Prometheus text exposition format (version 0.0.4), for a
+    /// `/metrics` endpoint: those of [`Engine::stats`] (which makes this O(topics)), the
+    /// polls taken and, in cluster mode, those of [`Engine::cluster_stats`]. The families
+    /// are listed in [`METRICS`](crate::METRICS).
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(
+            self.shared.config.format,
+            &self.stats(),
+            self.cluster_stats().as_ref(),
+        )
     }
 
     /// Cluster mode: what to publish now. Call it every `tick_ms`; it returns this node's
@@ -263,6 +287,7 @@ mod tests {
         refused(engine.untrack("room", 1));
         refused(engine.update("room", 1, None));
         refused(engine.counts("room"));
+        refused(engine.counts_many(&["room", "other"]));
         refused(engine.list("room"));
         assert_eq!(
             engine.untrack_conn(1),

@@ -165,11 +165,13 @@ error_kinds! {
     Panicked = 99, "PANIC", "PanicError";
 }
 
-/// An error with its kind and a readable message.
+/// An error with its kind and a readable message, and for a call on many items (such as
+/// `Engine::counts_many`), the position of the item it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    index: Option<usize>,
 }
 
 impl Error {
@@ -178,7 +180,23 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            index: None,
         }
+    }
+
+    /// The same error about item `index` of a call on many items, which its message then
+    /// names (`what[index]: ...`), so that C callers, who get only the message, learn it.
+    pub(crate) fn at(self, what: &str, index: usize) -> Self {
+        Error {
+            kind: self.kind,
+            message: format!("{what}[{index}]: {}", self.message),
+            index: Some(index),
+        }
+    }
+
+    /// For a call on many items, the position of the item this error is about.
+    pub fn index(&self) -> Option<usize> {
+        self.index
     }
 
     /// The stable kind of this error.

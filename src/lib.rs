@@ -28,6 +28,7 @@ pub mod ffi;
 mod hash;
 mod json;
 mod meta;
+mod metrics;
 mod ready;
 mod shard;
 mod shared;
@@ -43,6 +44,7 @@ pub use config::{
 pub use engine::Engine;
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
+pub use metrics::{Metric, MetricKind, METRICS};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use shared::{State, Stats};
 pub use topic::Counts;

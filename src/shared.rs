@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) topic_count: Padded<AtomicUsize>,
     presence_count: Padded<AtomicUsize>,
     pending_count: Padded<AtomicUsize>,
+    /// Polls taken, for monitoring; on a line of its own too: each poll writes it, which
+    /// would make the calls that read a line it shared miss that line afterwards.
+    poll_count: Padded<AtomicU64>,
     waker: Waker,
     /// Cluster mode: local changes are queued for other nodes, and user hashes are keyed
     /// per topic because they travel.
@@ -64,6 +67,9 @@ pub struct Stats {
     pub bytes: u64,
     /// Topics changed since the last poll.
     pub topics_pending: u64,
+    /// Polls taken since the engine was created (each `poll_diff`, whichever binding or C
+    /// call made it), empty ones included.
+    pub polls: u64,
 }
 
 /// A topic's published state, for a client that joins now.
@@ -107,6 +113,7 @@ impl Shared {
             topic_count: Padded(AtomicUsize::new(0)),
             presence_count: Padded(AtomicUsize::new(0)),
             pending_count: Padded(AtomicUsize::new(0)),
+            poll_count: Padded(AtomicU64::new(0)),
             waker: Waker::new()?,
             config,
             poisoned: AtomicBool::new(false),
@@ -269,6 +276,24 @@ impl Shared {
         Ok(self.with_topic(topic, Topic::counts).unwrap_or_default())
     }
 
+    /// Each topic's counts in turn, each read under its own shard's lock: a topic's counts
+    /// are as live as `counts` gives them, but the topics are not read at one instant.
+    pub(crate) fn counts_many<S: AsRef<str>>(&self, topics: &[S]) -> Result<Vec<Counts>> {
+        let _section = self.enter()?;
+        // Every name is checked first: the first bad one is the error, whatever follows.
+        for (i, topic) in topics.iter().enumerate() {
+            self.check_topic(topic.as_ref())
+                .map_err(|e| e.at("topics", i))?;
+        }
+        Ok(topics
+            .iter()
+            .map(|t| {
+                self.with_topic(t.as_ref(), Topic::counts)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
     pub(crate) fn list(&self, topic: &str) -> Result<State> {
         let _section = self.enter()?;
         self.check_topic(topic)?;
@@ -297,6 +322,7 @@ impl Shared {
             return empty;
         };
         self.waker.drain();
+        self.poll_count.fetch_add(1, Ordering::Relaxed);
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
         for shard in self.topics.iter() {
@@ -358,6 +384,7 @@ impl Shared {
             presences: self.presence_count.load(Ordering::Relaxed) as u64,
             bytes: bytes as u64,
             topics_pending: self.pending_count.load(Ordering::Relaxed) as u64,
+            polls: self.poll_count.load(Ordering::Relaxed),
         }
     }
 

@@ -1,12 +1,13 @@
 //! The files that repeat a fact of the core are generated from it, in marked regions (or
 //! whole), and committed: the status table and the exception classes (from the header's
-//! `presence_status` and `ERROR_CLASSES`), the config defaults (from `Config`), and the
-//! C structs' layouts that Node reads. `make header` rewrites them
+//! `presence_status` and `ERROR_CLASSES`), the config defaults (from `Config`), the
+//! metrics (from `METRICS`), and the C structs' layouts that Node reads. `make header` rewrites them
 //! (`UPDATE_GENERATED=1 cargo test --test generated`); otherwise this test fails on any
 //! difference, naming the file to regenerate.
 
 use presence::{
     Config, ErrorKind, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS, ERROR_CLASSES,
+    METRICS,
 };
 use serde_json::{Map, Value};
 use std::fmt::Write;
@@ -260,6 +261,28 @@ fn readme_config() -> String {
     s
 }
 
+fn readme_metrics() -> String {
+    let mut s = String::from("| metric | type | labels | |\n|---|---|---|---|\n");
+    for m in METRICS {
+        let labels: Vec<String> = m.labels.iter().map(|l| format!("`{l}`")).collect();
+        let scope = if m.cluster_only() {
+            "Cluster mode only. "
+        } else {
+            ""
+        };
+        writeln!(
+            s,
+            "| `{}` | {} | {} | {scope}{} |",
+            m.name,
+            m.kind.name(),
+            labels.join(", "),
+            m.help
+        )
+        .unwrap();
+    }
+    s
+}
+
 fn readme_cluster() -> String {
     let d = cluster_defaults();
     let mut s = String::from("| `cluster` field | default | |\n|---|---|---|\n");
@@ -403,7 +426,9 @@ fn dts_errors() -> String {
          /** The presence_status value. */\n  readonly status: number;\n  \
          /** Its name, e.g. 'PRESENCE_STATUS_NOT_TRACKED'. */\n  readonly code: string;\n  \
          /** The name in lower case without its prefix, e.g. 'not_tracked' (Python's `kind`). */\n  \
-         readonly kind: string;\n}\n",
+         readonly kind: string;\n  \
+         /** countsMany(): the position of the topic refused. */\n  \
+         readonly index?: number;\n}\n",
     );
     for c in ERROR_CLASSES {
         let parent = c.parent.unwrap_or("PresenceError");
@@ -491,6 +516,12 @@ fn generated_files_are_up_to_date() {
             name: "cluster",
             comment: py,
             content: pyi_cluster(),
+        },
+        Region {
+            file: "README.md",
+            name: "metrics",
+            comment: md,
+            content: readme_metrics(),
         },
         Region {
             file: "README.md",

@@ -112,6 +112,8 @@ export interface Stats {
   bytes: number;
   /** Topics changed since the last poll. */
   topicsPending: number;
+  /** Polls taken since the engine was created (pollDiff, pollDiffJson, pollReady, and those of onDiff and diffs), empty ones included. */
+  polls: number;
 }
 
 /** A topic's presence_state payload as of the last poll, and the seq of the last diff in it. */
@@ -241,6 +243,12 @@ export class Engine {
   update(topic: string, conn: Conn, meta?: Meta | null): void;
   /** The live counts of `topic`, in O(1); zeros for an unknown topic. */
   counts(topic: string): Counts;
+  /**
+   * The live counts of each topic, in order, in one call whose cost grows with the number
+   * of topics asked; zeros for an unknown topic. A bad topic throws for the whole call,
+   * with `index` set to its position (TypeError for one that is not a string).
+   */
+  countsMany(topics: Iterable<string>): Counts[];
   /** The presence_state payload as of the last poll, parsed. */
   list(topic: string): PresenceState;
   /** The presence_state payload as of the last poll, as JSON text. */
@@ -257,6 +265,8 @@ export class Engine {
   stateMessage(topic: string, options?: StateMessageOptions): StateMessage;
   /** Engine-wide figures; `bytes` costs O(topics). */
   stats(): Stats;
+  /** The figures of stats() (and of clusterStats() in cluster mode) in the Prometheus text format, for a /metrics endpoint; O(topics). */
+  metrics(): string;
   /** Topics changed since the last poll, in O(1) (a poll may still return [] if changes cancelled out). */
   pendingTopics(): number;
   /** pendingTopics() > 0: a poll may return something. */
@@ -312,6 +322,8 @@ export class PresenceError extends Error {
   readonly code: string;
   /** The name in lower case without its prefix, e.g. 'not_tracked' (Python's `kind`). */
   readonly kind: string;
+  /** countsMany(): the position of the topic refused. */
+  readonly index?: number;
 }
 /** An argument the engine refuses: a topic or key that is empty or equals the phoenix viewers key, a string that is not valid UTF-8, a bad meta, or a value over its byte limit. */
 export class InvalidInputError extends PresenceError {}

@@ -254,20 +254,16 @@ function configJson(n, given) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The host's fast path: presence_poll_ready and presence_state_message. The core renders
-// every message; here one call takes the whole batch, its text is decoded into one JS
-// string, and each topic's parts are slices of it (by the UTF-16 spans the library
-// computes), so nothing is parsed or serialised per topic. Declared on first use, from
-// the library native() loaded.
+// Functions newer than those native() declares are declared on first use, from the
+// library native() loaded: a library built before them still serves every other call,
+// and the first call of one names what it lacks.
 
-let readyFns = null;
-
-function fastPath(n) {
-  if (readyFns !== null) return readyFns;
+function declareLater(n, decls) {
   const lib = n.koffi.load(n.path);
-  const fn = (decl) => {
+  const fns = {};
+  for (const [key, decl] of Object.entries(decls)) {
     try {
-      return lib.func(decl);
+      fns[key] = lib.func(decl);
     } catch (err) {
       const name = /(presence_\w+)\(/.exec(decl)[1];
       throw new Error(
@@ -275,14 +271,26 @@ function fastPath(n) {
           `rebuild it (cargo build --release --lib) (${err.message})`
       );
     }
-  };
-  readyFns = {
-    poll_ready: fn('int presence_poll_ready(const presence_engine *engine, uint32_t envelope, const char *join_ref, void *out)'),
-    ready_free: fn('void presence_ready_free(void *ready)'),
-    state_message: fn(
-      'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)'
-    ),
-  };
+  }
+  return fns;
+}
+
+// The host's fast path: presence_poll_ready and presence_state_message. The core renders
+// every message; here one call takes the whole batch, its text is decoded into one JS
+// string, and each topic's parts are slices of it (by the UTF-16 spans the library
+// computes), so nothing is parsed or serialised per topic.
+
+let readyFns = null;
+
+function fastPath(n) {
+  if (readyFns === null) {
+    readyFns = declareLater(n, {
+      poll_ready: 'int presence_poll_ready(const presence_engine *engine, uint32_t envelope, const char *join_ref, void *out)',
+      ready_free: 'void presence_ready_free(void *ready)',
+      state_message:
+        'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)',
+    });
+  }
   return readyFns;
 }
 
@@ -431,6 +439,51 @@ class Diff {
 
 
 // ---------------------------------------------------------------------------------------
+// The reads of an HTTP side: presence_counts_many (koffi passes a JS array of strings as
+// the `const char **`, each encoded as UTF-8) and presence_metrics.
+
+let readFns = null;
+
+function httpReads(n) {
+  if (readFns === null) {
+    readFns = declareLater(n, {
+      counts_many: 'int presence_counts_many(const presence_engine *engine, const char **topics, size_t n, void *out)',
+      metrics: 'int presence_metrics(const presence_engine *engine, void *out)',
+    });
+  }
+  return readFns;
+}
+
+const COUNTS_WORDS = STRUCT_WORDS.presence_counts.length;
+
+/**
+ * The first topic of countsMany() that JS refuses before C sees it (see checkText), as
+ * [index, error], or null: a TypeError for one that is not a string, InvalidInputError for
+ * one C cannot receive intact.
+ */
+function refusedTopic(list) {
+  for (let i = 0; i < list.length; i++) {
+    const topic = list[i];
+    let err = null;
+    if (typeof topic !== 'string') {
+      err = new TypeError(`topics[${i}] must be a string, got ${describe(topic)}`);
+    } else if (topic.includes('\0')) {
+      err = new InvalidInputError(`topics[${i}]: topic must not contain NUL characters`, Status.INVALID_ARGUMENT);
+    } else if (!topic.isWellFormed()) {
+      err = new InvalidInputError(
+        `topics[${i}]: topic is not well-formed UTF-16 (it has a lone surrogate), so it has no UTF-8 form`,
+        Status.INVALID_UTF8
+      );
+    }
+    if (err !== null) {
+      err.index = i;
+      return [i, err];
+    }
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------
 
 // The backstop for engines that are dropped without close(): the handle (a BigInt
 // address) is freed once the Engine object has been collected.
@@ -551,6 +604,54 @@ class Engine {
   }
 
   /**
+   * The live counts of each of `topics` (an array or an iterable of strings), in order,
+   * in one call whose cost grows with the number of topics asked (presence_counts_many);
+   * zeros for an unknown topic. A bad topic throws for the whole call, with `index` set to
+   * its position and its message starting with `topics[i]: `.
+   */
+  countsMany(topics) {
+    const h = this.#h();
+    if (typeof topics === 'string' || typeof topics !== 'object' || topics === null || typeof topics[Symbol.iterator] !== 'function') {
+      throw new TypeError(`topics must be an array (or an iterable) of strings, got ${describe(topics)}`);
+    }
+    const list = Array.isArray(topics) ? topics : Array.from(topics);
+    const n = native();
+    const read = (names) => {
+      const words = new Uint32Array(names.length * COUNTS_WORDS * 2);
+      const status = names.length === 0 ? Status.OK : httpReads(n).counts_many(h, names, names.length, words);
+      if (status !== Status.OK) {
+        try {
+          fail(n, status);
+        } catch (err) {
+          // The library names the first bad topic in its message.
+          const at = /^topics\[(\d+)\]: /.exec(err.message);
+          if (at) err.index = Number(at[1]);
+          throw err;
+        }
+      }
+      return words;
+    };
+    const refused = refusedTopic(list);
+    if (refused !== null) {
+      // The error is the first bad topic's: one before it that the library refuses
+      // (empty, too long) comes first.
+      read(list.slice(0, refused[0]));
+      throw refused[1];
+    }
+    const words = read(list);
+    const out = new Array(list.length);
+    for (let i = 0; i < list.length; i++) {
+      const base = i * COUNTS_WORDS;
+      out[i] = {
+        viewers: u64(words, base + COUNTS.viewers),
+        users: u64(words, base + COUNTS.users),
+        connections: u64(words, base + COUNTS.connections),
+      };
+    }
+    return out;
+  }
+
+  /**
    * The presence_state payload of `topic` as of the last poll, as JSON text, with the seq
    * of the last diff it includes (the next diff of the topic has seq + 1).
    */
@@ -636,6 +737,8 @@ class Engine {
   stats() {
     const h = this.#h();
     const n = native();
+    // A library older than this package writes fewer fields: those read as 0.
+    u64Scratch.fill(0);
     const status = n.get_stats(h, u64Scratch);
     if (status !== Status.OK) fail(n, status);
     return {
@@ -643,7 +746,22 @@ class Engine {
       presences: u64(u64Scratch, STATS.presences),
       bytes: u64(u64Scratch, STATS.bytes),
       topicsPending: u64(u64Scratch, STATS.topics_pending),
+      polls: u64(u64Scratch, STATS.polls),
     };
+  }
+
+  /**
+   * The engine's figures in the Prometheus text exposition format (presence_metrics),
+   * rendered by the engine: serve it at /metrics with `Content-Type: text/plain;
+   * version=0.0.4`. Those of stats() and, in cluster mode, of clusterStats(). Like stats()
+   * it visits every topic: render it when scraped.
+   */
+  metrics() {
+    const h = this.#h();
+    const n = native();
+    const status = httpReads(n).metrics(h, bufferScratch(n));
+    if (status !== Status.OK) fail(n, status);
+    return takeBuffer(n);
   }
 
   /**

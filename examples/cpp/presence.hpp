@@ -75,6 +75,15 @@ class Engine {
     check(presence_get_counts(get(), topic.c_str(), &c));
     return c;
   }
+  // The live counts of each topic, in order, in one call (presence_counts_many).
+  std::vector<presence_counts> counts_many(const std::vector<std::string> &topics) const {
+    std::vector<const char *> names;
+    names.reserve(topics.size());
+    for (const auto &t : topics) names.push_back(t.c_str());
+    std::vector<presence_counts> out(topics.size());
+    check(presence_counts_many(get(), names.data(), names.size(), out.data()));
+    return out;
+  }
   // The presence_state payload as of the last poll.
   std::string list(const std::string &topic, std::uint64_t *seq = nullptr) const {
     presence_buf buf{nullptr, 0};
@@ -97,6 +106,12 @@ class Engine {
     presence_stats s{};
     check(presence_get_stats(get(), &s));
     return s;
+  }
+  // The Prometheus text format of the stats, for a /metrics endpoint.
+  std::string metrics() const {
+    presence_buf buf{nullptr, 0};
+    check(presence_metrics(get(), &buf));
+    return take(buf);
   }
   int wakeup_fd() const { return presence_wakeup_fd(get()); }
   presence_engine *get() const noexcept { return engine_.get(); }

@@ -132,12 +132,7 @@ impl Drop for Engine {
 }
 
 fn stats(e: &Engine) -> presence_stats {
-    let mut s = presence_stats {
-        topics: 0,
-        presences: 0,
-        bytes: 0,
-        topics_pending: 0,
-    };
+    let mut s = presence_stats::default();
     // SAFETY: a live handle and a writable out-parameter.
     let st = unsafe { presence_get_stats(e.0, &mut s) };
     assert_eq!(st as u32, OK);
@@ -193,6 +188,7 @@ pub fn run(data: &[u8]) {
         dirty: BTreeSet::new(),
         version: 0,
         seen_refs: BTreeSet::new(),
+        polls: 0,
     };
     let mut steps = 0;
     while !input.is_empty() && steps < 2000 {
@@ -212,6 +208,8 @@ struct Model {
     version: u64,
     /// Every phx_ref any diff or list has shown: a join must bring a new one.
     seen_refs: BTreeSet<String>,
+    /// Polls taken.
+    polls: u64,
 }
 
 impl Model {
@@ -292,6 +290,7 @@ impl Model {
         assert_eq!(after.presences, self.presences() as u64);
         assert_eq!(after.topics, self.topics.len() as u64);
         assert_eq!(after.topics_pending, self.dirty.len() as u64);
+        assert_eq!(after.polls, self.polls);
     }
 
     fn track(&mut self, e: &Engine, input: &mut Input) -> (u32, u32) {
@@ -424,6 +423,8 @@ impl Model {
         };
         // SAFETY: a live handle, a NUL-terminated string, a writable out-parameter.
         let st = unsafe { presence_get_counts(e.0, topic.as_ptr(), &mut counts) } as u32;
+        // Reads no more input: the seeds and crashes of earlier versions replay as they did.
+        self.check_counts_many(e, &topic);
         let Ok(t) = topic.to_str() else {
             assert_eq!(st, INVALID_UTF8);
             return;
@@ -443,6 +444,52 @@ impl Model {
             "counts of {t:?}"
         );
         self.check_list(e, t);
+    }
+
+    /// `presence_counts_many` over the pool and `last` gives each topic's counts, or refuses
+    /// the first name `presence_get_counts` would refuse and writes nothing.
+    fn check_counts_many(&self, e: &Engine, last: &CString) {
+        let names: Vec<CString> = TOPICS
+            .iter()
+            .map(|t| CString::new(*t).expect("pool strings have no NUL"))
+            .chain([last.clone()])
+            .collect();
+        let ptrs: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        let untouched = presence_counts {
+            viewers: u64::MAX,
+            users: u64::MAX,
+            connections: u64::MAX,
+        };
+        let mut out = vec![untouched; names.len()];
+        // SAFETY: a live handle, `n` NUL-terminated strings and room for `n` counts.
+        let st = unsafe { presence_counts_many(e.0, ptrs.as_ptr(), ptrs.len(), out.as_mut_ptr()) }
+            as u32;
+        let expected = names
+            .iter()
+            .map(|n| n.to_str().map_or(INVALID_UTF8, |t| self.check_topic(t)))
+            .find(|&s| s != OK)
+            .unwrap_or(OK);
+        assert_eq!(st, expected, "counts_many: {}", last_error());
+        if st != OK {
+            assert!(
+                out.iter().all(|c| *c == untouched),
+                "a refused call writes nothing"
+            );
+            return;
+        }
+        for (name, c) in names.iter().zip(&out) {
+            let t = name.to_str().expect("checked above");
+            let want = self
+                .topics
+                .get(t)
+                .map(TopicModel::counts)
+                .unwrap_or_default();
+            assert_eq!(
+                (c.viewers, c.users, c.connections),
+                want,
+                "counts_many of {t:?}"
+            );
+        }
     }
 
     /// `presence_list` equals what a client holds after replaying every diff.
@@ -487,6 +534,7 @@ impl Model {
 
     fn poll(&mut self, e: &Engine, json: bool) {
         let diffs = if json { poll_json(e) } else { poll_each(e) };
+        self.polls += 1;
         let dirty = std::mem::take(&mut self.dirty);
         let mut seen = BTreeSet::new();
         for (topic, seq, counts, payload) in diffs {
@@ -577,6 +625,7 @@ impl Model {
         let s = stats(e);
         assert_eq!(s.topics, self.topics.len() as u64);
         assert_eq!(s.topics_pending, 0);
+        assert_eq!(s.polls, self.polls);
     }
 }
 

@@ -122,10 +122,14 @@ pub struct presence_stats {
     pub bytes: u64,
     /// Topics changed since the last poll.
     pub topics_pending: u64,
+    /// Polls taken since the engine was created (`presence_poll_diff`,
+    /// `presence_poll_diff_each`, `presence_poll_ready`), empty ones included.
+    pub polls: u64,
 }
 
-/// A byte buffer allocated by the library: JSON text, followed by a NUL byte that `len`
-/// does not count, so `data` can also be used as a C string.
+/// A byte buffer allocated by the library: text (JSON, or the Prometheus text format of
+/// `presence_metrics`), followed by a NUL byte that `len` does not count, so `data` can
+/// also be used as a C string.
 ///
 /// The caller owns it and must release it with `presence_buf_free`, never with `free()`.
 /// A zeroed `presence_buf` (`{NULL, 0}`) holds nothing and may be freed.

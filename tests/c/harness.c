@@ -221,7 +221,7 @@ static void test_limits_reached(void) {
   CHECK_STATUS(presence_track(e, "a", 3, NULL, NULL), PRESENCE_STATUS_LIMIT_REACHED);
   CHECK(last_error_has("presences"));
   CHECK_STATUS(presence_get_stats(e, &s), PRESENCE_STATUS_OK);
-  CHECK(s.topics == 2 && s.presences == 3 && s.bytes > 0 && s.topics_pending == 2);
+  CHECK(s.topics == 2 && s.presences == 3 && s.bytes > 0 && s.topics_pending == 2 && s.polls == 0);
   CHECK_STATUS(presence_untrack(e, "a", 2), PRESENCE_STATUS_OK);
   CHECK_STATUS(presence_track(e, "a", 3, NULL, NULL), PRESENCE_STATUS_OK);
   presence_engine_free(e);
@@ -472,6 +472,124 @@ static void test_cluster(void) {
   presence_engine_free(single);
 }
 
+/* Whether the counts are these three numbers. */
+static int counts_are(presence_counts c, uint64_t viewers, uint64_t users, uint64_t connections) {
+  return c.viewers == viewers && c.users == users && c.connections == connections;
+}
+
+static void test_counts_many(void) {
+  presence_engine *e = engine_with("{\"max_topic_bytes\":16}");
+  const char *topics[5] = {"video:1", "nowhere", "video:2", "video:1", NULL};
+  const char *bad_utf8[3] = {"video:1", "ok", "bad\xc3("};
+  const char *empty[2] = {"video:1", ""};
+  const char *too_long[2] = {"a-topic-of-more-than-16-bytes", ""};
+  presence_counts out[5];
+  presence_counts untouched = {77, 77, 77};
+  size_t i;
+
+  CHECK_STATUS(presence_track(e, "video:1", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 2, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:1", 3, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "video:2", 4, "bob", NULL), PRESENCE_STATUS_OK);
+
+  CHECK_STATUS(presence_counts_many(e, topics, 4, out), PRESENCE_STATUS_OK);
+  CHECK(counts_are(out[0], 1, 1, 3));
+  CHECK(counts_are(out[1], 0, 0, 0)); /* an unknown topic */
+  CHECK(counts_are(out[2], 0, 1, 1));
+  CHECK(counts_are(out[3], 1, 1, 3)); /* asked twice */
+  for (i = 0; i < 4; i++) {
+    presence_counts one;
+    CHECK_STATUS(presence_get_counts(e, topics[i], &one), PRESENCE_STATUS_OK);
+    CHECK(counts_are(one, out[i].viewers, out[i].users, out[i].connections));
+  }
+  /* Nothing asked: NULL arrays are fine. */
+  CHECK_STATUS(presence_counts_many(e, NULL, 0, NULL), PRESENCE_STATUS_OK);
+
+  /* Every refusal writes nothing and names the first bad topic. */
+  for (i = 0; i < 5; i++) out[i] = untouched;
+  CHECK_STATUS(presence_counts_many(NULL, topics, 4, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("engine"));
+  CHECK_STATUS(presence_counts_many(e, NULL, 4, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topics"));
+  CHECK_STATUS(presence_counts_many(e, topics, 4, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("out"));
+  CHECK_STATUS(presence_counts_many(e, topics, 5, out), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topics[4]"));
+  CHECK_STATUS(presence_counts_many(e, bad_utf8, 3, out), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK(last_error_has("topics[2]"));
+  CHECK_STATUS(presence_counts_many(e, empty, 2, out), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("topics[1]"));
+  CHECK_STATUS(presence_counts_many(e, too_long, 2, out), PRESENCE_STATUS_TOO_LONG);
+  CHECK(last_error_has("topics[0]"));
+  for (i = 0; i < 5; i++) CHECK(counts_are(out[i], 77, 77, 77));
+  presence_engine_free(e);
+}
+
+/* Whether `text` holds `line` as a whole line. */
+static int has_line(const char *text, const char *line) {
+  size_t n = strlen(line);
+  const char *p = text;
+  while ((p = strstr(p, line)) != NULL) {
+    if ((p == text || p[-1] == '\n') && p[n] == '\n') return 1;
+    p += n;
+  }
+  return 0;
+}
+
+static void test_metrics(void) {
+  presence_engine *e = engine_with("{\"format\":\"phoenix\"}");
+  presence_engine *a = engine_with("{\"cluster\":{\"node\":\"a\",\"secret\":\"0123456789abcdef0123\"}}");
+  presence_buf b = {NULL, 0};
+  presence_buf diffs = {NULL, 0};
+  presence_stats s;
+  char line[128];
+  uint8_t junk[40];
+  memset(junk, 7, sizeof junk);
+
+  CHECK_STATUS(presence_track(e, "room", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "room", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff(e, &diffs), PRESENCE_STATUS_OK);
+  presence_buf_free(&diffs);
+  CHECK_STATUS(presence_poll_diff(e, &diffs), PRESENCE_STATUS_OK); /* an empty poll counts */
+  presence_buf_free(&diffs);
+  CHECK_STATUS(presence_get_stats(e, &s), PRESENCE_STATUS_OK);
+  CHECK(s.polls == 2);
+
+  CHECK_STATUS(presence_metrics(e, &b), PRESENCE_STATUS_OK);
+  CHECK(b.data != NULL && b.len == strlen((const char *)b.data));
+  CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
+  CHECK(has_line((const char *)b.data, "# TYPE presence_polls_total counter"));
+  CHECK(has_line((const char *)b.data, "presence_polls_total 2"));
+  CHECK(has_line((const char *)b.data, "# TYPE presence_presences gauge"));
+  CHECK(has_line((const char *)b.data, "presence_presences 2"));
+  CHECK(has_line((const char *)b.data, "presence_topics 1"));
+  snprintf(line, sizeof line, "presence_heap_bytes %llu", (unsigned long long)s.bytes);
+  CHECK(has_line((const char *)b.data, line));
+  snprintf(line, sizeof line, "presence_info{version=\"%s\",format=\"phoenix\"} 1", PRESENCE_VERSION);
+  CHECK(has_line((const char *)b.data, line));
+  CHECK(strstr((const char *)b.data, "presence_cluster") == NULL);
+  presence_buf_free(&b);
+  CHECK(b.data == NULL && b.len == 0);
+
+  /* Cluster mode adds the replication counters, refused messages by cause. */
+  CHECK_STATUS(presence_cluster_ingest(a, junk, sizeof junk), PRESENCE_STATUS_REJECTED);
+  CHECK_STATUS(presence_metrics(a, &b), PRESENCE_STATUS_OK);
+  CHECK(has_line((const char *)b.data, "presence_cluster_messages_rejected_total{cause=\"unauthenticated\"} 1"));
+  CHECK(has_line((const char *)b.data, "presence_cluster_messages_rejected_total{cause=\"replayed\"} 0"));
+  CHECK(has_line((const char *)b.data, "presence_cluster_messages_received_total 1"));
+  CHECK(has_line((const char *)b.data, "presence_cluster_link_up 1"));
+  CHECK(has_line((const char *)b.data, "presence_cluster_nodes{state=\"live\"} 0"));
+  presence_buf_free(&b);
+
+  CHECK_STATUS(presence_metrics(NULL, &b), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("engine"));
+  CHECK_STATUS(presence_metrics(e, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("out"));
+  CHECK(b.data == NULL && b.len == 0);
+  presence_engine_free(a);
+  presence_engine_free(e);
+}
+
 /* The span `sp` of a ready batch's text, compared with `want`. */
 static int span_is(const presence_ready *r, presence_span sp, const char *want) {
   return sp.len == strlen(want) && sp.offset + sp.len <= r->text.len &&
@@ -596,6 +714,8 @@ int main(void) {
   test_poll_json_and_wakeup();
   test_poll_each_phoenix();
   test_ready_messages();
+  test_counts_many();
+  test_metrics();
   test_last_error_message();
   test_cluster();
   test_io_failure_when_out_of_descriptors();

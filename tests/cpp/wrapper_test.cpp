@@ -62,6 +62,12 @@ int main() {
     CHECK(engine.poll_diff_json().find("\"connections\":1") != std::string::npos);
     CHECK(engine.poll_diff_json() == "[]");
     CHECK(engine.stats().presences == 1);
+    auto many = engine.counts_many({"video:7", "nowhere"});
+    CHECK(many.size() == 2 && many[0].connections == 1 && many[1].connections == 0);
+    CHECK(engine.counts_many({}).empty());
+    CHECK(status_of([&] { engine.counts_many({"video:7", ""}); }) == PRESENCE_STATUS_INVALID_ARGUMENT);
+    CHECK(engine.stats().polls == 4);
+    CHECK(engine.metrics().find("\npresence_polls_total 4\n") != std::string::npos);
     CHECK(engine.wakeup_fd() >= 0);
   }  // the engine is freed here, with presences still tracked
 

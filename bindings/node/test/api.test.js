@@ -276,7 +276,7 @@ test('list and pollDiff in phoenix format', () => {
 
 test('stats', () => {
   const e = new Engine();
-  assert.deepEqual(Object.keys(e.stats()).sort(), ['bytes', 'presences', 'topics', 'topicsPending']);
+  assert.deepEqual(Object.keys(e.stats()).sort(), ['bytes', 'polls', 'presences', 'topics', 'topicsPending']);
   e.track('a', 1, 'x');
   e.track('b', 1, 'x');
   e.track('b', 2);
@@ -290,7 +290,7 @@ test('stats', () => {
   e.untrackConn(1);
   e.untrackConn(2);
   e.pollDiff();
-  assert.deepEqual({ ...e.stats(), bytes: 0 }, { topics: 0, presences: 0, bytes: 0, topicsPending: 0 });
+  assert.deepEqual({ ...e.stats(), bytes: 0 }, { topics: 0, presences: 0, bytes: 0, topicsPending: 0, polls: 2 });
   e.close();
 });
 
@@ -415,12 +415,14 @@ test('close: idempotent, and every call afterwards throws EngineClosedError', as
     untrackConn: () => e.untrackConn(1),
     update: () => e.update('t', 1, {}),
     counts: () => e.counts('t'),
+    countsMany: () => e.countsMany(['t']),
     list: () => e.list('t'),
     listJson: () => e.listJson('t'),
     state: () => e.state('t'),
     pollDiff: () => e.pollDiff(),
     pollDiffJson: () => e.pollDiffJson(),
     stats: () => e.stats(),
+    metrics: () => e.metrics(),
     fd: () => e.fd,
     fileno: () => e.fileno(),
     hasPending: () => e.hasPending(),

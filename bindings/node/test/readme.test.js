@@ -205,3 +205,25 @@ test('the README own-bus example: two nodes share presence over UDP', { timeout:
     ];
   });
 });
+
+test('the README HTTP endpoints answer countsMany and metrics', { timeout: 60_000 }, async (t) => {
+  const { port } = await startServer(t, example('## HTTP endpoints: counts of many channels, and metrics'), {});
+  const get = async (path) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+  };
+  let r = await get('/channels?topic=video:1&topic=video:2');
+  assert.equal(r.status, 200);
+  assert.equal(r.type, 'application/json');
+  assert.deepEqual(JSON.parse(r.body), { channels: { 'video:1': { user_count: 1 }, 'video:2': { user_count: 0 } } });
+  r = await get('/channels?topic=video:1&topic=');
+  assert.equal(r.status, 400);
+  assert.match(r.body, /^topics\[1\]: /);
+  r = await get('/metrics');
+  assert.equal(r.status, 200);
+  assert.equal(r.type, 'text/plain; version=0.0.4');
+  assert.match(r.body, /^presence_presences 2$/m);
+  assert.match(r.body, /^presence_topics 1$/m);
+  assert.match(r.body, /^# TYPE presence_polls_total counter$/m);
+  assert.equal((await get('/elsewhere')).status, 404);
+});

@@ -184,6 +184,40 @@ impl Chunk {
     }
 }
 
+/// The topics of `counts_many`, back to back in one string.
+#[derive(Default)]
+struct Names {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+    }
+
+    fn list(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let name = &self.text[start..end];
+                start = end;
+                name
+            })
+            .collect()
+    }
+}
+
+/// The exception of a topic `counts_many` refused, with its position as `index`.
+fn counts_many_error(py: Python<'_>, e: &presence::Error) -> PyErr {
+    match e.index() {
+        Some(index) => errors::at_index(py, errors::engine_error(py, e), index),
+        None => errors::engine_error(py, e),
+    }
+}
+
 #[derive(Clone, Copy)]
 enum BulkOp {
     Track,
@@ -386,6 +420,41 @@ impl PyEngine {
         self.with(py, |e| e.counts(topic)).map(Counts::from)
     }
 
+    /// The live Counts of each topic of an iterable of str, in order, in one call.
+    fn counts_many<'py>(
+        &self,
+        py: Python<'py>,
+        topics: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if topics.is_instance_of::<PyString>() {
+            // A str is an iterable of its characters: surely a mistake here.
+            return Err(PyTypeError::new_err(
+                "topics must be an iterable of str, not a str",
+            ));
+        }
+        // The names are copied into one buffer so that the engine reads them detached: the
+        // call grows with the number of topics, and Python strings are not ours to borrow
+        // while other threads run.
+        let mut names = Names::default();
+        for (index, topic) in topics.try_iter()?.enumerate() {
+            let topic = topic?;
+            match convert::text(&topic, "topic") {
+                Ok(name) => names.push(name),
+                Err(e) => {
+                    // The error is the first bad topic's: one before it that the engine
+                    // refuses comes first.
+                    self.detached(py, |e| e.counts_many(&names.list()))?
+                        .map_err(|e| counts_many_error(py, &e))?;
+                    return Err(errors::at_index(py, e, index));
+                }
+            }
+        }
+        let counts = self
+            .detached(py, |e| e.counts_many(&names.list()))?
+            .map_err(|e| counts_many_error(py, &e))?;
+        PyList::new(py, counts.into_iter().map(Counts::from))
+    }
+
     /// The topic's presence_state payload as of the last poll, as Python objects.
     fn list<'py>(&self, py: Python<'py>, topic: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state_of(py, topic)?;
@@ -479,9 +548,16 @@ impl PyEngine {
         self.with(py, |e| Ok(e.pending_topics()))
     }
 
-    /// Engine-wide Stats(topics, presences, bytes, topics_pending).
+    /// Engine-wide Stats(topics, presences, bytes, topics_pending, polls).
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         self.detached(py, Engine::stats).map(Stats::from)
+    }
+
+    /// The engine's figures in the Prometheus text exposition format, for a /metrics
+    /// endpoint.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        let text = self.detached(py, Engine::metrics)?;
+        Ok(PyString::new(py, &text))
     }
 
     /// The wake-up descriptor: readable while a poll may return something. Never read or

@@ -109,6 +109,9 @@ pub struct Stats {
     /// Topics changed since the last poll.
     #[pyo3(get)]
     pub topics_pending: u64,
+    /// Polls taken since the engine was created.
+    #[pyo3(get)]
+    pub polls: u64,
 }
 
 impl From<presence::Stats> for Stats {
@@ -118,6 +121,7 @@ impl From<presence::Stats> for Stats {
             presences: s.presences,
             bytes: s.bytes,
             topics_pending: s.topics_pending,
+            polls: s.polls,
         }
     }
 }
@@ -127,18 +131,19 @@ impl From<presence::Stats> for Stats {
 impl Stats {
     fn __repr__(&self) -> String {
         format!(
-            "Stats(topics={}, presences={}, bytes={}, topics_pending={})",
-            self.topics, self.presences, self.bytes, self.topics_pending
+            "Stats(topics={}, presences={}, bytes={}, topics_pending={}, polls={})",
+            self.topics, self.presences, self.bytes, self.topics_pending, self.polls
         )
     }
 
-    /// `{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...}`.
+    /// `{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ..., "polls": ...}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("topics", self.topics)?;
         d.set_item("presences", self.presences)?;
         d.set_item("bytes", self.bytes)?;
         d.set_item("topics_pending", self.topics_pending)?;
+        d.set_item("polls", self.polls)?;
         Ok(d)
     }
 }

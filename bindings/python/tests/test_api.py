@@ -421,17 +421,19 @@ def test_stats(engine: pe.Engine) -> None:
     for conn in range(100):
         engine.track(f"t{conn % 10}", conn, f"u{conn}")
     s = engine.stats()
-    assert (s.topics, s.presences, s.topics_pending) == (10, 100, 10)
+    assert (s.topics, s.presences, s.topics_pending, s.polls) == (10, 100, 10, 0)
     assert s.bytes > 100
     engine.poll_diff()
     assert engine.stats().topics_pending == 0
+    assert engine.stats().polls == 1
     assert s.to_dict() == {
         "topics": 10,
         "presences": 100,
         "bytes": s.bytes,
         "topics_pending": 10,
+        "polls": 0,
     }
-    assert repr(s) == f"Stats(topics=10, presences=100, bytes={s.bytes}, topics_pending=10)"
+    assert repr(s) == f"Stats(topics=10, presences=100, bytes={s.bytes}, topics_pending=10, polls=0)"
     assert s != engine.stats()  # topics_pending changed
     assert engine.stats() == engine.stats()
     with pytest.raises(AttributeError):

@@ -97,7 +97,13 @@ const sm: StateMessage = engine.stateMessage('room', { envelope: 'phoenix', join
 const smText: string = engine.stateMessage('room').message + sm.message + String(sm.seq);
 void smText;
 const stats: Stats = engine.stats();
-const pending: number = stats.topicsPending + stats.bytes + stats.presences + stats.topics;
+const pending: number = stats.topicsPending + stats.bytes + stats.presences + stats.topics + stats.polls;
+const many: Counts[] = engine.countsMany(['room', 'lobby']);
+const fromSet: number = engine.countsMany(new Set(['room']))[0].users;
+// @ts-expect-error: topics are strings
+engine.countsMany([1, 2]);
+const metricsText: string = engine.metrics();
+void [many, fromSet, metricsText];
 const maybe: boolean = engine.hasPending();
 const nPending: number = engine.pendingTopics();
 const stop: () => void = engine.onDiff((b: TopicDiff[]) => void b.length, { intervalMs: 10, unref: true });

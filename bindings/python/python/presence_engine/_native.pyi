@@ -207,10 +207,16 @@ class Stats:
     def topics_pending(self) -> int:
         """Topics changed since the last poll: how many entries the next poll may return."""
 
+    @property
+    def polls(self) -> int:
+        """Polls taken since the engine was created (`poll_diff`, `poll_diff_json`, `poll`,
+        and the polls of `diffs()`), empty ones included."""
+
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def to_dict(self) -> dict[str, int]:
-        """`{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...}`."""
+        """`{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...,
+        "polls": ...}`."""
 
 @final
 class ClusterStats:
@@ -461,6 +467,22 @@ class Engine:
         """The live counts of `topic`, including changes not polled yet (all zeros for a
         topic nobody is in). O(1)."""
 
+    def counts_many(self, topics: Iterable[str]) -> builtins.list[Counts]:
+        """The live counts of each topic of `topics`, in order, as `counts` gives them
+        (all zeros for a topic nobody is in), in one call whose cost grows with the number
+        of topics asked, not with what the engine holds: what an HTTP endpoint listing many
+        channels' counts needs (`GET /channels?info=user_count`). In a cluster they include
+        every live node's presences. Each topic is read as `counts` reads it, so the topics
+        are not read at one instant. Releases the GIL while the engine reads.
+
+        Every topic is checked before any is read, and the first bad one fails the whole
+        call, with `err.index` set to its position (engine errors also name it in their
+        message, as `topics[i]`): TypeError for an item that is not a str,
+        InvalidInputError for an empty topic, one with a NUL character or a lone surrogate,
+        TooLongError for one over max_topic_bytes. `topics` itself being a str (an
+        iterable of characters, surely a mistake) raises TypeError. An exception raised by
+        the iterable propagates unchanged."""
+
     def list(self, topic: str) -> dict[str, Any]:
         """The `presence_state` payload of `topic` as of the last poll, as Python objects:
         what a client that joins now must start from, before applying the diffs of later
@@ -545,6 +567,18 @@ class Engine:
 
     def stats(self) -> Stats:
         """Engine-wide figures. Walks every topic for `bytes`, so O(topics)."""
+
+    def metrics(self) -> str:
+        """The engine's figures in the Prometheus text exposition format (version 0.0.4),
+        rendered by the engine: serve it at `/metrics` with `Content-Type: text/plain;
+        version=0.0.4`. It holds `presence_info` (version and format as labels), the
+        figures of `stats()` (`presence_topics`, `presence_presences`,
+        `presence_heap_bytes`, `presence_topics_pending`, `presence_polls_total`) and, in
+        cluster mode, those of `cluster_stats()` (`presence_cluster_...`, with refused
+        messages as `presence_cluster_messages_rejected_total{cause=...}` and nodes as
+        `presence_cluster_nodes{state="live"|"stale"}`); the repository README lists every
+        metric. Walks every topic, as `stats()` does: render it when scraped. Releases the
+        GIL."""
 
     def fileno(self) -> int:
         """The engine's wake-up file descriptor: readable while a poll may return something
