@@ -342,7 +342,7 @@ mod tests {
             for step in 0..steps {
                 x = crate::hash::mix64(x + step);
                 let k = x % keys;
-                if x % 3 == 0 {
+                if x.is_multiple_of(3) {
                     assert_eq!(t.remove(k).map(|s| s[1]), m.remove(&k), "remove {k}");
                     t.shrink();
                 } else {

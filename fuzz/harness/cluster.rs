@@ -269,7 +269,7 @@ fn mutate_change(change: &mut Change, input: &mut Input) {
             }
         },
         Change::Phoenix { joins, leaves } => {
-            if joins.is_empty() || input.byte() % 4 == 0 {
+            if joins.is_empty() || input.byte().is_multiple_of(4) {
                 let r = joins.first().map_or(1, |j| j.phx_ref);
                 leaves.push(number(input, r));
                 return;
@@ -280,7 +280,7 @@ fn mutate_change(change: &mut Change, input: &mut Input) {
             match input.byte() % 5 {
                 0 => j.phx_ref = number(input, other),
                 1 => j.prev_ref = number(input, j.phx_ref),
-                2 => j.key = (input.byte() % 3 != 0).then(|| text(input)),
+                2 => j.key = (!input.byte().is_multiple_of(3)).then(|| text(input)),
                 3 => j.meta = meta(input),
                 _ => {
                     let copy = j.clone();
