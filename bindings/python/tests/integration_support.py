@@ -46,33 +46,44 @@ def accepts(port: int) -> bool:
 
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
-    """redis-server on a free loopback port, nothing saved; yields its URL."""
+    """redis-server on a free loopback port, nothing saved; yields its URL. Its output goes
+    to workdir/redis.log, which a failure to start quotes."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed (make test-python installs it: deps-redis in mk/deps.mk)")
+    log_path = workdir / "redis.log"
+    failures = []
     for _ in range(3):
         port = free_port()
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 10
         while proc.poll() is None and time.monotonic() < deadline and not accepts(port):
             time.sleep(0.02)
         if proc.poll() is None and accepts(port):
             break
+        # Most likely the port was taken between free_port() and the bind: try another.
         proc.kill()
         proc.wait()
+        failures.append(f"port {port}: exit {proc.returncode}: {log_path.read_text(errors='replace')}")
     else:
-        pytest.fail("redis-server did not start")
+        pytest.fail("redis-server did not start:\n" + "\n".join(failures))
     try:
         yield f"redis://127.0.0.1:{port}/"
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode is not None, "redis-server stopped"
 
 
 class Server:

@@ -10,9 +10,6 @@ saved to disk) and stops it afterwards. `make test-python` installs redis-server
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +19,8 @@ import pytest
 
 import presence_engine as pe
 
+from integration_support import redis_server
+
 SECRET = "python redis test cluster secret"
 TICK_MS = 50
 DOWN_AFTER_MS = 3000
@@ -30,60 +29,10 @@ DOWN_AFTER_MS = 3000
 CONVERGE_S = 5.0
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is not installed (make test-python installs it: deps-redis in mk/deps.mk)")
-    workdir = tmp_path_factory.mktemp("redis")
-    log_path = workdir / "redis.log"
-    failures = []
-    for _ in range(3):
-        port = free_port()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline and not accepts(port):
-            time.sleep(0.02)
-        if proc.poll() is None and accepts(port):
-            break
-        # Most likely the port was taken between free_port() and the bind: try another.
-        proc.kill()
-        proc.wait()
-        failures.append(f"port {port}: exit {proc.returncode}: {Path(log_path).read_text(errors='replace')}")
-    else:
-        pytest.fail("redis-server did not start:\n" + "\n".join(failures))
-    try:
-        yield f"redis://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.returncode is not None, "redis-server stopped"
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def node(name: str, fmt: str = "counts", **options: int) -> pe.Engine:
