@@ -91,6 +91,12 @@ def run_check() -> int:
         if seen.get(impl) != set(expected):
             failed += 1
             print(f"FAIL {impl}: phases seen {sorted(seen.get(impl, []))}, expected {sorted(expected)}")
+    # Batch reads on tiny sizes: the driver asserts the batch reads what single reads read.
+    many = drive([rust("presence-bench"), "many", "--held", "10,1000", "--ask", 5, "--calls", 1, "--runs", 1])
+    sides = {(o["params"]["held"], o["impl"]) for o in many if o.get("bench") == "counts_many"}
+    ok = sides == {(h, i) for h in (10, 1000) for i in ("rust-counts-many", "rust-counts-loop")}
+    passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+    print(("ok  " if ok else "FAIL") + " counts_many against a loop of counts")
     # The A/B drivers on tiny sizes: each comparison prints both of its sides.
     ab = drive([rust("presence-ab"), "table", "--n", 2000, "--runs", 1])
     ab += drive([rust("presence-ab"), "populate", "--n", 1 << 16, "--runs", 1])

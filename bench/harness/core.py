@@ -39,6 +39,10 @@ class Sizes:
     runs: int = 7
     slow_runs: int = 5
     counts_calls: int = 2_000_000
+    # batch reads: topics held, topics asked per call, calls per run
+    many_held: tuple[int, ...] = (1_000, 100_000, 1_000_000)
+    many_ask: int = 100
+    many_calls: int = 20_000
     poll_total: int = 100_000
     poll_changed: tuple[int, ...] = (1, 10, 100, 1_000, 10_000, 100_000)
     poll_totals: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
@@ -80,6 +84,8 @@ QUICK = Sizes(
     runs=3,
     slow_runs=2,
     counts_calls=300_000,
+    many_held=(1_000, 100_000),
+    many_calls=2_000,
     poll_total=10_000,
     poll_changed=(1, 10, 100, 1_000, 10_000),
     poll_totals=(1_000, 10_000, 100_000),

@@ -20,6 +20,8 @@ const USAGE: &str = "usage: presence-bench COMMAND [--option value ...]
   threads       --n N --topics T --runs R     1 and 2 threads, disjoint and shared topics
   poll          --total T --changed A,B,.. --totals A,B,.. --fixed-changed K --runs R
   hot           --n N --calls C --runs R      counts and list of one topic of N presences
+  many          --held A,B,.. --ask K --calls C --runs R   counts of K topics asked at once,
+                by counts_many and by a loop of counts, with A, B, .. topics held
   host          --total T --changed A,B,.. --state-n N --runs R   the host path: poll_diff and
                 ready messages per changed topic, state of one phoenix topic of N presences
   fanout        --subscribers A,B,.. --churn A,B,.. --seconds S
@@ -33,6 +35,7 @@ fn main() {
         "threads" => threads(&args),
         "poll" => poll(&args),
         "hot" => hot(&args),
+        "many" => many(&args),
         "host" => host(&args),
         "fanout" => fanout_cmd(&args),
         "redis" => redis_cmd(&args),
@@ -398,6 +401,55 @@ fn hot(a: &Args) {
     Record::new("list_hot", "rust-engine-counts", "us")
         .params(params)
         .emit(&out[2]);
+}
+
+/// Counts of K topics asked at once (an HTTP "GET /channels?info=user_count"), by
+/// `counts_many` and by a loop of `counts`, per topic asked, with more and more topics
+/// held: what a batch read costs should follow what is asked, not what is held.
+fn many(a: &Args) {
+    let (held, ask, calls, runs) = (
+        a.list("held", &[1_000, 100_000]),
+        a.usize("ask", 100),
+        a.usize("calls", 20_000),
+        a.usize("runs", 5),
+    );
+    for &t in &held {
+        // Two connections of one user per topic, so every topic asked is held.
+        let w = Workload::standard(2 * t, t);
+        let e = engine(Format::Counts);
+        w.track_engine(&e, &w.all(), None);
+        drop(e.poll_diff());
+        // Topics spread over the whole set, so the asked ones are not neighbours in memory.
+        let asked: Vec<String> = (0..ask)
+            .map(|k| w.name_of_topic(k * t / ask).to_owned())
+            .collect();
+        let batch = e.counts_many(&asked).expect("counts_many");
+        let looped: Vec<_> = asked.iter().map(|n| e.counts(n).expect("counts")).collect();
+        assert_eq!(batch, looped, "the batch reads what single reads read");
+        assert!(batch.iter().all(|c| c.connections == 2));
+        let mut many_ns = Vec::with_capacity(runs);
+        let mut loop_ns = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let d = time_calls(calls, || {
+                black_box(e.counts_many(black_box(&asked)).expect("counts_many"));
+            });
+            many_ns.push(ns_per(calls * ask, d));
+            let d = time_calls(calls, || {
+                for n in black_box(&asked) {
+                    black_box(e.counts(n).expect("counts"));
+                }
+            });
+            loop_ns.push(ns_per(calls * ask, d));
+        }
+        let params = json!({"held": t, "ask": ask});
+        Record::new("counts_many", "rust-counts-loop", "ns")
+            .params(params.clone())
+            .emit(&loop_ns);
+        Record::new("counts_many", "rust-counts-many", "ns")
+            .params(params)
+            .baseline("rust-counts-loop")
+            .emit(&many_ns);
+    }
 }
 
 /// CPU time of the calling thread. The host-path figures are compared across three
