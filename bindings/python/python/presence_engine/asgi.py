@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import Engine, EnvelopeName, Meta, PresenceError
@@ -78,6 +78,25 @@ class Outbox:
     def close(self) -> None:
         self.closed = True
         self._wake.set()
+
+
+async def client_texts(receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+                       writer: asyncio.Task[None]) -> AsyncIterator[str]:
+    """The text frames a client sends, until it disconnects or its writer stops (a client
+    too far behind, a socket gone). Each read races the writer, so a connection whose
+    writer has ended is not kept open waiting for a client that may never speak."""
+    while not writer.done():
+        reader = asyncio.ensure_future(receive())
+        done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+        if reader not in done:
+            reader.cancel()
+            return
+        message = reader.result()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is not None:
+            yield text
 
 
 class Hub:
@@ -203,18 +222,9 @@ class WebSocketPresence:
                 pass
 
     async def _read(self, receive: Any, topic: str, outbox: Outbox, writer: asyncio.Task[None]) -> None:
-        """Reads the client's messages until it disconnects (or the writer stops)."""
-        while not writer.done():
-            reader = asyncio.ensure_future(receive())
-            done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
-            if reader not in done:
-                reader.cancel()
-                return
-            message = reader.result()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text and '"sync"' in text:
+        """Answers the client's sync requests until it disconnects (or the writer stops)."""
+        async for text in client_texts(receive, writer):
+            if '"sync"' in text:
                 try:
                     wanted = json.loads(text)
                 except ValueError:

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from . import Engine, Meta, PresenceError
-from .asgi import Hub, Outbox
+from .asgi import Hub, Outbox, client_texts
 
 __all__ = ["PhoenixEndpoint"]
 
@@ -138,18 +138,8 @@ class PhoenixEndpoint:
         channels: dict[str, _Channel] = {}
         writer = asyncio.get_running_loop().create_task(outbox.write_to(send))
         try:
-            while not writer.done():
-                reader = asyncio.ensure_future(receive())
-                done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
-                if reader not in done:
-                    reader.cancel()
-                    break
-                message = reader.result()
-                if message["type"] == "websocket.disconnect":
-                    break
-                text = message.get("text")
-                if text is not None:
-                    self._handle(text, conn, channels, outbox)
+            async for text in client_texts(receive, writer):
+                self._handle(text, conn, channels, outbox)
         finally:
             for topic in channels:
                 self.hub.discard(topic, outbox)
