@@ -115,6 +115,15 @@ impl Engine {
         self.shared.touch(conn)
     }
 
+    /// Expires now every presence past its deadline, as polls and the timer thread do;
+    /// returns how many. For `make bench`, which times expiry apart from polling; not part
+    /// of the API.
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
+    pub fn expire_due(&self) -> usize {
+        self.shared.expire_due()
+    }
+
     /// Removes the presence of `conn` in `topic`; `NotTracked` if there is none.
     pub fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
         self.shared.untrack(topic, conn)

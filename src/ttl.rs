@@ -2,16 +2,18 @@
 //! serverless): their deadlines, and the clock they are measured on.
 //!
 //! Each connection shard keeps the deadlines of its connections' TTL presences
-//! ([`Deadlines`], under the shard's lock), bucketed per tick of [`TICK_MS`] in a map
-//! ordered by tick. Expiring takes the buckets that are due and nothing else, so it costs in
-//! proportion to what expires, not to what is held. A renewal (`touch`) only moves the
-//! deadline in the connection's record; its wheel entry stays where it was and, when that
-//! tick comes, finds the presence renewed and moves to its new tick: at most one such move
-//! per time to live, however often the connection is touched.
+//! ([`Deadlines`], under the shard's lock): one record per connection, and one entry per
+//! connection in a queue ordered by tick of [`TICK_MS`] (a B-tree of `(tick, conn)`).
+//! Expiring takes the entries of the ticks that are due and nothing else, so it costs in
+//! proportion to what expires (times the B-tree's depth, which grows with the logarithm of
+//! what one shard holds), never a scan of what is held. A renewal (`touch`) only moves the
+//! deadlines in the connection's record; its queue entry stays where it was and, when that
+//! tick comes, finds the presences renewed and moves to the new earliest tick: at most one
+//! such move per time to live, however often the connection is touched.
 
 use crate::hash::{table_bytes, ConnBuild};
 use crate::table::{Mixed, Probe, Table};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -202,16 +204,15 @@ struct Timed {
 /// The deadlines of one connection shard's TTL presences.
 ///
 /// A connection's first TTL presence sits in `first`, a 40-byte slot
-/// `[conn, deadline, ttl, tick, flags | place]`, where `tick` is the wheel bucket holding
-/// the connection (never later than the bucket of its earliest deadline); its other TTL
-/// presences go to `more`. Every connection with a record is in the wheel at its `tick`;
-/// entries left at other ticks (by an untrack, or a track with an earlier deadline) are
-/// stale and skipped.
+/// `[conn, deadline, ttl, tick, flags | place]`, where `tick` is where the connection waits
+/// in `queue` (never later than the tick of its earliest deadline); its other TTL presences
+/// go to `more`. Every connection with a record is in the queue exactly once, at its
+/// `tick`, and no other connection is.
 #[derive(Default)]
 pub(crate) struct Deadlines {
     first: Table<5, Mixed>,
     more: HashMap<u64, Vec<Timed>, ConnBuild>,
-    wheel: BTreeMap<u64, Vec<u64>>,
+    queue: BTreeSet<(u64, u64)>,
     /// A lower bound of the earliest deadline held; `u64::MAX` when none is.
     next: u64,
 }
@@ -241,14 +242,15 @@ impl Deadlines {
             Probe::Vacant(i) => {
                 self.first
                     .insert_at(i, [conn, deadline, ttl, tick, USED | place]);
-                self.wheel.entry(tick).or_default().push(conn);
+                self.queue.insert((tick, conn));
             }
             Probe::Found(i) => {
                 let s = self.first.at_mut(i);
                 s[4] |= MORE;
                 if tick < s[3] {
+                    self.queue.remove(&(s[3], conn));
                     s[3] = tick;
-                    self.wheel.entry(tick).or_default().push(conn);
+                    self.queue.insert((tick, conn));
                 }
                 self.more.entry(conn).or_default().push(Timed {
                     place,
@@ -288,6 +290,7 @@ impl Deadlines {
                 ];
             } else {
                 self.first.remove_at(i);
+                self.queue.remove(&(s[3], conn));
             }
         } else {
             let Some(list) = self.more.get_mut(&conn) else {
@@ -312,6 +315,7 @@ impl Deadlines {
             if s[4] & MORE != 0 {
                 self.more.remove(&conn);
             }
+            self.queue.remove(&(s[3], conn));
             self.shrink();
         }
     }
@@ -359,56 +363,45 @@ impl Deadlines {
     }
 
     /// Takes out every presence whose deadline is `now` or earlier, pushing
-    /// `(conn, place)` to `out` for the caller to remove. Visits only the wheel's buckets
-    /// up to `now`.
+    /// `(conn, place)` to `out` for the caller to remove. Visits only the queue's entries of
+    /// the ticks up to `now`.
     pub fn due(&mut self, now: u64, out: &mut Vec<(u64, u64)>) {
         let current = now / TICK_MS;
-        // Connections whose earliest deadline is later in the current tick.
+        // Connections whose earliest deadline is later in the current tick: back in the
+        // queue once this pass is over, so that it does not meet them again.
         let mut kept = Vec::new();
         let mut kept_min = u64::MAX;
         let mut all = Vec::new();
-        while let Some(bucket) = self.wheel.first_entry() {
-            let tick = *bucket.key();
+        while let Some(&(tick, conn)) = self.queue.first() {
             if tick > current {
                 break;
             }
-            let mut conns = bucket.remove();
-            if conns.len() > 1 {
-                // A connection untracked and tracked again may be here twice.
-                conns.sort_unstable();
-                conns.dedup();
-            }
-            for conn in conns {
-                if self.first.get(conn).is_none_or(|s| s[3] != tick) {
-                    continue; // stale: the connection's entry is at another tick
-                }
-                let mut earliest = u64::MAX;
-                self.of(conn, &mut all);
-                for &t in &all {
-                    if t.deadline <= now {
-                        self.forget(conn, t.place);
-                        out.push((conn, t.place));
-                    } else {
-                        earliest = earliest.min(t.deadline);
-                    }
-                }
-                let Probe::Found(i) = self.first.find(conn) else {
-                    continue; // every TTL presence of the connection expired
-                };
-                let tick = earliest / TICK_MS;
-                self.first.at_mut(i)[3] = tick;
-                if tick <= current {
-                    kept.push(conn);
-                    kept_min = kept_min.min(earliest);
+            self.queue.pop_first();
+            let mut earliest = u64::MAX;
+            self.of(conn, &mut all);
+            for &t in &all {
+                if t.deadline <= now {
+                    // The record's tick no longer has a queue entry: `forget` finds none.
+                    self.forget(conn, t.place);
+                    out.push((conn, t.place));
                 } else {
-                    self.wheel.entry(tick).or_default().push(conn);
+                    earliest = earliest.min(t.deadline);
                 }
             }
+            let Probe::Found(i) = self.first.find(conn) else {
+                continue; // every TTL presence of the connection expired
+            };
+            let tick = earliest / TICK_MS;
+            self.first.at_mut(i)[3] = tick;
+            if tick <= current {
+                kept.push((tick, conn));
+                kept_min = kept_min.min(earliest);
+            } else {
+                self.queue.insert((tick, conn));
+            }
         }
-        let later = self.wheel.keys().next().map_or(u64::MAX, |t| t * TICK_MS);
-        if !kept.is_empty() {
-            self.wheel.insert(current, kept);
-        }
+        let later = self.queue.first().map_or(u64::MAX, |(t, _)| t * TICK_MS);
+        self.queue.extend(kept);
         self.next = kept_min.min(later);
     }
 
@@ -423,8 +416,7 @@ impl Deadlines {
 
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        // A B-tree node holds up to 11 entries; count them two-thirds full.
-        let node_entry = size_of::<(u64, Vec<u64>)>();
+        // A B-tree leaf holds up to 11 entries; count them two-thirds full.
         self.first.heap_bytes()
             + table_bytes::<(u64, Vec<Timed>)>(self.more.capacity())
             + self
@@ -432,12 +424,7 @@ impl Deadlines {
                 .values()
                 .map(|v| v.capacity() * size_of::<Timed>())
                 .sum::<usize>()
-            + self.wheel.len() * node_entry * 3 / 2
-            + self
-                .wheel
-                .values()
-                .map(|v| v.capacity() * size_of::<u64>())
-                .sum::<usize>()
+            + self.queue.len() * size_of::<(u64, u64)>() * 3 / 2
     }
 }
 
@@ -487,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn forgotten_presences_never_expire_and_stale_entries_are_skipped() {
+    fn forgotten_presences_never_expire_and_leave_the_queue() {
         let mut d = Deadlines::default();
         d.insert(1, 10, 1000, 0);
         d.insert(1, 11, 1000, 0);
@@ -498,9 +485,10 @@ mod tests {
         d.forget_conn(2);
         d.insert(2, 10, 1000, 0);
         d.forget_conn(2);
-        d.insert(2, 10, 1000, 0); // tracked again: twice in the same bucket
+        d.insert(2, 10, 1000, 0);
+        assert_eq!(d.queue.len(), 2, "one entry per connection");
         assert_eq!(due(&mut d, 1000), vec![(1, 11), (2, 10)]);
-        assert!(d.wheel.is_empty());
+        assert!(d.queue.is_empty());
     }
 
     #[test]

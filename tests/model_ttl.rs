@@ -296,14 +296,14 @@ fn run(format: Format, seed: u64, steps: usize) {
 
 #[test]
 fn counts_format_with_ttl_matches_the_model() {
-    for seed in 0..20 {
+    for seed in 0..12 {
         run(Format::Counts, seed, 5_000);
     }
 }
 
 #[test]
 fn phoenix_format_with_ttl_matches_the_model_and_phoenix_sync_diff() {
-    for seed in 100..120 {
+    for seed in 100..112 {
         run(Format::Phoenix, seed, 5_000);
     }
 }
