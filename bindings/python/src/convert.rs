@@ -43,7 +43,9 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
 
 /// A time to live in seconds (an int or a float, not a bool), for the core to bound.
 pub fn ttl(obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration> {
-    if obj.is_instance_of::<PyBool>() || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>()) {
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
         return Err(PyTypeError::new_err(format!(
             "ttl must be a number of seconds (int or float), not {}",
             type_name(obj)
