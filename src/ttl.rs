@@ -12,7 +12,7 @@
 //! such move per time to live, however often the connection is touched.
 
 use crate::hash::{table_bytes, ConnBuild};
-use crate::table::{Mixed, Probe, Table};
+use crate::table::{KeyHash, Probe, Table};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -203,26 +203,53 @@ struct Timed {
 
 /// The deadlines of one connection shard's TTL presences.
 ///
-/// A connection's first TTL presence sits in `first`, a 40-byte slot
-/// `[conn, deadline, ttl, tick, flags | place]`, where `tick` is where the connection waits
-/// in `queue` (never later than the tick of its earliest deadline); its other TTL presences
-/// go to `more`. Every connection with a record is in the queue exactly once, at its
-/// `tick`, and no other connection is.
+/// A connection's first TTL presence sits in `first`, a 32-byte slot
+/// `[conn, deadline, ttl << 32 | lag, flags | place]`, where `deadline tick - lag` is the
+/// tick at which the connection waits in `queue` (never later than the tick of its earliest
+/// deadline); its other TTL presences go to `more`. Every connection with a record is in
+/// the queue exactly once, at that tick, and no other connection is.
 #[derive(Default)]
 pub(crate) struct Deadlines {
-    first: Table<5, Mixed>,
+    first: Table<4, ByHalves>,
     more: HashMap<u64, Vec<Timed>, ConnBuild>,
     queue: BTreeSet<(u64, u64)>,
     /// A lower bound of the earliest deadline held; `u64::MAX` when none is.
     next: u64,
 }
 
-fn timed(s: &[u64; 5]) -> Timed {
+/// Connection ids, mixed as the connection index mixes them; the table grows by halves
+/// (4, 6, 8, 12, ...), which keeps its slots fuller than doubling would.
+struct ByHalves;
+
+impl KeyHash for ByHalves {
+    const BY_HALVES: bool = true;
+
+    #[inline(always)]
+    fn hash(key: u64) -> u64 {
+        crate::hash::mix64(key)
+    }
+}
+
+type Slot = [u64; 4];
+
+fn timed(s: &Slot) -> Timed {
     Timed {
-        place: s[4] & PLACE,
-        ttl: s[2],
+        place: s[3] & PLACE,
+        ttl: s[2] >> 32,
         deadline: s[1],
     }
+}
+
+/// The tick at which the slot's connection waits in the queue.
+fn tick(s: &Slot) -> u64 {
+    s[1] / TICK_MS - (s[2] & u64::from(u32::MAX))
+}
+
+/// A slot whose connection waits at `tick`, if that tick is close enough to `deadline`
+/// (2^32 ticks, 497 days) to be kept beside it.
+fn slot(conn: u64, deadline: u64, ttl: u64, tick: u64, flags_place: u64) -> Option<Slot> {
+    let lag = u32::try_from(deadline / TICK_MS - tick).ok()?;
+    Some([conn, deadline, ttl << 32 | u64::from(lag), flags_place])
 }
 
 impl Deadlines {
@@ -240,23 +267,23 @@ impl Deadlines {
         let tick = deadline / TICK_MS;
         match self.first.entry(conn) {
             Probe::Vacant(i) => {
-                self.first
-                    .insert_at(i, [conn, deadline, ttl, tick, USED | place]);
+                let s = slot(conn, deadline, ttl, tick, USED | place).expect("no lag");
+                self.first.insert_at(i, s);
                 self.queue.insert((tick, conn));
             }
             Probe::Found(i) => {
-                let s = self.first.at_mut(i);
-                s[4] |= MORE;
-                if tick < s[3] {
-                    self.queue.remove(&(s[3], conn));
-                    s[3] = tick;
-                    self.queue.insert((tick, conn));
-                }
+                let s = *self.first.at(i);
                 self.more.entry(conn).or_default().push(Timed {
                     place,
                     ttl,
                     deadline,
                 });
+                let old = self::tick(&s);
+                if tick < old {
+                    self.queue.remove(&(old, conn));
+                    self.queue.insert((tick, conn));
+                }
+                self.write_first(i, conn, old.min(tick), timed(&s), s[3] | MORE);
             }
         }
         self.next = self.next.min(deadline);
@@ -270,8 +297,8 @@ impl Deadlines {
             return false;
         };
         let s = *self.first.at(i);
-        if s[4] & PLACE == place {
-            if s[4] & MORE != 0 {
+        if s[3] & PLACE == place {
+            if s[3] & MORE != 0 {
                 // The connection's last other TTL presence moves up, at the same tick.
                 let list = self.more.get_mut(&conn).expect("flagged");
                 let next = list.pop().expect("never empty");
@@ -281,16 +308,10 @@ impl Deadlines {
                 } else {
                     MORE
                 };
-                *self.first.at_mut(i) = [
-                    conn,
-                    next.deadline,
-                    next.ttl,
-                    s[3],
-                    USED | more | next.place,
-                ];
+                self.write_first(i, conn, tick(&s), next, USED | more | next.place);
             } else {
                 self.first.remove_at(i);
-                self.queue.remove(&(s[3], conn));
+                self.queue.remove(&(tick(&s), conn));
             }
         } else {
             let Some(list) = self.more.get_mut(&conn) else {
@@ -302,7 +323,7 @@ impl Deadlines {
             list.swap_remove(k);
             if list.is_empty() {
                 self.more.remove(&conn);
-                self.first.at_mut(i)[4] &= !MORE;
+                self.first.at_mut(i)[3] &= !MORE;
             }
         }
         self.shrink();
@@ -312,10 +333,10 @@ impl Deadlines {
     /// Forgets every TTL of `conn` (it was untracked everywhere).
     pub fn forget_conn(&mut self, conn: u64) {
         if let Some(s) = self.first.remove(conn) {
-            if s[4] & MORE != 0 {
+            if s[3] & MORE != 0 {
                 self.more.remove(&conn);
             }
-            self.queue.remove(&(s[3], conn));
+            self.queue.remove(&(tick(&s), conn));
             self.shrink();
         }
     }
@@ -325,7 +346,7 @@ impl Deadlines {
         all.clear();
         if let Some(s) = self.first.get(conn) {
             all.push(timed(s));
-            if s[4] & MORE != 0 {
+            if s[3] & MORE != 0 {
                 all.extend_from_slice(&self.more[&conn]);
             }
         }
@@ -339,14 +360,8 @@ impl Deadlines {
             return 0;
         };
         let (mut renewed, from) = (0, expired.len());
-        let s = self.first.at_mut(i);
-        if s[1] <= now {
-            expired.push(s[4] & PLACE);
-        } else {
-            s[1] = now + s[2];
-            renewed += 1;
-        }
-        if s[4] & MORE != 0 {
+        let s = *self.first.at(i);
+        if s[3] & MORE != 0 {
             for t in self.more.get_mut(&conn).expect("flagged") {
                 if t.deadline <= now {
                     expired.push(t.place);
@@ -355,6 +370,14 @@ impl Deadlines {
                     renewed += 1;
                 }
             }
+        }
+        let mut first = timed(&s);
+        if first.deadline <= now {
+            expired.push(first.place);
+        } else {
+            first.deadline = now + first.ttl;
+            self.write_first(i, conn, tick(&s), first, s[3]);
+            renewed += 1;
         }
         for &place in &expired[from..] {
             self.forget(conn, place);
@@ -391,8 +414,11 @@ impl Deadlines {
             let Probe::Found(i) = self.first.find(conn) else {
                 continue; // every TTL presence of the connection expired
             };
+            let s = *self.first.at(i);
+            // `forget` may have queued it again, at a tick far behind a deadline.
+            self.queue.remove(&(self::tick(&s), conn));
             let tick = earliest / TICK_MS;
-            self.first.at_mut(i)[3] = tick;
+            *self.first.at_mut(i) = slot(conn, s[1], s[2] >> 32, tick, s[3]).expect("a tick due");
             if tick <= current {
                 kept.push((tick, conn));
                 kept_min = kept_min.min(earliest);
@@ -403,6 +429,27 @@ impl Deadlines {
         let later = self.queue.first().map_or(u64::MAX, |(t, _)| t * TICK_MS);
         self.queue.extend(kept);
         self.next = kept_min.min(later);
+    }
+
+    /// Writes the first TTL presence of `conn` into its slot `i`, the connection waiting
+    /// in the queue at `tick`. A queue entry that fell 2^32 ticks behind the deadline (no
+    /// expiry pass ran for 497 days: a host's clock that no poll followed) cannot be kept
+    /// beside it: the connection moves up to the tick of its earliest deadline.
+    fn write_first(&mut self, i: usize, conn: u64, tick: u64, t: Timed, flags_place: u64) {
+        if let Some(s) = slot(conn, t.deadline, t.ttl, tick, flags_place) {
+            *self.first.at_mut(i) = s;
+            return;
+        }
+        let mut earliest = t.deadline;
+        if flags_place & MORE != 0 {
+            earliest = self.more[&conn]
+                .iter()
+                .fold(earliest, |m, x| m.min(x.deadline));
+        }
+        self.queue.remove(&(tick, conn));
+        self.queue.insert((earliest / TICK_MS, conn));
+        *self.first.at_mut(i) =
+            slot(conn, t.deadline, t.ttl, earliest / TICK_MS, flags_place).expect("no lag");
     }
 
     /// Gives memory back after many TTL presences left.
@@ -503,6 +550,28 @@ mod tests {
             assert_eq!(gone as u64, (now - 19) * 10);
         }
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_queue_entry_far_behind_its_renewed_deadline_moves_up() {
+        let mut d = Deadlines::default();
+        d.insert(1, 10, MAX_TTL_MS, 0);
+        d.insert(1, 11, MAX_TTL_MS - 1000, 0);
+        let mut expired = Vec::new();
+        // Renewed every 29 days, with no expiry pass in 580 days: the entry waits at its
+        // first tick until the lag no longer fits beside the deadline.
+        let day = 86_400_000;
+        for k in 1..=20 {
+            assert_eq!(d.touch(1, k * 29 * day, &mut expired), 2);
+            assert_eq!(d.queue.len(), 1);
+        }
+        let (t, _) = *d.queue.first().unwrap();
+        assert!(t > MAX_TTL_MS / TICK_MS, "moved up");
+        let now = 20 * 29 * day;
+        assert!(due(&mut d, now + MAX_TTL_MS - 1001).is_empty());
+        assert_eq!(due(&mut d, now + MAX_TTL_MS - 1000), vec![(1, 11)]);
+        assert_eq!(due(&mut d, now + MAX_TTL_MS), vec![(1, 10)]);
+        assert!(d.queue.is_empty() && d.is_empty());
     }
 
     #[test]
