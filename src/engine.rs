@@ -99,12 +99,13 @@ impl Engine {
         meta: Option<&str>,
         ttl: Duration,
     ) -> Result<()> {
+        let ttl = crate::ttl::ttl_ms(ttl).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
         if self.shared.ttl.timed && self.timer.get().is_none() {
             self.check_usable()?;
             // Two first tracks may race: the timer that loses is dropped, stopping its thread.
             let _ = self.timer.set(Timer::start(&self.shared)?);
         }
-        self.shared.track_ttl(topic, conn, key, meta, ttl)
+        self.shared.track_with(topic, conn, key, meta, Some(ttl))
     }
 
     /// Renews every TTL presence of `conn`, in every topic, by its own time to live from

@@ -8,26 +8,13 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::shard::{lock, ConnShard, TopicRef};
 use crate::shared::Shared;
-use crate::ttl::{self, TICK_MS};
+use crate::ttl::TICK_MS;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 impl Shared {
-    /// `track` with a time to live.
-    pub(crate) fn track_ttl(
-        &self,
-        topic: &str,
-        conn: u64,
-        key: Option<&str>,
-        meta: Option<&str>,
-        ttl: Duration,
-    ) -> Result<()> {
-        let ttl = ttl::ttl_ms(ttl).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
-        self.track_with(topic, conn, key, meta, Some(ttl))
-    }
-
     /// Renews every TTL presence of `conn`; one already past its deadline leaves instead.
     /// Returns how many were renewed.
     pub(crate) fn touch(&self, conn: u64) -> usize {
