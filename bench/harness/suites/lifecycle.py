@@ -74,7 +74,7 @@ def render_lifecycle(ctx: Ctx) -> str:
         md.append(
             "\nBytes requested from the allocator while the engine holds every presence, after "
             "its first poll (a counting global allocator, as in section 3). A TTL presence adds "
-            "its connection's record (a 40-byte slot in an open-addressing table at most three "
+            "its connection's record (a 32-byte slot in an open-addressing table at most three "
             "quarters full) and its entry in the tick-ordered queue (a B-tree of 16-byte "
             "entries).")
     return "\n".join(md)
