@@ -105,8 +105,7 @@ fn expiry_run(w: &Workload, rate: usize, seconds: usize) -> Expiry {
     w.track_engine(&base, &w.all(), None);
     drop(base.poll_diff());
     let (mut untracked, mut untrack) = (0, Duration::ZERO);
-    for k in 0..ticks {
-        let upto = due_by[k];
+    for &upto in &due_by {
         let t = Instant::now();
         for i in untracked..upto {
             base.untrack(w.topic_name(i), i as u64)
