@@ -275,3 +275,58 @@ fn in_a_cluster_the_presence_expires_on_its_node_and_leaves_on_the_other() {
     // A touch on b of a's connection renews nothing there.
     assert_eq!(b.touch(1), 0);
 }
+
+#[test]
+fn threads_tracking_touching_and_untracking_while_the_timer_expires() {
+    let engine = Arc::new(Engine::new(Config::default()).unwrap());
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let e = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let mut x = w + 1;
+                for step in 0..20_000u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let conn = w * 1000 + x % 50;
+                    let topic = ["a", "b", "c"][(x >> 8) as usize % 3];
+                    match (x >> 16) % 8 {
+                        0..=3 => {
+                            let _ = e.track_ttl(topic, conn, None, None, ms(1 + (x >> 24) % 20));
+                        }
+                        4 => {
+                            e.touch(conn);
+                        }
+                        5 => {
+                            let _ = e.untrack(topic, conn);
+                        }
+                        6 => {
+                            e.untrack_conn(conn);
+                        }
+                        _ => {
+                            if step % 64 == 0 {
+                                e.poll_diff();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(!engine.is_poisoned());
+    // Every presence had a time to live: the timer removes the last ones by itself.
+    let start = Instant::now();
+    while engine.stats().presences > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            engine.stats()
+        );
+        std::thread::sleep(ms(5));
+    }
+    engine.poll_diff();
+    assert_eq!(engine.stats().topics, 0);
+}
