@@ -749,6 +749,38 @@ enum presence_status presence_state_message(const struct presence_engine *engine
                                             struct presence_buf *out,
                                             uint64_t *seq);
 
+/**
+ * Tracks connection `conn` in `topic` with a time to live of `ttl_ms` milliseconds (1 to
+ * 2592000000, 30 days), for a client without a socket (HTTP polling, mobile, serverless).
+ *
+ * `key` and `meta` are as for `presence_track`. The presence leaves by itself once
+ * `ttl_ms` has passed without a `presence_touch` of its connection: the next poll shows
+ * the leave like that of an untrack (in a cluster, every node sees it), and the wake-up
+ * descriptor turns readable within 10 ms of the deadline, so a host waiting on it needs no
+ * timer of its own. Time is the monotonic clock's. `presence_untrack` and
+ * `presence_untrack_conn` remove it as any presence. A `ttl_ms` out of range fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT`; the other failures are those of `presence_track`.
+ */
+enum presence_status presence_track_ttl(const struct presence_engine *engine,
+                                        const char *topic,
+                                        uint64_t conn,
+                                        const char *key,
+                                        const char *meta,
+                                        uint64_t ttl_ms);
+
+/**
+ * Renews every presence of connection `conn` tracked with a time to live, in every topic,
+ * each by its own `ttl_ms` from now: call it on each request of a polling client. A
+ * presence already past its deadline is not renewed but leaves now. Presences tracked
+ * without a time to live are left as they are.
+ *
+ * A connection without such presences is not an error (it renews nothing). If `renewed`
+ * is not NULL, `*renewed` receives the number of presences renewed.
+ */
+enum presence_status presence_touch(const struct presence_engine *engine,
+                                    uint64_t conn,
+                                    size_t *renewed);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

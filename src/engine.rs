@@ -4,10 +4,13 @@ use crate::batch::DiffBatch;
 use crate::cluster::{Cluster, ClusterStats};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::Timer;
 use crate::shared::{Shared, State, Stats};
 use crate::topic::Counts;
+use crate::ttl::Clock;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// A presence engine. Every method takes `&self` and is safe to call from any thread at
 /// once: state is split over lock shards, so calls on different topics rarely meet.
@@ -22,20 +25,40 @@ pub struct Engine {
     link: Mutex<Option<crate::cluster::redis_link::RedisLink>>,
     #[cfg(not(feature = "redis"))]
     link: Mutex<Option<()>>,
+    /// The thread expiring TTL presences, started by the first `track_ttl` on the system
+    /// clock.
+    timer: OnceLock<Timer>,
 }
 
 impl Engine {
     /// Creates an engine.
     pub fn new(config: Config) -> Result<Engine> {
+        Engine::build(config, None)
+    }
+
+    /// Creates an engine that measures time to live on `clock` rather than on the
+    /// system's monotonic clock, for tests that move time themselves. Such an engine runs
+    /// no timer thread: a presence past its deadline leaves at the next `poll_diff`,
+    /// `cluster_tick` or `touch` of its connection.
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Engine> {
+        Engine::build(config, Some(clock))
+    }
+
+    fn build(config: Config, clock: Option<Arc<dyn Clock>>) -> Result<Engine> {
         let user_key = config
             .cluster
             .as_ref()
             .map(|c| crate::cluster::user_hash_key(c.secret.as_bytes()));
         let cluster = config.cluster.clone().map(|c| Arc::new(Cluster::new(c)));
+        let mut shared = Shared::new(config, user_key)?;
+        if let Some(clock) = clock {
+            shared.ttl.use_clock(clock);
+        }
         Ok(Engine {
-            shared: Arc::new(Shared::new(config, user_key)?),
+            shared: Arc::new(shared),
             cluster,
             link: Mutex::new(None),
+            timer: OnceLock::new(),
         })
     }
 
@@ -60,6 +83,46 @@ impl Engine {
         meta: Option<&str>,
     ) -> Result<()> {
         self.shared.track(topic, conn, key, meta)
+    }
+
+    /// `track` with a time to live, for a client without a socket (HTTP polling, mobile,
+    /// serverless): the presence leaves by itself once `ttl` has passed without a
+    /// [`touch`](Engine::touch) of its connection, as if untracked, and wakes the
+    /// descriptor of [`wakeup_fd`](Engine::wakeup_fd) when it does (within 10 ms of its
+    /// deadline). `ttl` is 1 ms to 30 days (`InvalidArgument` otherwise), measured on the
+    /// monotonic clock. Untracking it works as for any presence.
+    pub fn track_ttl(
+        &self,
+        topic: &str,
+        conn: u64,
+        key: Option<&str>,
+        meta: Option<&str>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let ttl = crate::ttl::ttl_ms(ttl).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
+        if self.shared.ttl.timed && self.timer.get().is_none() {
+            self.check_usable()?;
+            // Two first tracks may race: the timer that loses is dropped, stopping its thread.
+            let _ = self.timer.set(Timer::start(&self.shared)?);
+        }
+        self.shared.track_with(topic, conn, key, meta, Some(ttl))
+    }
+
+    /// Renews every TTL presence of `conn`, in every topic, by its own time to live from
+    /// now: one call per request of a polling client. Returns how many were renewed (0
+    /// for a connection without TTL presences, which is no error). A presence already
+    /// past its deadline is not renewed: it leaves now.
+    pub fn touch(&self, conn: u64) -> usize {
+        self.shared.touch(conn)
+    }
+
+    /// Expires now every presence past its deadline, as polls and the timer thread do;
+    /// returns how many. For `make bench`, which times expiry apart from polling; not part
+    /// of the API.
+    #[cfg(feature = "bench-internals")]
+    #[doc(hidden)]
+    pub fn expire_due(&self) -> usize {
+        self.shared.expire_due()
     }
 
     /// Removes the presence of `conn` in `topic`; `NotTracked` if there is none.
@@ -107,6 +170,7 @@ impl Engine {
     /// changed, with its seq, live counts and diff payload. Other nodes' changes come out
     /// here like local ones.
     pub fn poll_diff(&self) -> DiffBatch {
+        self.shared.expire_due();
         self.shared.poll_diff()
     }
 
@@ -150,7 +214,9 @@ impl Engine {
     /// Publish every message, in order, to every other node; a snapshot meant for one
     /// node is ignored by the others.
     pub fn cluster_tick(&self) -> Result<Vec<Vec<u8>>> {
-        self.cluster()?.tick(&self.shared)
+        let cluster = self.cluster()?;
+        self.shared.expire_due();
+        cluster.tick(&self.shared)
     }
 
     /// Cluster mode: applies a message another node published. A message that is

@@ -24,6 +24,7 @@ mod config;
 mod engine;
 mod envelope;
 mod error;
+mod expiry;
 pub mod ffi;
 mod hash;
 mod json;
@@ -34,6 +35,7 @@ mod shard;
 mod shared;
 mod table;
 mod topic;
+mod ttl;
 mod waker;
 
 pub use batch::{DiffBatch, TopicDiff};
@@ -48,6 +50,7 @@ pub use metrics::{Metric, MetricKind, METRICS};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use shared::{State, Stats};
 pub use topic::Counts;
+pub use ttl::{Clock, ManualClock};
 
 /// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite
 /// "ab"); not part of the API.

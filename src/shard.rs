@@ -5,6 +5,7 @@
 use crate::hash::{table_bytes, ConnBuild};
 use crate::table::{Mixed, Prehashed, Probe, Table};
 use crate::topic::Topic;
+use crate::ttl::Deadlines;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -14,6 +15,21 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(crate) struct TopicRef {
     pub shard: u32,
     pub slot: u32,
+}
+
+impl TopicRef {
+    /// In one word, as the deadlines of TTL presences keep it (below bit 44: at most
+    /// 4096 shards).
+    pub fn packed(self) -> u64 {
+        u64::from(self.shard) << 32 | u64::from(self.slot)
+    }
+
+    pub fn unpacked(word: u64) -> TopicRef {
+        TopicRef {
+            shard: (word >> 32) as u32,
+            slot: word as u32,
+        }
+    }
 }
 
 /// The topics of one shard, in a slab addressed by slot.
@@ -197,6 +213,8 @@ fn has_more(s: &[u64; 3]) -> bool {
 pub(crate) struct ConnShard {
     first: Table<3, Mixed>,
     more: HashMap<u64, Vec<Link>, ConnBuild>,
+    /// The deadlines of this shard's TTL presences, under the same lock as the presences.
+    pub ttl: Deadlines,
 }
 
 /// A connection's place in its shard, found once per track: it answers whether the
@@ -346,6 +364,7 @@ impl ConnShard {
                 .values()
                 .map(|v| v.capacity() * size_of::<Link>())
                 .sum::<usize>()
+            + self.ttl.heap_bytes()
     }
 }
 

@@ -11,6 +11,7 @@ use crate::hash::{self, SipKey};
 use crate::meta;
 use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
 use crate::topic::{self, Counts, Entry, Topic};
+use crate::ttl::TtlState;
 use crate::waker::Waker;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,14 +22,14 @@ use std::sync::Mutex;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) topics: Box<[Mutex<TopicShard>]>,
-    conns: Box<[Mutex<ConnShard>]>,
+    pub(crate) conns: Box<[Mutex<ConnShard>]>,
     shard_mask: u64,
     topic_key: SipKey,
     key_hasher: SipKey,
     // The counters calls write, each on a line of its own (see `Padded`).
     next_ref: Padded<AtomicU64>,
     pub(crate) topic_count: Padded<AtomicUsize>,
-    presence_count: Padded<AtomicUsize>,
+    pub(crate) presence_count: Padded<AtomicUsize>,
     pending_count: Padded<AtomicUsize>,
     /// Polls taken, for monitoring; on a line of its own too: each poll writes it, which
     /// would make the calls that read a line it shared miss that line afterwards.
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     replicate: bool,
     /// Set when a call panicked inside the engine's state (see `enter`).
     poisoned: AtomicBool,
+    /// Time to live: the clock and each connection shard's earliest deadline.
+    pub(crate) ttl: TtlState,
 }
 
 /// A call inside the engine's state. A panic that unwinds through it may have left a
@@ -117,6 +120,7 @@ impl Shared {
             waker: Waker::new()?,
             config,
             poisoned: AtomicBool::new(false),
+            ttl: TtlState::new(shards),
         })
     }
 
@@ -144,6 +148,18 @@ impl Shared {
         conn: u64,
         key: Option<&str>,
         meta: Option<&str>,
+    ) -> Result<()> {
+        self.track_with(topic, conn, key, meta, None)
+    }
+
+    /// `track`, with a time to live in milliseconds (checked by the caller) or none.
+    pub(crate) fn track_with(
+        &self,
+        topic: &str,
+        conn: u64,
+        key: Option<&str>,
+        meta: Option<&str>,
+        ttl_ms: Option<u64>,
     ) -> Result<()> {
         let _section = self.enter()?;
         self.check_topic(topic)?;
@@ -199,6 +215,16 @@ impl Shared {
         #[cfg(test)]
         panic_hook::maybe_panic_mid_track();
         place.insert(TopicRef { shard, slot }, key_hash);
+        if let Some(ttl) = ttl_ms {
+            let i = self.conn_shard_index(conn);
+            self.ttl.insert(
+                i,
+                &mut conns.ttl,
+                conn,
+                TopicRef { shard, slot }.packed(),
+                ttl,
+            );
+        }
         Ok(())
     }
 
@@ -217,6 +243,9 @@ impl Shared {
         let Some((slot, key_hash)) = found else {
             return Err(not_tracked(topic, conn));
         };
+        if !conns.ttl.is_empty() {
+            conns.ttl.forget(conn, TopicRef { shard, slot }.packed());
+        }
         drop(conns);
         let t = topics.get_mut(slot).expect("an indexed presence's topic");
         t.remove(conn, key_hash);
@@ -231,6 +260,9 @@ impl Shared {
         };
         let mut conns = lock(self.conn_shard(conn));
         let taken = conns.take(conn);
+        if !conns.ttl.is_empty() {
+            conns.ttl.forget_conn(conn);
+        }
         for link in taken.iter() {
             let r = link.topic;
             let mut topics = lock(&self.topics[r.shard as usize]);
@@ -424,7 +456,11 @@ impl Shared {
     /// connections in several topics): bits that were the same for every connection of a
     /// shard would crowd them into 1/shards of the buckets.
     fn conn_shard(&self, conn: u64) -> &Mutex<ConnShard> {
-        &self.conns[((hash::mix64(conn) >> 32) & self.shard_mask) as usize]
+        &self.conns[self.conn_shard_index(conn)]
+    }
+
+    pub(crate) fn conn_shard_index(&self, conn: u64) -> usize {
+        ((hash::mix64(conn) >> 32) & self.shard_mask) as usize
     }
 
     pub(crate) fn check_topic(&self, topic: &str) -> Result<()> {

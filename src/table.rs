@@ -97,7 +97,6 @@ impl<const W: usize, H: KeyHash> Table<W, H> {
         self.len
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -109,6 +109,17 @@ def run_check() -> int:
         ok = {(piece, op, "hand"), (piece, op, "crate")} <= sides
         passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
         print(("ok  " if ok else "FAIL") + f" A/B {piece} {op}")
+    # The lifecycle driver asserts what expired (every deadline passed, no other) and what
+    # the untrack baseline left, on tiny sizes.
+    life = drive([rust("presence-lifecycle"), "expiry", "--held", "2000,4000", "--seconds", 1, "--topics", 7,
+                  "--runs", 1])
+    life += drive([rust("presence-lifecycle"), "memory", "--n", 2000, "--topics", 7, "--runs", 1])
+    sides = {(o["bench"], o["impl"]) for o in life}
+    for bench, impl in [("lifecycle", "expiry"), ("lifecycle", "untrack"), ("lifecycle", "touch"),
+                        ("lifecycle_memory", "ttl"), ("lifecycle_memory", "no-ttl")]:
+        ok = (bench, impl) in sides
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print(("ok  " if ok else "FAIL") + f" {bench} {impl}")
     # The Python and Node scripts check themselves against their own trackers; a missing
     # package is a failure here, not a skip, so the check cannot pass vacuously.
     if PY_SCRIPT.exists() and has_python_package():

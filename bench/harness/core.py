@@ -76,6 +76,12 @@ class Sizes:
     integ_node_sockets: int = 2
     integ_rounds: int = 7
     integ_runs: int = 3
+    # lifecycle: presences held (each with a time to live), expiries per second of engine
+    # time, seconds of it per run, runs
+    ttl_held: tuple[int, ...] = (100_000, 1_000_000)
+    ttl_rate: int = 1_000
+    ttl_seconds: int = 10
+    ttl_runs: int = 7
 
 
 FULL = Sizes()
@@ -102,6 +108,9 @@ QUICK = Sizes(
     ab_py_n=50_000,
     integ_topics=200,
     integ_runs=1,
+    ttl_held=(10_000, 100_000),
+    ttl_seconds=3,
+    ttl_runs=3,
 )
 
 

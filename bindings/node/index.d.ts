@@ -223,6 +223,12 @@ export interface DiffsOptions extends ReadyOptions {
   signal?: AbortSignal;
 }
 
+/** The options of `track`. */
+export interface TrackOptions {
+  /** A time to live, in milliseconds: see `Engine.track`. */
+  ttlMs?: number | null;
+}
+
 export class Engine {
   constructor(options?: EngineOptions | null);
   /** 'counts' or 'phoenix'. */
@@ -233,8 +239,21 @@ export class Engine {
   readonly fd: number;
   /** Same as `fd`. */
   fileno(): number;
-  /** Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). */
-  track(topic: string, conn: Conn, key?: string | null, meta?: Meta | null): void;
+  /**
+   * Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). With
+   * `options.ttlMs` (1 to 2592000000, 30 days) the presence is for a client without a
+   * socket: it leaves by itself once that many milliseconds pass without a `touch(conn)`,
+   * like an untrack (the next poll shows it, `fd` turns readable within 10 ms of the
+   * deadline, every node of a cluster sees it). A ttlMs out of range throws
+   * InvalidInputError, one that is not a whole number TypeError.
+   */
+  track(topic: string, conn: Conn, key?: string | null, meta?: Meta | null, options?: TrackOptions | null): void;
+  /**
+   * Renews every presence of `conn` tracked with a ttlMs, in every topic, each by its own
+   * ttlMs from now (call it on each request of a polling client); returns how many (0 for
+   * a conn without such presences). One already past its deadline leaves instead.
+   */
+  touch(conn: Conn): number;
   /** Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there. */
   untrack(topic: string, conn: Conn): void;
   /** Stops tracking `conn` in every topic; returns how many presences it had. */

@@ -439,6 +439,39 @@ class Diff {
 
 
 // ---------------------------------------------------------------------------------------
+// Presences with a time to live: presence_track_ttl and presence_touch.
+
+let ttlFns = null;
+
+function ttlCalls(n) {
+  if (ttlFns === null) {
+    ttlFns = declareLater(n, {
+      track_ttl:
+        'int presence_track_ttl(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta, uint64_t ttl_ms)',
+      touch: 'int presence_touch(const presence_engine *engine, uint64_t conn, void *renewed)',
+    });
+  }
+  return ttlFns;
+}
+
+/** The ttlMs of track()'s options, or null; the library checks its range. */
+function checkTtl(options) {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`options must be an object like { ttlMs: 30000 }, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'ttlMs') throw new TypeError(`unknown track option ${JSON.stringify(name)} (the only one is ttlMs)`);
+  }
+  const ttl = options.ttlMs;
+  if (ttl === undefined || ttl === null) return null;
+  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) {
+    throw new TypeError(`ttlMs must be a whole number of milliseconds, got ${describe(ttl)}`);
+  }
+  return ttl;
+}
+
+// ---------------------------------------------------------------------------------------
 // The reads of an HTTP side: presence_counts_many (koffi passes a JS array of strings as
 // the `const char **`, each encoded as UTF-8) and presence_metrics.
 
@@ -546,16 +579,31 @@ class Engine {
     return this.fd;
   }
 
-  /** Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). */
-  track(topic, conn, key, meta) {
+  /**
+   * Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). With
+   * `options.ttlMs` the presence leaves by itself once that many milliseconds pass without
+   * a touch(conn) (presence_track_ttl).
+   */
+  track(topic, conn, key, meta, options) {
     const h = this.#h();
     checkTopic(topic);
     checkConn(conn);
     const k = checkKey(key);
     const m = checkMeta(meta);
+    const ttl = checkTtl(options);
     const n = native();
-    const status = n.track(h, topic, conn, k, m);
+    const status = ttl === null ? n.track(h, topic, conn, k, m) : ttlCalls(n).track_ttl(h, topic, conn, k, m, ttl);
     if (status !== Status.OK) fail(n, status);
+  }
+
+  /** Renews every presence of `conn` tracked with a ttlMs, in every topic; returns how many. */
+  touch(conn) {
+    const h = this.#h();
+    checkConn(conn);
+    const n = native();
+    const status = ttlCalls(n).touch(h, conn, sizeScratch);
+    if (status !== Status.OK) fail(n, status);
+    return n.pointerSize === 8 ? u64(sizeScratch, 0) : sizeScratch[0];
   }
 
   /** Stops tracking `conn` in `topic`; NotTrackedError if it is not tracked there. */

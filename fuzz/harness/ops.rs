@@ -5,7 +5,9 @@
 //! (invalid UTF-8, empty, too long, NUL-cut). Every call's status must be the one the
 //! model predicts, a refused call must change nothing observable (`presence_get_stats`,
 //! bytes included), and after every poll the counts, `presence_list` and the client state
-//! rebuilt by replaying every diff must equal the model.
+//! rebuilt by replaying every diff must equal the model. Tracks with a time to live use an
+//! hour (none expires within a run) or one out of range, and `presence_touch` must renew
+//! exactly the connection's TTL presences.
 
 use super::input::{c_string, meta_is_valid, Input};
 use presence::ffi::*;
@@ -56,6 +58,8 @@ struct Presence {
     meta: Value,
     /// Changes at every track and update: what a phoenix client sees as a new ref.
     version: u64,
+    /// Tracked with a time to live (an hour: none expires within a run).
+    ttl: bool,
 }
 
 #[derive(Default)]
@@ -238,9 +242,27 @@ impl Model {
 
     fn step(&mut self, e: &Engine, input: &mut Input) {
         let before = stats(e);
-        let op = input.byte() % 9;
+        let op = input.byte() % 11;
         let (status, expected) = match op {
-            0 | 1 => self.track(e, input),
+            0 | 1 => self.track(e, input, None),
+            9 => {
+                // A time to live of an hour, or one out of range.
+                let ttl = [3_600_000, 0, 2_592_000_001][usize::from(input.byte() % 3)];
+                self.track(e, input, Some(ttl))
+            }
+            10 => {
+                let c = conn(input);
+                let mut renewed = usize::MAX;
+                // SAFETY: a live handle and a writable out-parameter.
+                let st = unsafe { presence_touch(e.0, c, &mut renewed) } as u32;
+                let n = self
+                    .topics
+                    .values()
+                    .filter(|t| t.live.get(&c).is_some_and(|p| p.ttl))
+                    .count();
+                assert_eq!(renewed, n, "touch {c}");
+                (st, OK)
+            }
             2 => self.untrack(e, input),
             3 => {
                 let c = conn(input);
@@ -293,7 +315,7 @@ impl Model {
         assert_eq!(after.polls, self.polls);
     }
 
-    fn track(&mut self, e: &Engine, input: &mut Input) -> (u32, u32) {
+    fn track(&mut self, e: &Engine, input: &mut Input, ttl: Option<u64>) -> (u32, u32) {
         let topic = pick(input, &TOPICS, 10);
         let c = conn(input);
         let key = match input.byte() % 4 {
@@ -305,7 +327,12 @@ impl Model {
             _ => Arg::Text(pick(input, &METAS, 48)),
         };
         // SAFETY: a live handle and NULL or NUL-terminated strings.
-        let st = unsafe { presence_track(e.0, topic.as_ptr(), c, key.ptr(), meta.ptr()) } as u32;
+        let st = unsafe {
+            match ttl {
+                None => presence_track(e.0, topic.as_ptr(), c, key.ptr(), meta.ptr()),
+                Some(ms) => presence_track_ttl(e.0, topic.as_ptr(), c, key.ptr(), meta.ptr(), ms),
+            }
+        } as u32;
         let (Ok(t), Ok(k), Ok(m)) = (
             topic.to_str(),
             key.text().transpose(),
@@ -313,6 +340,9 @@ impl Model {
         ) else {
             return (st, INVALID_UTF8);
         };
+        if ttl.is_some_and(|ms| ms == 0 || ms > 2_592_000_000) {
+            return (st, INVALID_ARGUMENT);
+        }
         let expected = self.check_topic(t);
         if expected != OK {
             return (st, expected);
@@ -346,6 +376,7 @@ impl Model {
             key: k.map(str::to_owned),
             meta,
             version: self.version,
+            ttl: ttl.is_some(),
         };
         self.topics
             .entry(t.to_owned())

@@ -5,7 +5,9 @@
 
 mod api;
 mod guard;
+mod ttl;
 mod types;
 
 pub use api::*;
+pub use ttl::*;
 pub use types::*;

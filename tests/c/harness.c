@@ -704,6 +704,73 @@ static void test_ready_messages(void) {
   presence_engine_free(e);
 }
 
+/* Waits up to `ms` for `fd` to turn readable. */
+static int fd_readable_within(int fd, int ms) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static void test_ttl(void) {
+  presence_engine *e = engine_with(NULL);
+  presence_counts c;
+  presence_buf b = {NULL, 0};
+  size_t renewed = 99;
+
+  CHECK_STATUS(presence_track_ttl(NULL, "t", 1, NULL, NULL, 1000), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("engine"));
+  CHECK_STATUS(presence_track_ttl(e, NULL, 1, NULL, NULL, 1000), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("topic"));
+  CHECK_STATUS(presence_track_ttl(e, "\xff", 1, NULL, NULL, 1000), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_track_ttl(e, "t", 1, "\xc3(", NULL, 1000), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_track_ttl(e, "t", 1, NULL, "{\"a\":\"\xff\"}", 1000), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK_STATUS(presence_track_ttl(e, "", 1, NULL, NULL, 1000), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_track_ttl(e, "t", 1, NULL, NULL, 0), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK(last_error_has("ttl"));
+  CHECK_STATUS(presence_track_ttl(e, "t", 1, NULL, NULL, 2592000001ULL), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_touch(NULL, 1, &renewed), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(renewed == 99); /* never written by a failed call */
+  CHECK_STATUS(presence_get_counts(e, "t", &c), PRESENCE_STATUS_OK);
+  CHECK(c.connections == 0);
+
+  /* One touch renews every TTL presence of the connection; untrack works as usual. */
+  CHECK_STATUS(presence_track_ttl(e, "a", 1, "alice", NULL, 60000), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track_ttl(e, "b", 1, "alice", "{\"k\":1}", 60000), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track_ttl(e, "a", 1, NULL, NULL, 60000), PRESENCE_STATUS_ALREADY_TRACKED);
+  CHECK_STATUS(presence_track(e, "c", 1, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_touch(e, 1, &renewed), PRESENCE_STATUS_OK);
+  CHECK(renewed == 2);
+  CHECK_STATUS(presence_touch(e, 1, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_touch(e, 42, &renewed), PRESENCE_STATUS_OK);
+  CHECK(renewed == 0);
+  CHECK_STATUS(presence_untrack(e, "a", 1), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_touch(e, 1, &renewed), PRESENCE_STATUS_OK);
+  CHECK(renewed == 1);
+  size_t removed = 0;
+  CHECK_STATUS(presence_untrack_conn(e, 1, &removed), PRESENCE_STATUS_OK);
+  CHECK(removed == 2);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  presence_buf_free(&b);
+
+  /* An expiry wakes the descriptor by itself, and the next poll shows the leave. */
+  int fd = presence_wakeup_fd(e);
+  CHECK_STATUS(presence_track_ttl(e, "inbox", 7, "bob", NULL, 30), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  presence_buf_free(&b);
+  CHECK(!fd_readable(fd));
+  CHECK(fd_readable_within(fd, 10000));
+  CHECK_STATUS(presence_get_counts(e, "inbox", &c), PRESENCE_STATUS_OK);
+  CHECK(c.users == 0 && c.connections == 0);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(b.data != NULL && strstr((const char *)b.data, "\"leaves\":{\"viewers\":{\"count\":0},\"users\":{\"count\":1}}") != NULL);
+  presence_buf_free(&b);
+  CHECK_STATUS(presence_touch(e, 7, &renewed), PRESENCE_STATUS_OK);
+  CHECK(renewed == 0);
+  presence_engine_free(e);
+}
+
 int main(void) {
   test_lifecycle_and_version();
   test_bad_configs();
@@ -718,6 +785,7 @@ int main(void) {
   test_metrics();
   test_last_error_message();
   test_cluster();
+  test_ttl();
   test_io_failure_when_out_of_descriptors();
   printf("c harness: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

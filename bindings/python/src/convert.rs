@@ -41,6 +41,28 @@ pub fn text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     s.to_str().map_err(|_| not_utf8(obj.py(), what))
 }
 
+/// A time to live in seconds (an int or a float, not a bool), for the core to bound.
+pub fn ttl(obj: &Bound<'_, PyAny>) -> PyResult<std::time::Duration> {
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "ttl must be a number of seconds (int or float), not {}",
+            type_name(obj)
+        )));
+    }
+    let secs: f64 = obj.extract()?;
+    // Beyond the core's 30 days anyway; bounded here so the conversion cannot overflow.
+    if !(0.0..=1e12).contains(&secs) {
+        return Err(errors::error(
+            obj.py(),
+            ErrorKind::InvalidArgument,
+            &format!("ttl must be 0.001 to 2592000 seconds (30 days), got {secs}"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// A connection id: an int in 0..2**64 (a bool is refused: it is surely a mistake).
 pub fn conn(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     if obj.is_instance_of::<PyBool>() {

@@ -320,8 +320,8 @@ impl PyEngine {
     }
 
     /// Adds the presence of conn in topic, as user key (None: anonymous), with an optional
-    /// meta (a dict, a str of JSON, or None).
-    #[pyo3(signature = (topic, conn, key=None, meta=None))]
+    /// meta (a dict, a str of JSON, or None) and an optional time to live in seconds.
+    #[pyo3(signature = (topic, conn, key=None, meta=None, *, ttl=None))]
     fn track(
         &self,
         py: Python<'_>,
@@ -329,14 +329,25 @@ impl PyEngine {
         conn: &Bound<'_, PyAny>,
         key: Option<&Bound<'_, PyAny>>,
         meta: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let topic = convert::text(topic, "topic")?;
         let conn = convert::conn(conn)?;
         let key = key.map(|k| convert::text(k, "key")).transpose()?;
+        let ttl = ttl.map(convert::ttl).transpose()?;
         let mut buf = String::new();
         let has_meta = convert::push_meta(meta, self.config.max_meta_bytes, &mut buf)?;
         let meta = has_meta.then_some(buf.as_str());
-        self.with(py, |e| e.track(topic, conn, key, meta))
+        self.with(py, |e| match ttl {
+            Some(ttl) => e.track_ttl(topic, conn, key, meta, ttl),
+            None => e.track(topic, conn, key, meta),
+        })
+    }
+
+    /// Renews every presence of conn tracked with a ttl; returns how many.
+    fn touch(&self, py: Python<'_>, conn: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let conn = convert::conn(conn)?;
+        self.with(py, |e| Ok(e.touch(conn)))
     }
 
     /// Removes the presence of conn in topic.

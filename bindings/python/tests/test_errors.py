@@ -391,6 +391,7 @@ CALLS_AFTER_CLOSE: list[tuple[str, Callable[[pe.Engine], Any]]] = [
     ("track", lambda e: e.track("t", 1)),
     ("untrack", lambda e: e.untrack("t", 1)),
     ("untrack_conn", lambda e: e.untrack_conn(1)),
+    ("touch", lambda e: e.touch(1)),
     ("update", lambda e: e.update("t", 1, None)),
     ("track_many", lambda e: e.track_many([("t", 1)])),
     ("untrack_many", lambda e: e.untrack_many([("t", 1)])),

@@ -405,10 +405,24 @@ class Engine:
     def closed(self) -> bool:
         """True once `close()` was called."""
 
-    def track(self, topic: str, conn: int, key: str | None = None, meta: Meta = None) -> None:
+    def track(
+        self,
+        topic: str,
+        conn: int,
+        key: str | None = None,
+        meta: Meta = None,
+        *,
+        ttl: float | None = None,
+    ) -> None:
         """Adds the presence of `conn` in `topic`, as user `key` (None: an anonymous viewer),
         with an optional `meta` (see `Meta`; kept in phoenix format only, but validated in
         both).
+
+        With `ttl` (seconds, 0.001 to 2592000: 30 days, on the monotonic clock) the presence
+        is for a client without a socket: it leaves by itself once `ttl` has passed without a
+        `touch(conn)`, like an untrack (the next poll shows the leave, `fileno()` turns
+        readable within 10 ms of the deadline, and in a cluster every node sees it). A
+        `ttl` out of range raises InvalidInputError, one that is not a number TypeError.
 
         Raises AlreadyTrackedError if (topic, conn) is tracked already; LimitReachedError
         at max_topics or max_presences; InvalidInputError for an empty or too long topic
@@ -426,6 +440,12 @@ class Engine:
     def untrack_conn(self, conn: int) -> int:
         """Removes every presence of `conn` (call it when the connection closes) and returns
         how many there were (0 for an unknown conn, which is not an error)."""
+
+    def touch(self, conn: int) -> int:
+        """Renews every presence of `conn` tracked with a `ttl`, in every topic, each by its
+        own ttl from now (call it on each request of a polling client), and returns how many
+        it renewed (0 for a conn without such presences, which is not an error). A presence
+        already past its deadline is not renewed: it leaves now."""
 
     def update(self, topic: str, conn: int, meta: Meta = None) -> None:
         """Replaces the meta of a tracked presence (None: an empty meta). In phoenix format

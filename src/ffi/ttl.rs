@@ -1,0 +1,62 @@
+//! The exported functions of presences with a time to live. Their doc comments are copied
+//! into `include/presence.h`, like those of `api.rs`, under the same safety contract.
+#![allow(clippy::missing_safety_doc)]
+
+use super::guard::{engine, guard, optional_text, text};
+use super::types::{presence_engine, presence_status};
+use std::ffi::c_char;
+use std::time::Duration;
+
+/// Tracks connection `conn` in `topic` with a time to live of `ttl_ms` milliseconds (1 to
+/// 2592000000, 30 days), for a client without a socket (HTTP polling, mobile, serverless).
+///
+/// `key` and `meta` are as for `presence_track`. The presence leaves by itself once
+/// `ttl_ms` has passed without a `presence_touch` of its connection: the next poll shows
+/// the leave like that of an untrack (in a cluster, every node sees it), and the wake-up
+/// descriptor turns readable within 10 ms of the deadline, so a host waiting on it needs no
+/// timer of its own. Time is the monotonic clock's. `presence_untrack` and
+/// `presence_untrack_conn` remove it as any presence. A `ttl_ms` out of range fails with
+/// `PRESENCE_STATUS_INVALID_ARGUMENT`; the other failures are those of `presence_track`.
+#[no_mangle]
+pub unsafe extern "C" fn presence_track_ttl(
+    engine: *const presence_engine,
+    topic: *const c_char,
+    conn: u64,
+    key: *const c_char,
+    meta: *const c_char,
+    ttl_ms: u64,
+) -> presence_status {
+    guard(|| {
+        // SAFETY (all four): pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let topic = unsafe { text(topic, "topic") }?;
+        let key = unsafe { optional_text(key, "key") }?;
+        let meta = unsafe { optional_text(meta, "meta") }?;
+        Ok(e.track_ttl(topic, conn, key, meta, Duration::from_millis(ttl_ms))?)
+    })
+}
+
+/// Renews every presence of connection `conn` tracked with a time to live, in every topic,
+/// each by its own `ttl_ms` from now: call it on each request of a polling client. A
+/// presence already past its deadline is not renewed but leaves now. Presences tracked
+/// without a time to live are left as they are.
+///
+/// A connection without such presences is not an error (it renews nothing). If `renewed`
+/// is not NULL, `*renewed` receives the number of presences renewed.
+#[no_mangle]
+pub unsafe extern "C" fn presence_touch(
+    engine: *const presence_engine,
+    conn: u64,
+    renewed: *mut usize,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let n = e.touch(conn);
+        if !renewed.is_null() {
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { *renewed = n };
+        }
+        Ok(())
+    })
+}
