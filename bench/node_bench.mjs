@@ -292,7 +292,8 @@ function cpuTimed(fn) {
  * message, on the workload of the Rust driver's `host` command (total topics of one
  * presence each, k of them changed by one more presence, one poll timed, the state
  * restored off the clock):
- *   node-fast  engine.pollReady({envelope: 'event'}), reading each Diff's topic and message
+ *   node-fast  engine.pollBatch({envelope: 'event'}), reading each topic(i) and message(i)
+ *   node-diffs engine.pollReady({envelope: 'event'}), reading each Diff's topic and message
  *   node-dict  engine.pollDiff(), writing each message with JSON.stringify (what the web
  *              demo did before the fast path)
  * Then the state of one phoenix topic of stateN presences: stateMessage(topic) and
@@ -314,6 +315,17 @@ function hostBench(opts) {
       const impls = [
         [
           'node-fast',
+          () => {
+            let n = 0;
+            const batch = e.pollBatch({ envelope: 'event' });
+            for (let i = 0; i < batch.length; i++) {
+              if (batch.topic(i) !== undefined && batch.message(i) !== null) n++;
+            }
+            return n;
+          },
+        ],
+        [
+          'node-diffs',
           () => {
             let n = 0;
             for (const d of e.pollReady({ envelope: 'event' })) {

@@ -324,7 +324,8 @@ def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
     presence each (phoenix: with the small meta), `k` of them changed by one more presence
     (key "v"), one poll timed, the state restored off the clock.
 
-      python-fast  engine.poll("event"), reading each Diff's topic and message
+      python-fast  engine.poll("event"), reading the batch's topics and messages
+      python-diffs engine.poll("event"), reading each Diff's topic and message
       python-dict  engine.poll_diff(), writing each message from the dicts with json.dumps
                    (what a host did before the fast path: the web demo did exactly this)
 
@@ -346,6 +347,13 @@ def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
 
             def fast() -> int:
                 n = 0
+                batch = e.poll("event")
+                for topic, message in zip(batch.topics, batch.messages):
+                    n += 1
+                return n
+
+            def diffs() -> int:
+                n = 0
                 for d in e.poll("event"):
                     d.topic
                     d.message
@@ -363,7 +371,11 @@ def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
                     n += 1
                 return n
 
-            impls: list[tuple[str, Callable[[], int]]] = [("python-fast", fast), ("python-dict", dict_path)]
+            impls: list[tuple[str, Callable[[], int]]] = [
+                ("python-fast", fast),
+                ("python-diffs", diffs),
+                ("python-dict", dict_path),
+            ]
             ns: dict[str, list[float]] = {name: [] for name, _ in impls}
             # One untimed poll of each first, as the Node driver does (a running server).
             for _, fn in impls:

@@ -187,7 +187,7 @@ export interface StateMessage {
 }
 
 /**
- * One changed topic of pollReady() (and of onDiff() and diffs()): what to send to the
+ * One changed topic of pollReady() (and of onDiff(), diffs() and a Batch): what to send to the
  * topic's clients. The engine renders the message; nothing is parsed unless `payload` is
  * read.
  */
@@ -209,11 +209,35 @@ export class Diff<S extends PresenceState = PresenceState> {
   toJSON(): TopicDiff<S>;
 }
 
+/**
+ * One poll's changes, in poll order (pollBatch(), and onDiff() and diffs() with `batch:
+ * true`): what a host sends for every changed topic, without an object per topic.
+ * `topic(i)` and `message(i)` slice one string the batch decodes once; `messageBytes(i)`
+ * is the message's UTF-8 bytes, a view of the batch (not a copy), to write to sockets as
+ * they are. `at(i)` and iteration make Diffs. A bad index throws RangeError (`at`: undefined).
+ */
+export class Batch<S extends PresenceState = PresenceState> implements Iterable<Diff<S>> {
+  private constructor();
+  /** The number of changed topics. */
+  readonly length: number;
+  /** The name of the i-th changed topic. */
+  topic(i: number): string;
+  /** The i-th topic's whole message in the poll's envelope; without an envelope, its payload's JSON text. */
+  message(i: number): string;
+  /** message(i) as UTF-8 bytes: a view of the batch's bytes (do not write to it). */
+  messageBytes(i: number): Buffer;
+  /** The i-th topic as a new Diff (a negative i counts from the end); undefined out of range. */
+  at(i: number): Diff<S> | undefined;
+  [Symbol.iterator](): Iterator<Diff<S>>;
+}
+
 export interface OnDiffOptions extends ReadyOptions {
   /** How often to check the wake-up descriptor, in ms (default 50). */
   intervalMs?: number;
   /** Do not keep the process alive for this timer (default false). */
   unref?: boolean;
+  /** Hand out each poll as a Batch (pollBatch()) instead of an array of Diff (default false). */
+  batch?: boolean;
 }
 
 export interface DiffsOptions extends ReadyOptions {
@@ -221,6 +245,8 @@ export interface DiffsOptions extends ReadyOptions {
   intervalMs?: number;
   /** Ends the iteration when aborted. */
   signal?: AbortSignal;
+  /** Yield each poll as a Batch (pollBatch()) instead of an array of Diff (default false). */
+  batch?: boolean;
 }
 
 /** The options of `track`. */
@@ -280,6 +306,8 @@ export class Engine {
   pollDiffJson(): string;
   /** The host's fast path: every change since the last poll, one Diff per changed topic with its message rendered in `envelope`. */
   pollReady(options?: ReadyOptions): Diff[];
+  /** The host's fast path without an object per topic: every change since the last poll as one Batch, messages rendered in `envelope`. */
+  pollBatch(options?: ReadyOptions): Batch;
   /** The state of `topic` as of the last poll as the whole presence_state message (default envelope 'event'), with its seq. */
   stateMessage(topic: string, options?: StateMessageOptions): StateMessage;
   /** Engine-wide figures; `bytes` costs O(topics). */
@@ -291,9 +319,13 @@ export class Engine {
   /** pendingTopics() > 0: a poll may return something. */
   hasPending(): boolean;
   /** Calls `callback` with each non-empty pollReady() batch, checked every intervalMs; returns a stop function. */
-  onDiff(callback: (batch: Diff[]) => void, options?: OnDiffOptions): () => void;
+  onDiff(callback: (batch: Diff[]) => void, options?: OnDiffOptions & { batch?: false }): () => void;
+  /** With `batch: true`: calls `callback` with each non-empty pollBatch(). */
+  onDiff(callback: (batch: Batch) => void, options: OnDiffOptions & { batch: true }): () => void;
   /** Non-empty pollReady() batches, checked every intervalMs; ends on close() or abort. */
-  diffs(options?: DiffsOptions): AsyncIterableIterator<Diff[]>;
+  diffs(options?: DiffsOptions & { batch?: false }): AsyncIterableIterator<Diff[]>;
+  /** With `batch: true`: non-empty pollBatch() batches. */
+  diffs(options: DiffsOptions & { batch: true }): AsyncIterableIterator<Batch>;
   /** Own bus: the messages to publish now, in order; call every tickMs. NoClusterError on a single node. */
   clusterTick(): Buffer[];
   /** Own bus: applies a message another node published. RejectedError for a refused one. */

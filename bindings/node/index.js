@@ -276,9 +276,9 @@ function declareLater(n, decls) {
 }
 
 // The host's fast path: presence_poll_ready and presence_state_message. The core renders
-// every message; here one call takes the whole batch, its text is decoded into one JS
-// string, and each topic's parts are slices of it (by the UTF-16 spans the library
-// computes), so nothing is parsed or serialised per topic.
+// every message; one call takes the whole batch, whose text and spans are copied into a
+// Batch. Its strings are slices of the text decoded once (by the UTF-16 spans the library
+// computes) and its bytes views of the text, so nothing is parsed or serialised per topic.
 
 let readyFns = null;
 
@@ -328,61 +328,141 @@ function readyScratchFor(n) {
 const asPointer = (w) => (typeof w === 'bigint' ? w : BigInt(w));
 
 // presence_ready_diff: u64 words, as twice as many u32; the word positions below are
-// resolved once, here, from the header's layout.
+// resolved once, here, from the header's layout. Offsets and lengths stay far below 2^32:
+// their low halves are read alone.
 const DIFF_WORDS = 2 * STRUCT_WORDS.presence_ready_diff.length;
 const RD = {
   seq: 2 * READY_DIFF.seq,
   viewers: 2 * READY_DIFF['counts.viewers'],
   users: 2 * READY_DIFF['counts.users'],
   connections: 2 * READY_DIFF['counts.connections'],
-  topic16: 2 * READY_DIFF['topic_utf16.offset'],
-  topic16Len: 2 * READY_DIFF['topic_utf16.len'],
-  payload16: 2 * READY_DIFF['payload_utf16.offset'],
-  payload16Len: 2 * READY_DIFF['payload_utf16.len'],
-  message16: 2 * READY_DIFF['message_utf16.offset'],
-  message16Len: 2 * READY_DIFF['message_utf16.len'],
+  payload: 2 * READY_DIFF['payload.offset'] + LO,
+  payloadLen: 2 * READY_DIFF['payload.len'] + LO,
+  message: 2 * READY_DIFF['message.offset'] + LO,
+  messageLen: 2 * READY_DIFF['message.len'] + LO,
+  topic16: 2 * READY_DIFF['topic_utf16.offset'] + LO,
+  topic16Len: 2 * READY_DIFF['topic_utf16.len'] + LO,
+  payload16: 2 * READY_DIFF['payload_utf16.offset'] + LO,
+  payload16Len: 2 * READY_DIFF['payload_utf16.len'] + LO,
+  message16: 2 * READY_DIFF['message_utf16.offset'] + LO,
+  message16Len: 2 * READY_DIFF['message_utf16.len'] + LO,
 };
 
-/** Builds the Diff objects of the presence_ready in the scratch, and always frees it. */
-function takeReady(n, f) {
+/** Copies the presence_ready in the scratch into a Batch, and always frees it. */
+function takeReady(n, f, withMessages) {
   try {
     const count = Number(readyWords[3]);
-    if (count === 0) return [];
-    const w = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4));
-    // The text ends with the last topic's message (or payload): it is ASCII when its
-    // length in UTF-16 units equals its length in bytes, and then latin1 decodes it with
-    // a plain copy instead of a UTF-8 decoder.
+    if (count === 0) return new Batch('', EMPTY_WORDS, 0, true, withMessages);
     const len = Number(readyWords[1]);
+    // The spans are copied and the text decoded out of the library's memory, which is
+    // freed below. The text ends with the last topic's message (or payload): it is ASCII
+    // when its length in UTF-16 units equals its length in bytes, and then latin1 decodes
+    // it with a plain copy instead of a UTF-8 decoder.
+    const words = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4).slice(0));
     const last = (count - 1) * DIFF_WORDS;
-    const end16 =
-      w[last + RD.message16Len + LO] === 0
-        ? w[last + RD.payload16 + LO] + w[last + RD.payload16Len + LO]
-        : w[last + RD.message16 + LO] + w[last + RD.message16Len + LO];
-    const bytes = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
-    const text = end16 === len ? bytes.latin1Slice(0, len) : bytes.utf8Slice(0, len);
-    const out = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const b = i * DIFF_WORDS;
-      // The UTF-16 spans: offsets and lengths stay far below 2^32.
-      const t = w[b + RD.topic16 + LO];
-      const p = w[b + RD.payload16 + LO];
-      const m = w[b + RD.message16 + LO];
-      const mlen = w[b + RD.message16Len + LO];
-      out[i] = new Diff(
-        text,
-        text.slice(t, t + w[b + RD.topic16Len + LO]),
-        w[b + RD.seq + LO] + w[b + RD.seq + HI] * 4294967296,
-        w[b + RD.viewers + LO] + w[b + RD.viewers + HI] * 4294967296,
-        w[b + RD.users + LO] + w[b + RD.users + HI] * 4294967296,
-        w[b + RD.connections + LO] + w[b + RD.connections + HI] * 4294967296,
-        p,
-        p + w[b + RD.payload16Len + LO],
-        mlen === 0 ? null : text.slice(m, m + mlen)
-      );
-    }
-    return out;
+    const end16 = withMessages
+      ? words[last + RD.message16] + words[last + RD.message16Len]
+      : words[last + RD.payload16] + words[last + RD.payload16Len];
+    const view = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
+    const ascii = end16 === len;
+    const text = ascii ? view.latin1Slice(0, len) : view.utf8Slice(0, len);
+    return new Batch(text, words, count, ascii, withMessages);
   } finally {
     f.ready_free(readyScratch);
+  }
+}
+
+const EMPTY_WORDS = new Uint32Array(0);
+
+/**
+ * One poll's changes, in poll order (pollBatch()): the text the engine rendered, every
+ * changed topic's name and message, with where each is. `topic(i)` and `message(i)` are
+ * slices of one string decoded on the first of them; `messageBytes(i)` is a view of the
+ * UTF-8 bytes, for writing to sockets as they are; `at(i)` and iteration make Diffs.
+ */
+class Batch {
+  #text;
+  #words;
+  #ascii;
+  #messages;
+  #bytes = null;
+
+  constructor(text, words, count, ascii, withMessages) {
+    this.#text = text;
+    this.#words = words;
+    this.#ascii = ascii;
+    this.#messages = withMessages;
+    /** The number of changed topics. */
+    this.length = count;
+  }
+
+  /** Where the i-th topic's entry starts in the words; RangeError for a bad index. */
+  #entry(i) {
+    if (!(Number.isInteger(i) && i >= 0 && i < this.length)) {
+      throw new RangeError(`index must be an integer from 0 to ${this.length - 1}, got ${typeof i === 'number' ? i : describe(i)}`);
+    }
+    return i * DIFF_WORDS;
+  }
+
+  /** The name of the i-th changed topic. */
+  topic(i) {
+    const b = this.#entry(i);
+    const w = this.#words;
+    const t = w[b + RD.topic16];
+    return this.#text.slice(t, t + w[b + RD.topic16Len]);
+  }
+
+  /**
+   * The i-th topic's whole message in the poll's envelope; for a poll without one, its
+   * payload's JSON text (what is sent then).
+   */
+  message(i) {
+    const b = this.#entry(i);
+    const w = this.#words;
+    const m = w[b + (this.#messages ? RD.message16 : RD.payload16)];
+    return this.#text.slice(m, m + w[b + (this.#messages ? RD.message16Len : RD.payload16Len)]);
+  }
+
+  /** message(i) as UTF-8 bytes: a view of the batch's bytes, not a copy. */
+  messageBytes(i) {
+    const b = this.#entry(i);
+    const w = this.#words;
+    const m = w[b + (this.#messages ? RD.message : RD.payload)];
+    // The text as UTF-8 again, encoded on the first call: the spans in bytes index it.
+    if (this.#bytes === null) this.#bytes = Buffer.from(this.#text, this.#ascii ? 'latin1' : 'utf8');
+    return this.#bytes.subarray(m, m + w[b + (this.#messages ? RD.messageLen : RD.payloadLen)]);
+  }
+
+  /** The i-th topic as a Diff (a negative i counts from the end), or undefined past the end. */
+  at(i) {
+    let k = Math.trunc(i) || 0;
+    if (k < 0) k += this.length;
+    return k >= 0 && k < this.length ? this.#diff(k) : undefined;
+  }
+
+  /** Every topic as a Diff, in poll order. */
+  *[Symbol.iterator]() {
+    for (let i = 0; i < this.length; i++) yield this.#diff(i);
+  }
+
+  #diff(i) {
+    const w = this.#words;
+    const text = this.#text;
+    const b = i * DIFF_WORDS;
+    const t = w[b + RD.topic16];
+    const p = w[b + RD.payload16];
+    const m = w[b + RD.message16];
+    return new Diff(
+      text,
+      text.slice(t, t + w[b + RD.topic16Len]),
+      w[b + RD.seq + LO] + w[b + RD.seq + HI] * 4294967296,
+      w[b + RD.viewers + LO] + w[b + RD.viewers + HI] * 4294967296,
+      w[b + RD.users + LO] + w[b + RD.users + HI] * 4294967296,
+      w[b + RD.connections + LO] + w[b + RD.connections + HI] * 4294967296,
+      p,
+      p + w[b + RD.payload16Len],
+      this.#messages ? text.slice(m, m + w[b + RD.message16Len]) : null
+    );
   }
 }
 
@@ -436,7 +516,6 @@ class Diff {
     return { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
   }
 }
-
 
 // ---------------------------------------------------------------------------------------
 // Presences with a time to live: presence_track_ttl and presence_touch.
@@ -752,13 +831,26 @@ class Engine {
    * `payload` is read.
    */
   pollReady({ envelope = null, joinRef = null } = {}) {
+    const batch = this.pollBatch({ envelope, joinRef });
+    const diffs = new Array(batch.length);
+    for (let i = 0; i < diffs.length; i++) diffs[i] = batch.at(i);
+    return diffs;
+  }
+
+  /**
+   * The host's fast path, without an object per topic: takes every change since the last
+   * poll, like pollReady({envelope, joinRef}), as one Batch. `batch.topic(i)` and
+   * `batch.message(i)` are what a host sends (`batch.messageBytes(i)`: the message as
+   * UTF-8 bytes, without encoding it); `batch.at(i)` and iteration give Diffs.
+   */
+  pollBatch({ envelope = null, joinRef = null } = {}) {
     const h = this.#h();
     const [kind, ref] = envelopeArgs(envelope, joinRef);
     const n = native();
     const f = fastPath(n);
     const status = f.poll_ready(h, kind, ref, readyScratchFor(n));
     if (status !== Status.OK) fail(n, status);
-    return takeReady(n, f);
+    return takeReady(n, f, kind !== 0);
   }
 
   /**
@@ -831,21 +923,20 @@ class Engine {
 
   /**
    * Calls `callback(batch)` with each non-empty poll: pollReady({envelope, joinRef}), an
-   * array of Diff. Every `intervalMs` (default 50) a timer asks hasPending() (one atomic
-   * load in the engine) and polls only when it is true. Returns a function that stops
-   * it; close() stops it too. With `unref: true` the timer does not keep the process
-   * alive.
+   * array of Diff, or with `batch: true` pollBatch({envelope, joinRef}), a Batch. Every
+   * `intervalMs` (default 50) a timer asks hasPending() (one atomic load in the engine)
+   * and polls only when it is true. Returns a function that stops it; close() stops it
+   * too. With `unref: true` the timer does not keep the process alive.
    */
-  onDiff(callback, { intervalMs = 50, unref = false, envelope = null, joinRef = null } = {}) {
+  onDiff(callback, { intervalMs = 50, unref = false, envelope = null, joinRef = null, batch = false } = {}) {
     this.#h();
     if (typeof callback !== 'function') throw new TypeError(`callback must be a function, got ${describe(callback)}`);
     checkInterval(intervalMs);
-    envelopeArgs(envelope, joinRef);
-    const options = { envelope, joinRef };
+    const poll = this.#poller(envelope, joinRef, batch);
     const timer = setInterval(() => {
       if (this.#handle === null) return stop();
       if (!this.hasPending()) return undefined;
-      const batch = this.pollReady(options);
+      const batch = poll();
       if (batch.length > 0) callback(batch);
       return undefined;
     }, intervalMs);
@@ -860,23 +951,31 @@ class Engine {
 
   /**
    * An async iterator of non-empty poll batches (pollReady({envelope, joinRef}), arrays
-   * of Diff), checking hasPending() every `intervalMs` (default 50). It ends when the
-   * engine is closed or `signal` aborts.
+   * of Diff, or with `batch: true` pollBatch({envelope, joinRef}), Batches), checking
+   * hasPending() every `intervalMs` (default 50). It ends when the engine is closed or
+   * `signal` aborts.
    */
-  diffs({ intervalMs = 50, signal, envelope = null, joinRef = null } = {}) {
+  diffs({ intervalMs = 50, signal, envelope = null, joinRef = null, batch = false } = {}) {
     this.#h();
     checkInterval(intervalMs);
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
     }
-    envelopeArgs(envelope, joinRef);
-    return this.#diffs(intervalMs, signal, { envelope, joinRef });
+    return this.#diffs(intervalMs, signal, this.#poller(envelope, joinRef, batch));
   }
 
-  async *#diffs(intervalMs, signal, options) {
+  /** The poll of onDiff() and diffs(), its options checked now. */
+  #poller(envelope, joinRef, batch) {
+    envelopeArgs(envelope, joinRef);
+    if (typeof batch !== 'boolean') throw new TypeError(`batch must be a boolean, got ${describe(batch)}`);
+    const options = { envelope, joinRef };
+    return batch ? () => this.pollBatch(options) : () => this.pollReady(options);
+  }
+
+  async *#diffs(intervalMs, signal, poll) {
     while (this.#handle !== null && !(signal && signal.aborted)) {
       if (this.hasPending()) {
-        const batch = this.pollReady(options);
+        const batch = poll();
         if (batch.length > 0) yield batch;
         if (this.#handle === null || (signal && signal.aborted)) return;
       }
@@ -1054,6 +1153,7 @@ function libraryPath() {
 
 module.exports = {
   Engine,
+  Batch,
   Diff,
   version,
   statusName,

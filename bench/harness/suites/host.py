@@ -5,12 +5,15 @@ from __future__ import annotations
 from ..core import BENCH, NODE_SCRIPT, PY_SCRIPT, PYTHON, Ctx, Rec, has_node_package, has_python_package, rust
 from ..tables import ratio_str, spread, table
 
-HOST_ORDER = ["rust-poll_diff", "rust-ready-event", "python-fast", "node-fast", "python-dict", "node-dict"]
+HOST_ORDER = ["rust-poll_diff", "rust-ready-event", "python-fast", "node-fast", "python-diffs", "node-diffs",
+              "python-dict", "node-dict"]
 HOST_LABEL = {
     "rust-poll_diff": "Rust `poll_diff()` (the baseline)",
     "rust-ready-event": "Rust `poll_diff()` + messages in the event envelope (`ReadyBatch`)",
-    "python-fast": "Python `poll(\"event\")`: each `d.topic`, `d.message`",
-    "node-fast": "Node `pollReady({envelope: 'event'})`: each `d.topic`, `d.message`",
+    "python-fast": "Python `poll(\"event\")`: `zip(batch.topics, batch.messages)`",
+    "node-fast": "Node `pollBatch({envelope: 'event'})`: each `batch.topic(i)`, `batch.message(i)`",
+    "python-diffs": "Python `poll(\"event\")`: each Diff's `d.topic`, `d.message`",
+    "node-diffs": "Node `pollReady({envelope: 'event'})`: each Diff's `d.topic`, `d.message`",
     "python-dict": "Python `poll_diff()` + `json.dumps` of each message",
     "node-dict": "Node `pollDiff()` + `JSON.stringify` of each message",
     "rust-list": "Rust `list()` (the baseline)",
@@ -73,9 +76,10 @@ def render_host(ctx: Ctx) -> str:
     md.append(
         "\nA host's job per changed topic: take the topic's name and its message, and write the message to "
         "the topic's sockets. The fast paths hand out both ready, the message rendered by the engine in Rust "
-        "(`{\"event\":\"presence_diff\",\"topic\":T,\"seq\":S,\"payload\":P}` here); the dict paths are what "
-        "a host did before them, decoding each payload into objects and encoding it again (the web demo did "
-        "exactly this). Times are CPU time of the polling thread (Rust, Python) or process (Node): the Rust, "
+        "(`{\"event\":\"presence_diff\",\"topic\":T,\"seq\":S,\"payload\":P}` here), from one batch per poll "
+        "with no object per topic; the Diff rows are the same poll read through one `Diff` object per topic; "
+        "the dict paths are what a host did before them, decoding each payload into objects and encoding it "
+        "again (the web demo did exactly this). Times are CPU time of the polling thread (Rust, Python) or process (Node): the Rust, "
         "Python and Node drivers run in turn, one run each per round, on two cores shared with other work, "
         "where wall time would also count what else ran meanwhile.")
     return "\n".join(md)

@@ -9,7 +9,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const pe = require('..');
 
-const { Engine, Diff } = pe;
+const { Engine, Batch, Diff } = pe;
+const { Serializer } = require('phoenix');
 
 /** The value each envelope is the JSON.stringify of. */
 function envelope(name, event, topic, seq, payload, joinRef = null) {
@@ -81,15 +82,25 @@ for (const format of ['counts', 'phoenix']) {
           tracked.push([topic, conn]);
         }
         e.update(tracked[0][0], tracked[0][1], meta(rand));
-        const diffs = e.pollReady({ envelope: env });
+        const batch = e.pollBatch({ envelope: env });
+        const diffs = [...batch];
         assert.deepEqual(diffs.map((d) => d.topic).sort(), [...new Set(tracked.map(([t]) => t))].sort(), `seed ${seed}`);
-        for (const d of diffs) {
+        diffs.forEach((d, i) => {
           assert.ok(d instanceof Diff);
           const payload = JSON.parse(d.payloadJson);
           assert.equal(d.payloadJson, JSON.stringify(payload), `seed ${seed}`);
           assert.equal(d.message, JSON.stringify(envelope(env, 'presence_diff', d.topic, d.seq, payload)), `seed ${seed}`);
           assert.deepEqual(d.counts, e.counts(d.topic));
-        }
+          assert.equal(batch.topic(i), d.topic);
+          assert.equal(batch.message(i), d.message);
+          assert.deepEqual(batch.messageBytes(i), Buffer.from(d.message), `seed ${seed}`);
+          if (env === 'phoenix') {
+            // What phoenix.js's Socket hands its channels for the frame.
+            Serializer.decode(batch.message(i), (m) => {
+              assert.deepEqual(m, { join_ref: null, ref: null, topic: d.topic, event: 'presence_diff', payload });
+            });
+          }
+        });
         for (const topic of new Set(topics)) {
           const { json, seq } = e.state(topic);
           const want = JSON.stringify(envelope(env, 'presence_state', topic, seq, JSON.parse(json)));
@@ -147,18 +158,66 @@ test('without an envelope there is no message', () => {
   e.close();
 });
 
+test('a Batch gives topics and messages by index, and Diffs', () => {
+  const e = new Engine();
+  for (let conn = 0; conn < 5; conn++) e.track(`t${conn}`, conn, conn % 2 ? null : `u${conn}`);
+  const batch = e.pollBatch({ envelope: 'event' });
+  assert.ok(batch instanceof Batch);
+  assert.equal(batch.length, 5);
+  const diffs = e.pollReady({ envelope: 'event' });
+  assert.deepEqual(diffs, []); // drained by pollBatch
+  const topics = Array.from({ length: 5 }, (_, i) => batch.topic(i));
+  assert.deepEqual([...topics].sort(), ['t0', 't1', 't2', 't3', 't4']);
+  assert.deepEqual([...batch].map((d) => d.topic), topics);
+  assert.deepEqual([...batch].map((d) => d.message), topics.map((_, i) => batch.message(i)));
+  assert.equal(batch.at(-1).topic, topics[4]);
+  assert.equal(batch.at(0).topic, topics[0]);
+  assert.notEqual(batch.at(0), batch.at(0)); // a new Diff on each call
+  assert.equal(batch.at(5), undefined);
+  assert.equal(batch.at(-6), undefined);
+  for (const bad of [5, -1, 1.5, '0', null]) {
+    assert.throws(() => batch.topic(bad), RangeError);
+    assert.throws(() => batch.message(bad), RangeError);
+    assert.throws(() => batch.messageBytes(bad), RangeError);
+  }
+  e.track('t0', 9);
+  e.close();
+  // The batch owns its text: it outlives the engine.
+  assert.equal(JSON.parse(batch.message(0)).topic, topics[0]);
+  assert.equal(batch.at(0).payload.joins.users.count + batch.at(0).payload.joins.viewers.count, 1);
+  const empty = new Engine().pollBatch({ envelope: 'event' });
+  assert.equal(empty.length, 0);
+  assert.deepEqual([...empty], []);
+});
+
+test('without an envelope a Batch message is the payload', () => {
+  const e = new Engine({ format: 'phoenix' });
+  e.track('t', 1, 'k', { a: 1 });
+  e.track('u', 2);
+  const batch = e.pollBatch();
+  for (let i = 0; i < batch.length; i++) {
+    assert.equal(batch.message(i), batch.at(i).payloadJson);
+    assert.equal(batch.at(i).message, null);
+    assert.deepEqual(batch.messageBytes(i), Buffer.from(batch.at(i).payloadJson));
+  }
+  e.close();
+});
+
 test('topics and keys beyond ASCII are sliced at the right places', () => {
   const e = new Engine({ format: 'phoenix' });
   const topics = ['🙂', 'é:1', '漢字🙂漢', 'plain'];
   topics.forEach((t, i) => e.track(t, i, `k🙂${i}é`, { s: '🙂'.repeat(i) }));
-  const diffs = e.pollReady({ envelope: 'event' });
+  const batch = e.pollBatch({ envelope: 'event' });
+  const diffs = [...batch];
   assert.deepEqual(diffs.map((d) => d.topic).sort(), [...topics].sort());
-  for (const d of diffs) {
+  diffs.forEach((d, k) => {
     const i = topics.indexOf(d.topic);
     assert.deepEqual(Object.keys(d.payload.joins), [`k🙂${i}é`]);
     assert.equal(d.payload.joins[`k🙂${i}é`].metas[0].s, '🙂'.repeat(i));
     assert.equal(JSON.parse(d.message).topic, d.topic);
-  }
+    assert.equal(batch.topic(k), d.topic);
+    assert.equal(batch.messageBytes(k).toString('utf8'), d.message);
+  });
   e.close();
 });
 
@@ -188,6 +247,9 @@ test('bad envelopes are refused before anything is polled', () => {
   assert.throws(() => e.stateMessage(1), TypeError);
   assert.throws(() => e.onDiff(() => {}, { envelope: 'xml' }), RangeError);
   assert.throws(() => e.diffs({ envelope: 'event', joinRef: '1' }), RangeError);
+  assert.throws(() => e.onDiff(() => {}, { batch: 1 }), TypeError);
+  assert.throws(() => e.diffs({ batch: 'yes' }), TypeError);
+  assert.throws(() => e.pollBatch({ envelope: 'xml' }), RangeError);
   assert.equal(e.pendingTopics(), 1);
   assert.deepEqual(
     e.pollReady({ envelope: 'event' }).map((d) => d.topic),
@@ -217,6 +279,24 @@ test('onDiff and diffs() deliver Diffs with messages in the envelope asked for',
   for await (const batch of e.diffs({ intervalMs: 5, envelope: 'event' })) {
     assert.equal(batch[0].message, `{"event":"presence_diff","topic":"t","seq":2,"payload":${batch[0].payloadJson}}`);
     assert.deepEqual(Object.keys(batch[0].payload.leaves), ['alice']);
+    break;
+  }
+  e.track('t', 2);
+  const batch = await new Promise((resolve) => {
+    const stop = e.onDiff(
+      (b) => {
+        stop();
+        resolve(b);
+      },
+      { intervalMs: 5, envelope: 'phoenix', batch: true }
+    );
+  });
+  assert.ok(batch instanceof Batch);
+  assert.equal(batch.message(0), `[null,null,"t","presence_diff",${batch.at(0).payloadJson}]`);
+  e.untrack('t', 2);
+  for await (const b of e.diffs({ intervalMs: 5, envelope: 'event', batch: true })) {
+    assert.ok(b instanceof Batch);
+    assert.deepEqual(JSON.parse(b.message(0)), { event: 'presence_diff', topic: 't', seq: 2, payload: b.at(0).payload });
     break;
   }
   e.close();

@@ -7,7 +7,7 @@
 use crate::cluster;
 use crate::convert::{self, type_name};
 use crate::errors;
-use crate::ready::{self, json_loads, Diff};
+use crate::ready::{self, json_loads, Batch};
 use crate::settings;
 use crate::values::{ClusterStats, Counts, Stats};
 use presence::{Config, Engine, Format};
@@ -517,18 +517,19 @@ impl PyEngine {
         Ok(PyString::new(py, batch.json()))
     }
 
-    /// The host's fast path: every change since the last poll as Diff objects (topic,
-    /// seq, counts, payload_json, the message in `envelope`, and a lazily decoded payload).
+    /// The host's fast path: every change since the last poll as a Batch, each topic's
+    /// message rendered in `envelope` (its `topics` and `messages` tuples; indexed or
+    /// iterated, Diff objects with seq, counts and a lazily decoded payload).
     #[pyo3(signature = (envelope=None, *, join_ref=None))]
     fn poll<'py>(
         &self,
         py: Python<'py>,
         envelope: Option<&str>,
         join_ref: Option<&str>,
-    ) -> PyResult<Bound<'py, PyList>> {
+    ) -> PyResult<Bound<'py, Batch>> {
         let envelope = ready::envelope(envelope, join_ref)?;
-        let batch = self.detached(py, Engine::poll_diff)?;
-        Diff::list(py, batch, envelope.as_ref())
+        let diffs = self.detached(py, Engine::poll_diff)?;
+        Bound::new(py, Batch::new(diffs, envelope))
     }
 
     /// (message, seq): the state of topic as of the last poll in `envelope`, ready to send

@@ -21,7 +21,7 @@ mod _native {
     #[pymodule_export]
     use crate::engine::PyEngine;
     #[pymodule_export]
-    use crate::ready::Diff;
+    use crate::ready::{Batch, Diff};
     #[pymodule_export]
     use crate::values::{ClusterStats, Counts, Stats};
 

@@ -1,14 +1,17 @@
-//! The host's fast path: `Diff`, one changed topic of `Engine.poll()`. The core renders
-//! the payloads and the messages; this module makes only the strings a host sends (the
-//! topic and the message) at poll time, the payload's text when it is read, and Python
-//! objects of the payload only when `payload` is read.
+//! The host's fast path: `Batch`, what `Engine.poll()` returns, one poll's changes; and
+//! `Diff`, one changed topic of it. The core renders the payloads and each message (the
+//! envelope around a payload, written into one scratch buffer reused for every topic, so
+//! that a poll's messages are never held twice). A host that reads `Batch.topics` and
+//! `Batch.messages` gets two tuples of strings and no object per topic; `Diff`s are made
+//! only when the batch is indexed or iterated, and each decodes its payload to Python
+//! objects only when `payload` is read.
 
 use crate::values::Counts;
 use presence::{DiffBatch, Envelope, TopicDiff, DIFF_EVENT};
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PySlice, PyString, PyTuple};
 use std::sync::Arc;
 
 /// The envelope named by Python arguments: None (payloads only), "event" or "phoenix",
@@ -26,6 +29,171 @@ pub fn envelope(envelope: Option<&str>, join_ref: Option<&str>) -> PyResult<Opti
         (Some(other), _) => Err(PyValueError::new_err(format!(
             "envelope must be \"event\", \"phoenix\" or None, got {other:?}"
         ))),
+    }
+}
+
+/// One poll's changes, in poll order: a read-only sequence of `Diff`.
+///
+/// The tuples `topics` and `messages` are made on their first read and kept: a host that
+/// sends each message to its topic's sockets reads only those, and no object is made per
+/// topic beyond the two strings.
+#[pyclass(module = "presence_engine", name = "Batch", frozen, sequence)]
+pub struct Batch {
+    diffs: Arc<DiffBatch>,
+    envelope: Option<Envelope>,
+    topics: PyOnceLock<Py<PyTuple>>,
+    messages: PyOnceLock<Py<PyTuple>>,
+}
+
+impl Batch {
+    pub fn new(diffs: DiffBatch, envelope: Option<Envelope>) -> Batch {
+        Batch {
+            diffs: Arc::new(diffs),
+            envelope,
+            topics: PyOnceLock::new(),
+            messages: PyOnceLock::new(),
+        }
+    }
+
+    /// The message of `d` in the batch's envelope, rendered in `scratch`; without an
+    /// envelope, its payload.
+    fn message<'py>(
+        &self,
+        py: Python<'py>,
+        d: &TopicDiff<'_>,
+        scratch: &mut String,
+    ) -> Bound<'py, PyString> {
+        match &self.envelope {
+            Some(env) => {
+                scratch.clear();
+                env.write(scratch, DIFF_EVENT, d.topic, d.seq, d.payload);
+                PyString::new(py, scratch)
+            }
+            None => PyString::new(py, d.payload),
+        }
+    }
+
+    fn diff(&self, py: Python<'_>, index: usize, scratch: &mut String) -> Diff {
+        let d = self.diffs.get(index).expect("an index below the length");
+        Diff {
+            topic: PyString::new(py, d.topic).unbind(),
+            message: match self.envelope {
+                Some(_) => self.message(py, &d, scratch).into_any().unbind(),
+                None => py.None(),
+            },
+            batch: Arc::clone(&self.diffs),
+            index,
+            payload: PyOnceLock::new(),
+        }
+    }
+}
+
+#[pymethods]
+impl Batch {
+    fn __len__(&self) -> usize {
+        self.diffs.len()
+    }
+
+    /// `batch[i]` (negative counts from the end) is a new `Diff`; `batch[a:b:c]` a list of them.
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let len = self.diffs.len();
+        if let Ok(slice) = index.cast::<PySlice>() {
+            let s = slice.indices(isize::try_from(len).unwrap_or(isize::MAX))?;
+            let mut diffs = Vec::with_capacity(s.slicelength);
+            let (mut i, mut scratch) = (s.start, String::new());
+            for _ in 0..s.slicelength {
+                // `indices` keeps every position of the slice within 0..len.
+                diffs.push(Bound::new(py, self.diff(py, i as usize, &mut scratch))?);
+                i += s.step;
+            }
+            return Ok(PyList::new(py, diffs)?.into_any());
+        }
+        let Ok(i) = index.extract::<isize>() else {
+            return Err(PyTypeError::new_err(format!(
+                "Batch indices must be integers or slices, not {}",
+                crate::convert::type_name(index)
+            )));
+        };
+        let i = if i < 0 {
+            i.checked_add_unsigned(len)
+        } else {
+            Some(i)
+        };
+        match i.and_then(|i| usize::try_from(i).ok()).filter(|&i| i < len) {
+            Some(i) => Ok(Bound::new(py, self.diff(py, i, &mut String::new()))?.into_any()),
+            None => Err(PyIndexError::new_err("Batch index out of range")),
+        }
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> BatchIter {
+        BatchIter {
+            batch: slf.unbind(),
+            next: 0,
+            scratch: String::new(),
+        }
+    }
+
+    /// Each changed topic's name, in poll order.
+    #[getter]
+    fn topics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let topics = self.topics.get_or_try_init(py, || {
+            PyTuple::new(py, self.diffs.iter().map(|d| PyString::new(py, d.topic)))
+                .map(Bound::unbind)
+        })?;
+        Ok(topics.bind(py).clone())
+    }
+
+    /// Each changed topic's whole message in the poll's envelope, in poll order; without
+    /// an envelope, each payload's JSON text (what is sent then).
+    #[getter]
+    fn messages<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let messages = self.messages.get_or_try_init(py, || {
+            let mut scratch = String::new();
+            PyTuple::new(
+                py,
+                self.diffs
+                    .iter()
+                    .map(|d| self.message(py, &d, &mut scratch)),
+            )
+            .map(Bound::unbind)
+        })?;
+        Ok(messages.bind(py).clone())
+    }
+
+    fn __repr__(&self) -> String {
+        match self.diffs.len() {
+            1 => "Batch(1 topic)".to_owned(),
+            n => format!("Batch({n} topics)"),
+        }
+    }
+}
+
+/// The iterator of a `Batch`: one new `Diff` per step, each message rendered in the
+/// same scratch buffer.
+#[pyclass(module = "presence_engine")]
+pub struct BatchIter {
+    batch: Py<Batch>,
+    next: usize,
+    scratch: String,
+}
+
+#[pymethods]
+impl BatchIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> Option<Diff> {
+        let batch = self.batch.get();
+        if self.next == batch.diffs.len() {
+            return None;
+        }
+        self.next += 1;
+        Some(batch.diff(py, self.next - 1, &mut self.scratch))
     }
 }
 
@@ -47,36 +215,6 @@ pub struct Diff {
 }
 
 impl Diff {
-    /// The diffs of a batch, in poll order, each message rendered in `envelope`.
-    pub fn list<'py>(
-        py: Python<'py>,
-        batch: DiffBatch,
-        envelope: Option<&Envelope>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let batch = Arc::new(batch);
-        let mut scratch = String::new();
-        let mut diffs = Vec::with_capacity(batch.len());
-        for (index, d) in batch.iter().enumerate() {
-            let message = match envelope {
-                Some(env) => {
-                    scratch.clear();
-                    env.write(&mut scratch, DIFF_EVENT, d.topic, d.seq, d.payload);
-                    PyString::new(py, &scratch).into_any().unbind()
-                }
-                None => py.None(),
-            };
-            let diff = Diff {
-                topic: PyString::new(py, d.topic).unbind(),
-                message,
-                batch: Arc::clone(&batch),
-                index,
-                payload: PyOnceLock::new(),
-            };
-            diffs.push(Bound::new(py, diff)?);
-        }
-        PyList::new(py, diffs)
-    }
-
     fn view(&self) -> TopicDiff<'_> {
         self.batch
             .get(self.index)

@@ -22,7 +22,7 @@ class CountingEngine(pe.Engine):
 
     polls = 0
 
-    def poll(self, envelope: pe.EnvelopeName | None = None, *, join_ref: str | None = None) -> list[pe.Diff]:
+    def poll(self, envelope: pe.EnvelopeName | None = None, *, join_ref: str | None = None) -> pe.Batch:
         type(self).polls += 1
         return super().poll(envelope, join_ref=join_ref)
 

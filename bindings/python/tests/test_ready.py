@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -60,10 +61,11 @@ def test_each_message_is_the_compact_json_of_the_dict_path(fmt: str, env: str, o
         e.update(ops[0][0], 0, ops[-1][2])
         diffs = e.poll(env)
         assert sorted(d.topic for d in diffs) == sorted({topic for topic, _, _ in ops})
-        for d in diffs:
+        assert diffs.topics == tuple(d.topic for d in diffs)
+        for d, message in zip(diffs, diffs.messages):
             as_dict = d.to_dict()  # the poll_diff() entry: json.loads of the same payload
             assert d.payload_json == dumps(as_dict["payload"])
-            assert d.message == dumps(envelope(env, "presence_diff", d.topic, d.seq, as_dict["payload"]))
+            assert d.message == message == dumps(envelope(env, "presence_diff", d.topic, d.seq, as_dict["payload"]))
         for topic in {topic for topic, _, _ in ops}:
             payload, seq = e.state(topic)
             assert e.state_message(topic, env) == (dumps(envelope(env, "presence_state", topic, seq, payload)), seq)
@@ -100,6 +102,59 @@ def test_poll_gives_what_poll_diff_gives() -> None:
         e.close()
 
 
+# ---- the Batch -----------------------------------------------------------------------------
+
+
+def test_a_batch_is_a_sequence_of_diffs_with_topics_and_messages_as_tuples() -> None:
+    with pe.Engine() as e:
+        for conn in range(5):
+            e.track(f"t{conn}", conn, None if conn % 2 else f"u{conn}")
+        batch = e.poll("event")
+        assert isinstance(batch, pe.Batch) and isinstance(batch, Sequence)
+        assert len(batch) == 5 and bool(batch) and repr(batch) == "Batch(5 topics)"
+        assert sorted(batch.topics) == [f"t{conn}" for conn in range(5)]
+        assert batch.topics is batch.topics and batch.messages is batch.messages  # made once
+        diffs = list(batch)
+        assert [d.topic for d in diffs] == list(batch.topics)
+        assert [d.message for d in diffs] == list(batch.messages)
+        assert [batch[i].to_dict() for i in range(5)] == [d.to_dict() for d in diffs]
+        assert batch[-1].topic == batch.topics[4] and batch[-5].topic == batch.topics[0]
+        assert [d.topic for d in batch[1:4]] == list(batch.topics[1:4])
+        assert [d.topic for d in batch[::-2]] == list(batch.topics[::-2])
+        assert batch[5:] == [] and batch[0] is not batch[0]  # a new Diff on each read
+        for bad in (5, -6):
+            with pytest.raises(IndexError):
+                batch[bad]
+        with pytest.raises(TypeError, match="str"):
+            batch["topic"]  # type: ignore[call-overload]
+        with pytest.raises(AttributeError):
+            batch.topics = ()  # type: ignore[misc]
+        empty = e.poll("event")
+        assert len(empty) == 0 and not empty and empty.topics == () and empty.messages == ()
+        assert repr(empty) == "Batch(0 topics)" and list(empty) == [] and empty[:] == []
+
+
+def test_without_an_envelope_the_batch_messages_are_the_payloads() -> None:
+    with pe.Engine(format="phoenix") as e:
+        e.track("t", 1, "k", {"a": 1})
+        e.track("u", 2)
+        batch = e.poll()
+        assert batch.messages == tuple(d.payload_json for d in batch)
+        assert all(d.message is None for d in batch)
+
+
+def test_a_batch_outlives_its_engine() -> None:
+    e = pe.Engine()
+    e.track("t", 1, "k")
+    batch = e.poll("phoenix")
+    e.close()
+    del e
+    assert batch.topics == ("t",)
+    [message] = batch.messages
+    assert json.loads(message)[:4] == [None, None, "t", "presence_diff"]
+    assert batch[0].payload["joins"]["users"]["count"] == 1
+
+
 # ---- the Diff object -----------------------------------------------------------------------
 
 
@@ -129,7 +184,7 @@ def test_without_an_envelope_there_is_no_message() -> None:
         [d] = e.poll()
         assert d.message is None
         assert json.loads(d.payload_json) == d.payload
-        assert e.poll("event") == []  # drained: nothing changed since
+        assert len(e.poll("event")) == 0  # drained: nothing changed since
 
 
 def test_a_diff_outlives_its_engine() -> None:
@@ -182,10 +237,10 @@ def test_bad_envelopes_are_refused_before_polling() -> None:
 
 
 def test_diffs_yields_diffs_with_messages_in_the_envelope_asked_for() -> None:
-    async def main() -> list[list[pe.Diff]]:
+    async def main() -> list[pe.Batch]:
         engine = pe.Engine(format="phoenix")
         engine.track("t", 1, "alice", {"a": 1})
-        got: list[list[pe.Diff]] = []
+        got: list[pe.Batch] = []
         async for batch in engine.diffs(envelope="phoenix"):
             got.append(batch)
             if len(got) == 2:
@@ -195,6 +250,7 @@ def test_diffs_yields_diffs_with_messages_in_the_envelope_asked_for() -> None:
         return got
 
     first, second = asyncio.run(asyncio.wait_for(main(), timeout=30))
+    assert isinstance(first, pe.Batch) and first.messages == (first[0].message,)
     [d1], [d2] = first, second
     assert isinstance(d1, pe.Diff) and d1.message == f'[null,null,"t","presence_diff",{d1.payload_json}]'
     assert d1["payload"]["joins"]["alice"]["metas"][0]["a"] == 1

@@ -23,6 +23,7 @@ import presence, {
   type Stats,
   type State,
   type TopicDiff,
+  Batch,
   Diff,
   type EnvelopeName,
   type ReadyOptions,
@@ -88,6 +89,27 @@ for (const d of ready) {
   const asEntry: TopicDiff = d;
   const ok: boolean = d instanceof Diff;
   void [m, p, legacy, asEntry, ok, d.topic, d.seq, d.counts.users, d.payload.joins];
+}
+const ready2: Batch = engine.pollBatch(readyOptions);
+for (let i = 0; i < ready2.length; i++) {
+  const topic: string = ready2.topic(i);
+  const message: string = ready2.message(i);
+  const bytes: Buffer = ready2.messageBytes(i);
+  const diff: Diff | undefined = ready2.at(i);
+  void [topic, message, bytes, diff?.payload.joins, ready2 instanceof Batch];
+}
+const fromBatch: Diff[] = [...ready2];
+void fromBatch;
+// @ts-expect-error: a Batch is not an array (index it with topic(i), message(i), at(i))
+void ready2[0];
+const stopBatches: () => void = engine.onDiff((b: Batch) => void b.message(0), { batch: true, envelope: 'event' });
+stopBatches();
+// @ts-expect-error: without batch: true the callback gets Diffs
+engine.onDiff((b: Batch) => void b.message(0), { envelope: 'event' });
+for await (const b of engine.diffs({ batch: true })) {
+  const firstTopic: string = b.topic(0);
+  void firstTopic;
+  break;
 }
 engine.pollReady();
 engine.pollReady({ envelope: null });

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal, TypedDict, Union
 
 # Type aliases for annotating code that calls the engine (documented in __init__.pyi).
@@ -49,6 +49,7 @@ class ClusterOptions(_ClusterRequired, total=False):
 from . import _native  # noqa: E402  (the stubs of _native import the aliases above)
 from ._native import (  # noqa: E402
     CORE_VERSION,
+    Batch,
     ClusterStats,
     Counts,
     Diff,
@@ -71,8 +72,12 @@ from ._native import (  # noqa: E402
     # end of generated imports
 )
 
+# A Batch reads like a read-only list of Diff (len, index, slices, iteration): it is one.
+Sequence.register(Batch)
+
 __all__ = [
     "CORE_VERSION",
+    "Batch",
     "ClusterOptions",
     "ClusterStats",
     "Counts",

@@ -11,8 +11,8 @@ Quick start::
     engine.track("video:42", conn_id, key=user_id)   # key=None: anonymous viewer
     engine.counts("video:42")                # Counts(viewers=0, users=1, connections=1)
     async for batch in engine.diffs(envelope="event"):  # waits on the wake-up fd
-        for d in batch:                      # Diff: topic, seq, counts, message, payload
-            await broadcast(d.topic, d.message)  # the whole message, rendered in Rust
+        for topic, message in zip(batch.topics, batch.messages):
+            await broadcast(topic, message)  # the whole message, rendered in Rust
     engine.untrack_conn(conn_id)             # on disconnect
 
 Cluster mode (several server processes sharing presence over Redis or your own bus)::
@@ -30,6 +30,7 @@ from typing_extensions import NotRequired, TypeAlias
 
 from ._native import (
     CORE_VERSION as CORE_VERSION,
+    Batch as Batch,
     ClusterStats as ClusterStats,
     Counts as Counts,
     Diff as Diff,
@@ -55,6 +56,7 @@ from ._native import Engine as _NativeEngine
 
 __all__ = [
     "CORE_VERSION",
+    "Batch",
     "ClusterOptions",
     "ClusterStats",
     "Counts",
@@ -169,16 +171,17 @@ class Engine(_NativeEngine):
         interval: float = 0.0,
         envelope: EnvelopeName | None = None,
         join_ref: str | None = None,
-    ) -> AsyncIterator[list[Diff]]:
+    ) -> AsyncIterator[Batch]:
         """Yields every non-empty poll, for as long as the engine is open::
 
             async for batch in engine.diffs(envelope="event"):
-                for d in batch:
-                    await broadcast(d.topic, d.message)
+                for topic, message in zip(batch.topics, batch.messages):
+                    await broadcast(topic, message)
 
-        Each batch is what `poll(envelope, join_ref=join_ref)` returns (a non-empty list
-        of `Diff`, each with its whole message rendered in Rust), or with `raw=True` what
-        `poll_diff_json()` returns (a JSON array other than "[]"). A `Diff` also answers
+        Each batch is what `poll(envelope, join_ref=join_ref)` returns (a non-empty
+        `Batch`: its `topics` and `messages`, each message rendered in Rust, and a `Diff`
+        per topic when indexed or iterated), or with `raw=True` what `poll_diff_json()`
+        returns (a JSON array other than "[]"). A `Diff` also answers
         `d["topic"]`, `d["seq"]`, `d["counts"]` and `d["payload"]` as the dicts of
         `poll_diff()` do. Between polls it waits for the engine's wake-up descriptor with
         `loop.add_reader`, so an idle engine costs nothing: no busy polling, no timer.
@@ -209,4 +212,4 @@ class Engine(_NativeEngine):
         interval: float = 0.0,
         envelope: EnvelopeName | None = None,
         join_ref: str | None = None,
-    ) -> AsyncIterator[list[Diff] | str]: ...
+    ) -> AsyncIterator[Batch | str]: ...

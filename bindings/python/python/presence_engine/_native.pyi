@@ -2,8 +2,8 @@
 it re-exports everything here, and its `Engine` adds the asyncio helper `diffs()`."""
 
 import builtins
-from collections.abc import Iterable, Iterator
-from typing import Any, Final, Literal, final
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final, Literal, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -11,6 +11,7 @@ from . import ClusterOptions, EnvelopeName, Meta, TrackItem, UntrackItem
 
 __all__ = [
     "CORE_VERSION",
+    "Batch",
     "ClusterStats",
     "Counts",
     "Diff",
@@ -140,10 +141,11 @@ class Counts:
 
 @final
 class Diff:
-    """One changed topic of `Engine.poll()`: what to send to the topic's clients.
+    """One changed topic of a `Batch` (`Engine.poll()`): what to send to the topic's
+    clients, with its seq, counts and payload.
 
     The engine renders everything in Rust; reading an attribute decodes nothing. `topic`
-    and `message` are made at poll time (they are what a host sends for every topic);
+    and `message` are made with the Diff (when the batch is indexed or iterated);
     `payload_json` is made when read; `payload` is decoded to Python objects (with
     `json.loads`) on its first read only.
 
@@ -186,6 +188,39 @@ class Diff:
 
     def to_dict(self) -> dict[str, Any]:
         """This topic's `poll_diff()` dict: `{"topic", "seq", "counts", "payload"}`."""
+
+@final
+class Batch(Sequence[Diff]):
+    """One poll's changes, from `Engine.poll()`: a read-only sequence of `Diff`, in poll
+    order, plus the two things a host sends for every topic as tuples of strings::
+
+        batch = engine.poll("event")
+        for topic, message in zip(batch.topics, batch.messages):
+            for socket in rooms.get(topic, ()):
+                socket.send(message)
+
+    `topics` and `messages` make no object per topic beyond the strings (each message is
+    rendered in Rust); they are made on their first read and kept. `batch[i]` (negative
+    counts from the end), iteration and slices make `Diff` objects, new ones each time.
+    A batch holds its own copy of the poll: it outlives its engine.
+    """
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Each changed topic's name, in poll order."""
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        """Each changed topic's whole message in the poll's envelope (as `Diff.message`),
+        in poll order; for a poll without an envelope, each payload's JSON text (as
+        `Diff.payload_json`), which is what is sent then."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int, /) -> Diff: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> builtins.list[Diff]: ...
+    def __iter__(self) -> Iterator[Diff]: ...
 
 @final
 class Stats:
@@ -540,10 +575,11 @@ class Engine:
 
     def poll(
         self, envelope: EnvelopeName | None = None, *, join_ref: str | None = None
-    ) -> builtins.list[Diff]:
+    ) -> Batch:
         """The host's fast path: takes every change since the last poll, like
-        `poll_diff()`, as one `Diff` per changed topic, with the whole message already
-        rendered (in Rust) in `envelope`:
+        `poll_diff()`, as a `Batch` (its `topics` and `messages` tuples; a `Diff` per
+        changed topic when indexed or iterated), each message already rendered (in Rust)
+        in `envelope`:
 
         - "event": `{"event":"presence_diff","topic":T,"seq":S,"payload":P}`, the protocol
           of the web demo;
@@ -552,10 +588,12 @@ class Engine:
           `Presence`) reads unchanged. `ref` is null, as on every Phoenix push; `join_ref`
           is null too unless given (Phoenix broadcasts diffs to every channel of the topic
           with a null join_ref);
-        - None: no message (`d.message` is None), the payload alone in `d.payload_json`.
+        - None: no message (`d.message` is None), the payload alone in `d.payload_json`
+          (and in `batch.messages`).
 
-        Send `d.message` to the sockets of `d.topic` as it is: no payload is decoded or
-        encoded again on the way. A message is byte for byte what
+        Send each of `batch.messages` to the sockets of the topic at the same position of
+        `batch.topics` as it is: no payload is decoded or encoded again on the way, and
+        no object is made per topic beyond the two strings. A message is byte for byte what
         `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` makes of the same
         value, provided the metas were given as dicts (a str meta is passed on as given).
 

@@ -134,12 +134,11 @@ class Hub:
     async def _run(self) -> None:
         rooms = self.rooms
         async for batch in self.engine.diffs(interval=self.interval, envelope=self.envelope):
-            for d in batch:
-                room = rooms.get(d.topic)
+            for topic, message in zip(batch.topics, batch.messages):
+                room = rooms.get(topic)
                 if room:
-                    message = d.message
                     for outbox in room:
-                        outbox.push(message)  # type: ignore[arg-type]
+                        outbox.push(message)
 
     def add(self, topic: str, outbox: Outbox) -> None:
         self.rooms.setdefault(topic, set()).add(outbox)

@@ -184,11 +184,11 @@ class SocketIOPresence:
         send = self.sio.eio.send
         members_of = self._members
         async for batch in self.engine.diffs(interval=self.interval, envelope="event"):
-            for d in batch:
-                members = members_of.get(d.topic)
+            for topic, message in zip(batch.topics, batch.messages):
+                members = members_of.get(topic)
                 if not members:
                     continue
-                packet = f'{self._prefix}["presence_diff",{d.message}]'
+                packet = f'{self._prefix}["presence_diff",{message}]'
                 for member in tuple(members.values()):
                     if member.held is not None:
                         member.held.append(packet)
