@@ -11,6 +11,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ROOT := $(abspath .)
 TARGET_DIR := $(ROOT)/target
+# Tests and lints build in the dev profile with line tables only instead of full debug
+# info: backtraces and sanitizer reports keep their files and lines, and there is much
+# less to compile and link.
+export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 
 TEST_SUITES :=
 BENCH_SUITES :=
