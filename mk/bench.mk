@@ -25,8 +25,10 @@ BENCH_CARGO := CARGO_TARGET_DIR=$(BENCH_CARGO_DIR) $(CARGO)
 
 ## System packages: a C compiler (deps-c) and redis-server, which run.py starts itself on
 ## a free loopback port and stops at the end.
-deps-bench: deps-c
-	$(call apt_install,redis-server python3-venv)
+DEPS_BENCH := redis-server python3-venv
+APT_PACKAGES += $(DEPS_BENCH)
+deps-bench: deps-c $(APT_FIRST)
+	$(call apt_install,$(DEPS_BENCH))
 
 ## The Rust drivers, the release library and the C driver linked against it. The figures
 ## always come from the drivers' release profile, in target/bench/cargo/. test-bench, which

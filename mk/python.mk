@@ -34,6 +34,7 @@ PY_TEST_DEPS += "prometheus_client==0.26.0"
 PY_TEST_DEPS += "python-socketio>=5.12" "aiohttp>=3.9" "redis>=5" "uvicorn>=0.35" "websockets>=13" "fastapi>=0.110"
 
 .PHONY: deps-python python-lint python-wheel test-python
+TEST_DEPS += deps-python
 
 ## python3 with venv and pip; Debian splits them out of the interpreter's package.
 deps-python:
