@@ -32,7 +32,8 @@ FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
   -Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Zsanitizer=address \
   -Cllvm-args=-sanitizer-coverage-stack-depth -Ccodegen-units=1
 FUZZ_PROFILE_DIR = $(FUZZ_OUT)/$(HOST_TRIPLE)/release
-FUZZ_CARGO = cd $(ROOT)/fuzz && RUSTUP_TOOLCHAIN=nightly RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+# MAKEFLAGS= as in mk/rust.mk: nightly cargo warns about make's jobserver under make -j.
+FUZZ_CARGO = cd $(ROOT)/fuzz && MAKEFLAGS= RUSTUP_TOOLCHAIN=nightly RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
   $(CARGO) build --release --config 'profile.release.debug="line-tables-only"' \
   --target $(HOST_TRIPLE) --target-dir $(FUZZ_OUT)
 # ASan's one-definition-rule check misfires on Rust's duplicated generics.
