@@ -11,17 +11,23 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ROOT := $(abspath .)
 TARGET_DIR := $(ROOT)/target
+# Tests and lints build in the dev profile with line tables only instead of full debug
+# info: backtraces and sanitizer reports keep their files and lines, and there is much
+# less to compile and link.
+export CARGO_PROFILE_DEV_DEBUG ?= line-tables-only
 
 TEST_SUITES :=
+TEST_DEPS :=
+APT_PACKAGES :=
 BENCH_SUITES :=
 # Which demo `make demo` runs; components register theirs as demo-<name>.
 DEMO ?= python
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help demo test bench bench-quick lib header
+.PHONY: help demo test test-deps test-suites bench bench-quick lib header
 help:
 	@echo "make demo   - run the live demo (single node, no external service; DEMO=node, NODES=3 for a cluster)"
-	@echo "make test   - run every test suite: $(TEST_SUITES)"
+	@echo "make test   - run every test suite, TEST_JOBS ($(TEST_JOBS)) at a time: $(TEST_SUITES)"
 	@echo "make bench  - run the benchmarks and write bench/BENCHMARKS.md"
 	@echo "make dist   - the wheel, the sdist, the npm tarball and the C SDK, into dist/"
 	@echo "make install PREFIX=... - the C SDK (header, libraries, pkg-config, CMake config)"
@@ -38,7 +44,20 @@ header:
 
 demo: demo-$(DEMO)
 
-test: $(TEST_SUITES)
+## Every suite, TEST_JOBS at a time: on two cores one suite's builds fill the time another
+## spends in single-threaded links, tests and downloads. The release library and the wheel,
+## which most suites wait for, and test-rust, the longest, are started first; the system
+## packages of all suites are installed in one apt-get run beside them (mk/deps.mk). Each
+## target's output is printed whole when it finishes; a failing suite fails the run once
+## the suites already started have finished.
+TEST_JOBS ?= 3
+test:
+	$(MAKE) --no-print-directory -j1 test-deps
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites APT_FIRST=deps-apt
+
+test-deps: $(TEST_DEPS)
+
+test-suites: lib python-wheel test-rust $(TEST_SUITES)
 	@echo "all test suites passed: $(TEST_SUITES)"
 
 bench: $(BENCH_SUITES)

@@ -4,9 +4,10 @@
 # every tracker the benchmarks compare gives the same counts (it asserts no timing).
 #
 # Everything built or installed here goes under target/bench/: the Rust drivers
-# (cargo/release/), the C driver, and the Python venv (matplotlib, the frameworks of
-# bench/python_integrations.py, the presence_engine package). The Node package is installed
-# into bench/node_modules (ignored by git) so that bench/node_bench.mjs can import it.
+# (cargo/release/; test-bench's are dev builds in target/debug/), the C driver, and the
+# Python venv (matplotlib, the frameworks of bench/python_integrations.py, the
+# presence_engine package). The Node package is installed into bench/node_modules
+# (ignored by git) so that bench/node_bench.mjs can import it.
 # BENCH_ONLY=suite,... runs some suites only.
 
 BENCH_SUITES += bench-run
@@ -24,18 +25,23 @@ BENCH_CARGO := CARGO_TARGET_DIR=$(BENCH_CARGO_DIR) $(CARGO)
 
 ## System packages: a C compiler (deps-c) and redis-server, which run.py starts itself on
 ## a free loopback port and stops at the end.
-deps-bench: deps-c
-	$(call apt_install,redis-server python3-venv)
+DEPS_BENCH := redis-server python3-venv
+APT_PACKAGES += $(DEPS_BENCH)
+deps-bench: deps-c $(APT_FIRST)
+	$(call apt_install,$(DEPS_BENCH))
 
 ## The Rust drivers, the release library and the C driver linked against it. The figures
-## always come from the drivers' release profile; test-bench, which asserts no timing, builds
-## them in the crate's `quick` profile (the same code without LTO or debug info, a few
-## minutes less on two cores).
-BENCH_PROFILE ?= release
-test-bench: BENCH_PROFILE := quick
-bench-drivers: deps-bench
-	$(CARGO) build --release --lib
-	cd $(BENCH_DIR) && $(BENCH_CARGO) build --profile $(BENCH_PROFILE) --bins
+## always come from the drivers' release profile, in target/bench/cargo/. test-bench, which
+## asserts no timing, builds them in the root's target dir and dev profile instead, on the
+## dependencies that the core's tests and lints compile there (mk/rust.mk) and that the
+## bench crate's own lints and tests use: no dependency build of their own.
+BENCH_BUILD := --release
+BENCH_RUST_BIN := $(BENCH_CARGO_DIR)/release
+test-bench: BENCH_CARGO := CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO)
+test-bench: BENCH_BUILD :=
+test-bench: BENCH_RUST_BIN := $(TARGET_DIR)/debug
+bench-drivers: deps-bench lib
+	cd $(BENCH_DIR) && $(BENCH_CARGO) build $(BENCH_BUILD) --bins
 	@mkdir -p $(BENCH_OUT)
 	gcc -std=c11 -O2 -Wall -Wextra -Werror -I$(ROOT)/include $(BENCH_DIR)/c/presence_bench.c \
 	  $(TARGET_DIR)/release/libpresence.a -lpthread -ldl -lm -o $(BENCH_C)
@@ -61,16 +67,17 @@ bench-packages: bench-venv python-wheel node-packages
 	  --prefix $(BENCH_DIR) $(ROOT)/bindings/node
 
 bench-run: bench-drivers bench-packages
-	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/release \
+	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_RUST_BIN) \
 	  $(BENCH_PY) $(BENCH_DIR)/run.py $(if $(BENCH_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 ## Lints and unit tests of the bench crate, then the cross-tracker count check (engine from
 ## Rust and through the C ABI, the HashMap floor, the Redis patterns, a three-process cluster
 ## over Redis in both formats; the Python and Node scripts' own --check, and the integration
-## scripts': every socket of every path is handed every diff).
+## scripts': every socket of every path is handed every diff). Lints and unit tests share
+## the drivers' target dir and dependencies.
 test-bench: bench-drivers bench-packages
-	cd $(BENCH_DIR) && $(BENCH_CARGO) fmt --check
+	cd $(BENCH_DIR) && $(CARGO) fmt --check
 	cd $(BENCH_DIR) && $(BENCH_CARGO) clippy --all-targets -- -D warnings
-	cd $(BENCH_DIR) && $(BENCH_CARGO) test --profile $(BENCH_PROFILE) --lib
-	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_CARGO_DIR)/$(BENCH_PROFILE) \
+	cd $(BENCH_DIR) && $(BENCH_CARGO) test --lib
+	cd $(ROOT) && BENCH_TARGET=$(BENCH_OUT) BENCH_RUST_BIN=$(BENCH_RUST_BIN) \
 	  $(BENCH_PY) $(BENCH_DIR)/run.py --check

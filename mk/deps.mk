@@ -1,5 +1,12 @@
 # System packages the suites need, installed on first use. CI and fresh machines run as
 # root with Debian's apt; a machine that has the tools already skips this.
+#
+# Each fragment adds the Debian packages of its deps-* targets to APT_PACKAGES. `make test`
+# installs all the missing ones in one apt-get run (deps-apt; two apt-get runs at once would
+# fight over apt's lock), beside the first builds, which need none of them: it sets
+# APT_FIRST=deps-apt, and every deps-* target that calls apt waits for that run. A suite
+# made on its own installs only its own packages. TEST_DEPS are the targets that may
+# install a tool by other means (python3, node): `make test` runs them before the suites.
 
 APT_GET := $(if $(shell command -v sudo 2>/dev/null),sudo ,)apt-get
 
@@ -12,10 +19,16 @@ define apt_install
 	fi
 endef
 
-.PHONY: deps-c
-deps-c:
-	$(call apt_install,gcc g++ make valgrind)
+DEPS_C := gcc g++ make valgrind
+APT_PACKAGES += $(DEPS_C) redis-server
+APT_FIRST ?=
 
-.PHONY: deps-redis
-deps-redis:
+.PHONY: deps-apt deps-c deps-redis
+deps-apt:
+	$(call apt_install,$(sort $(APT_PACKAGES)))
+
+deps-c: $(APT_FIRST)
+	$(call apt_install,$(DEPS_C))
+
+deps-redis: $(APT_FIRST)
 	$(call apt_install,redis-server)

@@ -40,8 +40,10 @@ DIST_TAR := tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0
 .PHONY: deps-dist dist dist-wheel dist-sdist dist-npm dist-sdk install test-dist
 
 ## cmake and pkg-config for the C SDK checks; patchelf is not needed (the wheel is not repaired).
-deps-dist: deps-c deps-python deps-node
-	$(call apt_install,cmake pkg-config)
+DEPS_DIST := cmake pkg-config
+APT_PACKAGES += $(DEPS_DIST)
+deps-dist: deps-c deps-python deps-node $(APT_FIRST)
+	$(call apt_install,$(DEPS_DIST))
 
 ## maturin with zig (PyPI's ziglang: no system cross toolchain) and auditwheel.
 $(DIST_VENV)/.ready:
@@ -76,7 +78,7 @@ dist-sdist: deps-python $(DIST_VENV)/.ready
 dist-npm: deps-node lib
 	@mkdir -p $(DIST_DIR)
 	rm -f $(NPM_TARBALL)
-	cd $(NODE_PKG) && $(NPM) pack --silent --pack-destination $(DIST_DIR) >/dev/null
+	cd $(NODE_PKG) && $(NODE_PACK_LOCK) $(NPM) pack --silent --pack-destination $(DIST_DIR) >/dev/null
 	@test -f $(NPM_TARBALL)
 
 ## The C SDK: include/, lib/ (libpresence.so.$(VERSION) with its SONAME and symlinks,

@@ -11,6 +11,7 @@ NODE_PKG := bindings/node
 NODE_STAMP := $(NODE_PKG)/node_modules/.presence-ci-stamp
 
 .PHONY: test-node deps-node node-packages
+TEST_DEPS += deps-node
 
 deps-node:
 	@if ! command -v $(NODE) >/dev/null 2>&1 || ! command -v $(NPM) >/dev/null 2>&1; then \
@@ -27,7 +28,11 @@ $(NODE_STAMP): $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json | deps-nod
 ## The package's locked dependencies (koffi), for fragments included before this one.
 node-packages: $(NODE_STAMP)
 
-test-node: deps-node deps-redis $(NODE_STAMP)
-	$(CARGO) build --release --lib
-	cd $(NODE_PKG) && $(NODE) --test test/*.test.js
+# dist-npm (mk/dist.mk) and test/pack.test.js both pack bindings/node, which puts the
+# library into its prebuilds/ and takes it away again: one at a time when `make test` runs
+# the suites side by side.
+NODE_PACK_LOCK = flock $(TARGET_DIR)/.node-pack.lock
+
+test-node: deps-node deps-redis $(NODE_STAMP) lib
+	cd $(NODE_PKG) && $(NODE_PACK_LOCK) $(NODE) --test test/*.test.js
 	$(NODE) bench/node_bench.mjs --check

@@ -6,8 +6,9 @@
 # mk/deps.mk, installs it; without it they fail, they do not skip).
 #
 # Everything built or installed goes under target/python/: the crate's cargo target dir
-# (cargo/), the build venv with maturin (build-venv/, kept between runs), the wheel
-# (wheels/) and the test venv (test-venv/, made anew by every run).
+# (cargo/), the build venv with maturin for PY_PROFILE wheels other than release
+# (build-venv/, kept between runs), the wheel (wheels/) and the test venv (test-venv/,
+# made anew by every run). The crate's lints use the root's target dir (PY_LINT).
 
 TEST_SUITES += test-python
 
@@ -17,9 +18,12 @@ PY_BUILD_VENV := $(PY_OUT)/build-venv
 PY_TEST_VENV := $(PY_OUT)/test-venv
 PY_WHEELS := $(PY_OUT)/wheels
 PYTHON3 ?= python3
-# The crate's own target dir; PYO3_PYTHON is the interpreter maturin builds with, so that
-# clippy and maturin share pyo3's build-script outputs instead of redoing them.
-PY_CARGO := cd $(PY_DIR) && CARGO_TARGET_DIR=$(PY_OUT)/cargo PYO3_PYTHON=$(PY_BUILD_VENV)/bin/python $(CARGO)
+# Lints run in the root's target dir, not in the wheel's (cargo/): there the dependencies
+# are checked once for the core's clippy, the bench crate's and this one. In the wheel's
+# target dir, whose build links with zig, a clippy run made the next wheel build compile
+# every crate again. pyo3 asks PYO3_PYTHON (>= 3.10) for its build configuration; the abi3
+# crate needs no particular one.
+PY_LINT := cd $(PY_DIR) && CARGO_TARGET_DIR=$(TARGET_DIR) PYO3_PYTHON=$(PYTHON3) $(CARGO)
 PY_PIP := --quiet --disable-pip-version-check
 PY_TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "mypy>=1.18"
 # The reference parser of the Prometheus text format, which reads metrics() back.
@@ -30,6 +34,7 @@ PY_TEST_DEPS += "prometheus_client==0.26.0"
 PY_TEST_DEPS += "python-socketio>=5.12" "aiohttp>=3.9" "redis>=5" "uvicorn>=0.35" "websockets>=13" "fastapi>=0.110"
 
 .PHONY: deps-python python-lint python-wheel test-python
+TEST_DEPS += deps-python
 
 ## python3 with venv and pip; Debian splits them out of the interpreter's package.
 deps-python:
@@ -45,11 +50,10 @@ $(PY_BUILD_VENV)/.ready:
 	$(PY_BUILD_VENV)/bin/pip install $(PY_PIP) "maturin>=1.9.4,<2"
 	@touch $@
 
-## rustfmt and clippy over the binding crate (release profile: its build scripts are the
-## ones the wheel build uses next).
-python-lint: deps-python $(PY_BUILD_VENV)/.ready
-	$(PY_CARGO) fmt --check
-	$(PY_CARGO) clippy --release --all-targets -- -D warnings
+## rustfmt and clippy over the binding crate.
+python-lint: deps-python
+	$(PY_LINT) fmt --check
+	$(PY_LINT) clippy --all-targets -- -D warnings
 
 ## The abi3 wheel (one file, for every CPython >= 3.10), into target/python/wheels/.
 ## A release build is the manylinux wheel that ships (mk/dist.mk's dist-wheel): the tests,

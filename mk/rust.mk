@@ -5,9 +5,11 @@
 TEST_SUITES += test-rust
 
 .PHONY: test-rust
+# MAKEFLAGS= for cargo test: under `make test` (make -j) it names a jobserver that only
+# recursive recipes can reach, and the doc-tests' rustdoc would warn that it cannot.
 test-rust: deps-c deps-redis
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --no-default-features -- -D warnings
-	$(CARGO) test
+	MAKEFLAGS= $(CARGO) test
 	$(CARGO) test --release --test model --test concurrency

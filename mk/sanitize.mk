@@ -22,15 +22,16 @@ deps-miri: deps-nightly
 	@rustup component list --toolchain nightly --installed | grep -q '^miri' || \
 	  rustup component add miri --toolchain nightly
 
+# MAKEFLAGS= as in mk/rust.mk: nightly cargo and Miri warn about make's jobserver too.
 test-tsan: deps-nightly
-	CARGO_TARGET_DIR=$(SAN_OUT)/tsan RUSTUP_TOOLCHAIN=nightly \
+	MAKEFLAGS= CARGO_TARGET_DIR=$(SAN_OUT)/tsan RUSTUP_TOOLCHAIN=nightly \
 	  RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
 	  PRESENCE_STRESS_STEPS=$(TSAN_STEPS) \
 	  TSAN_OPTIONS="halt_on_error=1" \
 	  $(CARGO) test -Zbuild-std --target $(HOST_TRIPLE) --no-default-features --test concurrency
 
 test-miri: deps-miri
-	CARGO_TARGET_DIR=$(SAN_OUT)/miri RUSTUP_TOOLCHAIN=nightly \
+	MAKEFLAGS= CARGO_TARGET_DIR=$(SAN_OUT)/miri RUSTUP_TOOLCHAIN=nightly \
 	  $(CARGO) miri test --lib --no-default-features -- table:: hash::
 
 test-sanitize: test-tsan test-miri

@@ -38,7 +38,8 @@ WEB_NPM_CI := $(NPM) ci --no-audit --no-fund --loglevel=error
 
 .PHONY: deps-chromium web-deps web-build web-venv test-compat test-browser demo-python demo-node
 
-deps-chromium:
+APT_PACKAGES += chromium
+deps-chromium: $(APT_FIRST)
 	$(call apt_install,chromium)
 
 $(WEB_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json | deps-node

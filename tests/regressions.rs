@@ -1,7 +1,7 @@
 //! The fuzz targets' inputs, replayed on stable through the targets' own harnesses
 //! (fuzz/harness/): the committed seeds of each target and every minimised crash in
 //! fuzz/regressions/<target>/. A crash found by `make fuzz` is fixed, minimised
-//! (`cargo fuzz tmin`) and committed there, so it stays fixed.
+//! (`make fuzz-tmin`) and committed there, so it stays fixed.
 
 #[path = "../fuzz/harness/mod.rs"]
 mod harness;
