@@ -1,6 +1,7 @@
 //! The public engine handle.
 
 use crate::batch::DiffBatch;
+use crate::clock::Clock;
 use crate::cluster::{Cluster, ClusterStats};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -39,6 +40,16 @@ impl Engine {
         })
     }
 
+    /// Creates an engine whose leave grace (`leave_grace_ms`) counts time on `clock`:
+    /// [`Clock::Manual`] makes the grace's timing deterministic, for tests.
+    pub fn with_clock(config: Config, clock: Clock) -> Result<Engine> {
+        let mut engine = Engine::new(config)?;
+        Arc::get_mut(&mut engine.shared)
+            .expect("no link runs yet: the engine's state has one owner")
+            .clock = clock;
+        Ok(engine)
+    }
+
     /// Creates an engine from a JSON config (`{}` for the defaults).
     pub fn from_json(config: &str) -> Result<Engine> {
         Engine::new(Config::from_json(config)?)
@@ -63,11 +74,18 @@ impl Engine {
     }
 
     /// Removes the presence of `conn` in `topic`; `NotTracked` if there is none.
+    ///
+    /// With a leave grace (`leave_grace_ms`) the presence is held rather than removed: it
+    /// keeps counting (in `counts`, `list` and for other nodes) until a track of the same
+    /// key in the topic takes it over (an anonymous viewer takes over an anonymous
+    /// viewer), which makes no diff, or until the window ends, when the next poll
+    /// publishes the leave. The connection itself is free at once: it may track again.
     pub fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
         self.shared.untrack(topic, conn)
     }
 
-    /// Removes every presence of `conn` (the host's disconnect); returns how many.
+    /// Removes every presence of `conn` (the host's disconnect); returns how many. With a
+    /// leave grace each is held, as `untrack` holds one.
     pub fn untrack_conn(&self, conn: u64) -> usize {
         self.shared.untrack_conn(conn)
     }
@@ -104,8 +122,13 @@ impl Engine {
     }
 
     /// Takes every change since the last poll: one entry per topic whose clients' view
-    /// changed, with its seq, live counts and diff payload. Other nodes' changes come out
-    /// here like local ones.
+    /// changed, with its seq, live counts, occupancy change and diff payload. Other nodes'
+    /// changes come out here like local ones, and so do the held leaves whose grace ended.
+    ///
+    /// A topic's [`Occupancy`](crate::Occupancy) is `Occupied` when it had no presence at
+    /// the last poll (counting every node's, as `counts` does) and has some now,
+    /// `Vacated` for the reverse: the events of `channel_occupied` / `channel_vacated`
+    /// webhooks. A held leave keeps its topic occupied until it is published.
     pub fn poll_diff(&self) -> DiffBatch {
         self.shared.poll_diff()
     }

@@ -19,6 +19,7 @@
 //! The core knows nothing of FFI; the C ABI lives in [`ffi`].
 
 mod batch;
+mod clock;
 pub mod cluster;
 mod config;
 mod engine;
@@ -37,6 +38,7 @@ mod topic;
 mod waker;
 
 pub use batch::{DiffBatch, TopicDiff};
+pub use clock::{Clock, ManualClock};
 pub use cluster::ClusterStats;
 pub use config::{
     ClusterConfig, Config, Format, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS,
@@ -47,7 +49,7 @@ pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
 pub use metrics::{Metric, MetricKind, METRICS};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use shared::{State, Stats};
-pub use topic::Counts;
+pub use topic::{Counts, Occupancy};
 
 /// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite
 /// "ab"); not part of the API.

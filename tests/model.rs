@@ -3,11 +3,16 @@
 //!
 //! After every poll, for every topic: the client that started from `list()` and applied
 //! every polled diff holds exactly the engine's new `list()`, the engine's counts equal
-//! the model's, and seqs have no gaps.
+//! the model's, and seqs have no gaps. A topic's occupancy change is the one between the
+//! client's state before the diff and after it.
+//!
+//! With a leave grace (on a manual clock, so the sequence is deterministic) the model holds
+//! each leave until its due time, a track of the same key in the topic takes the latest
+//! held one back, and the due leaves are made at the next poll.
 
 mod support;
 
-use presence::{Config, Counts, Engine, ErrorKind, Format};
+use presence::{Clock, Config, Counts, Engine, ErrorKind, Format, ManualClock, Occupancy};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use support::{host_meta, normalize, phoenix_state, sync_diff, Rng, SeedReducer};
@@ -20,14 +25,45 @@ const KEYS: &[&str] = &["alice", "bob", "carol", "dave\\slash"];
 struct Model {
     /// (topic, conn) → (key, meta JSON)
     presences: HashMap<(String, u64), (Option<String>, Value)>,
+    /// Leaves held for the grace, in the order they came: (topic, key, meta, due).
+    held: Vec<(String, Option<String>, Value, u64)>,
 }
 
 impl Model {
+    /// Every presence that counts: tracked, or held.
+    fn present<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> impl Iterator<Item = (&'a Option<String>, &'a Value)> {
+        let tracked = self
+            .presences
+            .iter()
+            .filter(move |((t, _), _)| t == topic)
+            .map(|(_, (k, m))| (k, m));
+        let held = self
+            .held
+            .iter()
+            .filter(move |(t, ..)| t == topic)
+            .map(|(_, k, m, _)| (k, m));
+        tracked.chain(held)
+    }
+
+    /// A track of `key` in `topic` takes back the latest held presence of that key.
+    fn take_back(&mut self, topic: &str, key: Option<&str>) {
+        if let Some(i) = self
+            .held
+            .iter()
+            .rposition(|(t, k, ..)| t == topic && k.as_deref() == key)
+        {
+            self.held.remove(i);
+        }
+    }
+
     fn counts(&self, topic: &str) -> Counts {
         let mut c = Counts::default();
         let mut users = HashSet::new();
-        for ((t, _), (key, _)) in &self.presences {
-            if t == topic {
+        for (key, _) in self.present(topic) {
+            {
                 c.connections += 1;
                 match key {
                     Some(k) => {
@@ -44,8 +80,8 @@ impl Model {
     /// key → sorted host metas, the phoenix list of the model with refs stripped.
     fn listing(&self, topic: &str, viewers_key: &str) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for ((t, _), (key, meta)) in &self.presences {
-            if t == topic {
+        for (key, meta) in self.present(topic) {
+            {
                 out.entry(key.clone().unwrap_or_else(|| viewers_key.to_owned()))
                     .or_default()
                     .push(meta.to_string());
@@ -84,13 +120,19 @@ fn random_meta(rng: &mut Rng) -> Option<String> {
 }
 
 fn run(format: Format, seed: u64, steps: usize) {
+    run_with_grace(format, seed, steps, 0)
+}
+
+fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
     let config = Config {
         format,
         max_topics: 64,
+        leave_grace_ms: grace,
         ..Config::default()
     };
     let viewers_key = config.viewers_key.clone();
-    let engine = Engine::new(config).unwrap();
+    let clock = ManualClock::new();
+    let engine = Engine::with_clock(config, Clock::Manual(clock.clone())).unwrap();
     let mut model = Model::default();
     let mut rng = Rng(seed);
     let mut clients: HashMap<&str, (Client, u64)> = HashMap::new();
@@ -111,6 +153,44 @@ fn run(format: Format, seed: u64, steps: usize) {
     for step in 0..steps {
         let topic = TOPICS[rng.below(TOPICS.len() as u64) as usize];
         let conn = rng.below(12);
+        if grace > 0 && rng.chance(15) {
+            if rng.chance(50) {
+                clock.advance(rng.below(grace));
+                continue;
+            }
+            // A reload: a presence leaves and its key comes back on another connection,
+            // with the same meta or, sometimes, another one.
+            let mut present: Vec<(String, u64)> = model.presences.keys().cloned().collect();
+            present.sort();
+            if present.is_empty() {
+                continue;
+            }
+            let (topic, conn) = present[rng.below(present.len() as u64) as usize].clone();
+            let (key, meta) = model.presences.remove(&(topic.clone(), conn)).unwrap();
+            engine.untrack(&topic, conn).unwrap();
+            model.held.push((
+                topic.clone(),
+                key.clone(),
+                meta.clone(),
+                clock.now_ms() + grace,
+            ));
+            let new_conn = 12 + rng.below(4);
+            let meta = if rng.chance(70) {
+                meta
+            } else {
+                serde_json::from_str(random_meta(&mut rng).as_deref().unwrap_or("{}")).unwrap()
+            };
+            let result = engine.track(&topic, new_conn, key.as_deref(), Some(&meta.to_string()));
+            let k = (topic.clone(), new_conn);
+            if let std::collections::hash_map::Entry::Vacant(slot) = model.presences.entry(k) {
+                result.unwrap();
+                slot.insert((key.clone(), meta));
+                model.take_back(&topic, key.as_deref());
+            } else {
+                assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyTracked);
+            }
+            continue;
+        }
         match rng.below(100) {
             0..=39 => {
                 let key = rng
@@ -124,6 +204,9 @@ fn run(format: Format, seed: u64, steps: usize) {
                     let meta: Value =
                         serde_json::from_str(meta.as_deref().unwrap_or("{}")).unwrap();
                     slot.insert((key.map(str::to_owned), meta));
+                    if grace > 0 {
+                        model.take_back(topic, key);
+                    }
                 } else {
                     assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyTracked);
                 }
@@ -131,12 +214,29 @@ fn run(format: Format, seed: u64, steps: usize) {
             40..=64 => {
                 let result = engine.untrack(topic, conn);
                 match model.presences.remove(&(topic.to_owned(), conn)) {
-                    Some(_) => result.unwrap(),
+                    Some((key, meta)) => {
+                        result.unwrap();
+                        if grace > 0 {
+                            let due = clock.now_ms() + grace;
+                            model.held.push((topic.to_owned(), key, meta, due));
+                        }
+                    }
                     None => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked),
                 }
             }
             65..=74 => {
                 let expected = model.presences.keys().filter(|(_, c)| *c == conn).count();
+                if grace > 0 {
+                    let due = clock.now_ms() + grace;
+                    let mut leaving: Vec<_> = model
+                        .presences
+                        .iter()
+                        .filter(|((_, c), _)| *c == conn)
+                        .map(|((t, _), (k, m))| (t.clone(), k.clone(), m.clone(), due))
+                        .collect();
+                    leaving.sort_by(|a, b| a.0.cmp(&b.0));
+                    model.held.extend(leaving);
+                }
                 model.presences.retain(|(_, c), _| *c != conn);
                 assert_eq!(engine.untrack_conn(conn), expected);
             }
@@ -152,6 +252,8 @@ fn run(format: Format, seed: u64, steps: usize) {
                 }
             }
             _ => {
+                let now = clock.now_ms();
+                model.held.retain(|(.., due)| *due > now);
                 let batch = engine.poll_diff();
                 let whole: Value = serde_json::from_str(batch.json()).expect("poll is valid JSON");
                 assert_eq!(whole.as_array().unwrap().len(), batch.len());
@@ -170,6 +272,7 @@ fn run(format: Format, seed: u64, steps: usize) {
                         d.topic
                     );
                     *seq = d.seq;
+                    let was_occupied = !client.is_empty();
                     match client {
                         Client::Counts(r) => {
                             // Only what clients show counts as a change: a second tab
@@ -231,6 +334,20 @@ fn run(format: Format, seed: u64, steps: usize) {
                             sync_diff(s, &payload);
                             normalize(s);
                         }
+                    }
+                    let occupancy = match (was_occupied, !client.is_empty()) {
+                        (false, true) => Occupancy::Occupied,
+                        (true, false) => Occupancy::Vacated,
+                        _ => Occupancy::Unchanged,
+                    };
+                    assert_eq!(
+                        d.occupancy, occupancy,
+                        "occupancy of {} at step {step}",
+                        d.topic
+                    );
+                    match occupancy.name() {
+                        Some(name) => assert_eq!(env["occupancy"], name),
+                        None => assert!(env.get("occupancy").is_none(), "{env}"),
                     }
                 }
                 polls_with_changes += usize::from(!batch.is_empty());
@@ -298,9 +415,10 @@ fn run(format: Format, seed: u64, steps: usize) {
         "the sequence exercised the diffs ({polls_with_changes} polls)"
     );
     // Once everything is gone and polled, the engine holds no topic.
-    for conn in 0..12 {
+    for conn in 0..16 {
         engine.untrack_conn(conn);
     }
+    clock.advance(grace);
     engine.poll_diff();
     assert_eq!(engine.stats().topics, 0);
     assert_eq!(engine.stats().presences, 0);
@@ -317,5 +435,19 @@ fn counts_format_matches_the_model_and_the_seed_reducer() {
 fn phoenix_format_matches_the_model_and_phoenix_sync_diff() {
     for seed in 100..120 {
         run(Format::Phoenix, seed, 5_000);
+    }
+}
+
+#[test]
+fn counts_format_with_a_leave_grace_matches_the_model_and_the_seed_reducer() {
+    for seed in 200..210 {
+        run_with_grace(Format::Counts, seed, 5_000, 1_000);
+    }
+}
+
+#[test]
+fn phoenix_format_with_a_leave_grace_matches_the_model_and_phoenix_sync_diff() {
+    for seed in 300..310 {
+        run_with_grace(Format::Phoenix, seed, 5_000, 1_000);
     }
 }
