@@ -31,6 +31,10 @@ export interface EngineOptions {
   maxTopics?: number;
   /** Most presences held at once (default 10000000). */
   maxPresences?: number;
+  /** How long a leave waits for the same user (same key, or an anonymous viewer for an
+   * anonymous viewer) to come back to the topic before it is published, in ms, at most
+   * 3600000; 0: at the next poll. A reload within the window sends no diff (default 0). */
+  leaveGraceMs?: number;
   /** Cluster mode: share presence with other nodes (see the cluster fields); none for a
    * single node. */
   cluster?: ClusterOptions | null;

@@ -388,6 +388,7 @@ class Engine:
         max_meta_bytes: int = 4096,
         max_topics: int = 1_000_000,
         max_presences: int = 10_000_000,
+        leave_grace_ms: int = 0,
         cluster: ClusterOptions | None = None,
         # end of generated settings
     ) -> Self: ...
