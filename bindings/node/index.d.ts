@@ -159,7 +159,20 @@ export interface TopicDiff<S extends PresenceState = PresenceState> {
   counts: Counts;
   /** The presence_diff payload to send to the topic's clients. */
   payload: PresenceDiff<S>;
+  /**
+   * Whether the topic became occupied or vacated since the last poll (see Occupancy): a
+   * pollDiff() entry has the key only then; a Diff has it always, null when neither.
+   */
+  occupancy?: Occupancy | null;
 }
+
+/**
+ * A topic's passage since the last poll: 'occupied' when it had no presence then (counting
+ * every node's, as counts() does) and has some now, 'vacated' for the reverse. The events
+ * of `channel_occupied` / `channel_vacated` webhooks. With a leave grace a held leave
+ * keeps its topic occupied, so a reload does not vacate it.
+ */
+export type Occupancy = 'occupied' | 'vacated';
 
 /**
  * The message shapes the engine renders around a payload: 'event' is
@@ -209,7 +222,9 @@ export class Diff<S extends PresenceState = PresenceState> {
   readonly payloadJson: string;
   /** The presence_diff payload, parsed on the first read and kept. */
   readonly payload: PresenceDiff<S>;
-  /** This topic's pollDiff() entry: {topic, seq, counts, payload}. */
+  /** Whether the topic became occupied or vacated since the last poll; null if neither. */
+  readonly occupancy: Occupancy | null;
+  /** This topic's pollDiff() entry: {topic, seq, counts, payload}, and occupancy when it changed. */
   toJSON(): TopicDiff<S>;
 }
 
@@ -239,7 +254,12 @@ export class Engine {
   fileno(): number;
   /** Tracks `conn` in `topic` as user `key` (null/undefined: an anonymous viewer). */
   track(topic: string, conn: Conn, key?: string | null, meta?: Meta | null): void;
-  /** Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there. */
+  /**
+   * Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there.
+   * With `leaveGraceMs` the presence is held, still counted, until a track of the same key
+   * in the topic takes it over (no diff: a reload) or its window ends (the leave comes out
+   * of the next poll; pendingTopics() counts it from then).
+   */
   untrack(topic: string, conn: Conn): void;
   /** Stops tracking `conn` in every topic; returns how many presences it had. */
   untrackConn(conn: Conn): number;

@@ -341,7 +341,11 @@ const RD = {
   payload16Len: 2 * READY_DIFF['payload_utf16.len'],
   message16: 2 * READY_DIFF['message_utf16.offset'],
   message16Len: 2 * READY_DIFF['message_utf16.len'],
+  occupancy: 2 * READY_DIFF.occupancy,
 };
+
+/** A presence_occupancy value as Diff.occupancy has it: unchanged, occupied, vacated. */
+const OCCUPANCY = [null, 'occupied', 'vacated'];
 
 /** Builds the Diff objects of the presence_ready in the scratch, and always frees it. */
 function takeReady(n, f) {
@@ -377,7 +381,8 @@ function takeReady(n, f) {
         w[b + RD.connections + LO] + w[b + RD.connections + HI] * 4294967296,
         p,
         p + w[b + RD.payload16Len + LO],
-        mlen === 0 ? null : text.slice(m, m + mlen)
+        mlen === 0 ? null : text.slice(m, m + mlen),
+        OCCUPANCY[w[b + RD.occupancy + LO]] ?? null
       );
     }
     return out;
@@ -400,7 +405,7 @@ class Diff {
   #connections;
   #payload = undefined;
 
-  constructor(text, topic, seq, viewers, users, connections, start, end, message) {
+  constructor(text, topic, seq, viewers, users, connections, start, end, message, occupancy = null) {
     this.#text = text;
     this.#start = start;
     this.#end = end;
@@ -413,6 +418,11 @@ class Diff {
     this.seq = seq;
     /** The whole message in the poll's envelope, or null for a poll without one. */
     this.message = message;
+    /**
+     * 'occupied' when the topic had no presence at the last poll (counting every node's,
+     * as counts() does) and has some now, 'vacated' for the reverse, else null.
+     */
+    this.occupancy = occupancy;
   }
 
   /** The live counts after this diff (a new object on each read). */
@@ -431,9 +441,11 @@ class Diff {
     return this.#payload;
   }
 
-  /** The pollDiff() entry of this topic: {topic, seq, counts, payload}. */
+  /** The pollDiff() entry of this topic: {topic, seq, counts, payload}, and occupancy if it changed. */
   toJSON() {
-    return { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
+    const entry = { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
+    if (this.occupancy !== null) entry.occupancy = this.occupancy;
+    return entry;
   }
 }
 

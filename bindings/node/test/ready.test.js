@@ -131,7 +131,14 @@ test('a Diff reads like a pollDiff entry and parses its payload once', () => {
   assert.equal(d.payload, d.payload); // parsed on the first read, kept
   assert.equal(d.payload.joins.alice.metas[0].n, 1);
   assert.equal(d.message, `[null,null,"room","presence_diff",${d.payloadJson}]`);
-  assert.deepEqual(JSON.parse(JSON.stringify(d)), { topic: 'room', seq: 1, counts: d.counts, payload: d.payload });
+  assert.equal(d.occupancy, 'occupied');
+  assert.deepEqual(JSON.parse(JSON.stringify(d)), {
+    topic: 'room',
+    seq: 1,
+    counts: d.counts,
+    occupancy: 'occupied',
+    payload: d.payload,
+  });
   e.close();
   // The batch's text lives in the Diff: it outlives the engine.
   assert.equal(d.payloadJson.startsWith('{"joins":{"alice"'), true);

@@ -354,7 +354,8 @@ def test_poll_diff_json_is_the_same_data(engine: pe.Engine) -> None:
     batch = json.loads(text)
     assert {d["topic"] for d in batch} == {"a", "b"}
     for d in batch:
-        assert set(d) == {"topic", "seq", "counts", "payload"}
+        assert set(d) == {"topic", "seq", "counts", "occupancy", "payload"}
+        assert d["occupancy"] == "occupied"
         state = engine.list(d["topic"])
         assert apply_diff(engine.format, empty_state(engine.format), d["payload"]) == state
     # The object form of the same changes, in a second engine, is the same data (topic

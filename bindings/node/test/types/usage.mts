@@ -23,6 +23,7 @@ import presence, {
   type Stats,
   type State,
   type TopicDiff,
+  type Occupancy,
   Diff,
   type EnvelopeName,
   type ReadyOptions,
@@ -75,7 +76,8 @@ for (const d of batch) {
   const t: string = d.topic;
   const s: number = d.seq + d.counts.connections;
   const joins: PresenceState = d.payload.joins;
-  void [t, s, joins, d.payload.leaves];
+  const occupancy: Occupancy | null | undefined = d.occupancy;
+  void [t, s, joins, d.payload.leaves, occupancy];
 }
 const text: string = engine.pollDiffJson();
 const envelope: EnvelopeName = 'phoenix';
@@ -87,7 +89,8 @@ for (const d of ready) {
   const legacy: TopicDiff = d.toJSON();
   const asEntry: TopicDiff = d;
   const ok: boolean = d instanceof Diff;
-  void [m, p, legacy, asEntry, ok, d.topic, d.seq, d.counts.users, d.payload.joins];
+  const fired: Occupancy | null = d.occupancy;
+  void [m, p, legacy, asEntry, ok, fired, d.topic, d.seq, d.counts.users, d.payload.joins];
 }
 engine.pollReady();
 engine.pollReady({ envelope: null });
