@@ -3,7 +3,13 @@
 //! (when the leave is made for real).
 //!
 //! A key that comes back takes its most recent held presence: a reload rejoins right after
-//! its own leave, so that is the one it left, in phoenix format the meta it had.
+//! its own leave, so that is the one it left. In phoenix format it takes, among the latest
+//! few of its key, the most recent one with the meta it comes back with: when several
+//! connections of a user (or several viewers) reload at once, each takes back its own
+//! meta and clients see no update.
+
+/// How many of a key's latest held presences a phoenix rejoin looks through for its meta.
+const MATCH_SCAN: usize = 32;
 
 use super::{Entry, Loc, Pending, Topic, ANONYMOUS};
 use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
@@ -41,7 +47,7 @@ impl Topic {
         new_ref: impl FnOnce() -> u64,
     ) -> Option<bool> {
         let held = self.held.as_mut()?;
-        let (_, entry) = held.claim(key_hash)?;
+        let (_, entry) = held.claim_meta(key_hash, Some(meta))?;
         if held.len() == 0 {
             self.held = None;
         }
@@ -134,10 +140,29 @@ impl Held {
         id
     }
 
-    /// Takes the most recent held presence of `key_hash`, if any, with its entry.
-    pub fn claim(&mut self, key_hash: u64) -> Option<(u64, Option<Box<Entry>>)> {
+    /// Takes a held presence of `key_hash`, if any, with its entry: among the key's latest
+    /// `MATCH_SCAN` held presences the most recent one whose entry has `meta`, else the
+    /// most recent one.
+    pub fn claim_meta(
+        &mut self,
+        key_hash: u64,
+        meta: Option<&str>,
+    ) -> Option<(u64, Option<Box<Entry>>)> {
         let ids = self.by_key.get_mut(&key_hash)?;
-        let (id, phx_ref) = ids.pop_back()?;
+        let entries = &self.entries;
+        // Counts format holds no entry: nothing to match.
+        let at = meta
+            .filter(|_| !entries.is_empty())
+            .and_then(|m| {
+                ids.iter()
+                    .enumerate()
+                    .rev()
+                    .take(MATCH_SCAN)
+                    .find(|(_, (_, r))| entries.get(r).is_some_and(|e| *e.meta == *m))
+                    .map(|(i, _)| i)
+            })
+            .unwrap_or(ids.len().checked_sub(1)?);
+        let (id, phx_ref) = ids.remove(at)?;
         if ids.is_empty() {
             self.by_key.remove(&key_hash);
         }
@@ -223,8 +248,8 @@ mod tests {
         let second = h.hold(20, 7, None);
         h.hold(30, 8, None);
         assert_eq!(h.len(), 3);
-        assert_eq!(h.claim(7).map(|(id, _)| id), Some(second));
-        assert_eq!(h.claim(9), None);
+        assert_eq!(h.claim_meta(7, None).map(|(id, _)| id), Some(second));
+        assert_eq!(h.claim_meta(9, None), None);
         assert_eq!(h.next_due(), Some(10));
         assert_eq!(h.pop_due(5), None);
         assert_eq!(h.pop_due(25).map(|(k, _)| k), Some(7));
@@ -249,7 +274,7 @@ mod tests {
         };
         let mut h = Held::default();
         h.hold(10, 7, entry());
-        let (_, e) = h.claim(7).unwrap();
+        let (_, e) = h.claim_meta(7, None).unwrap();
         assert_eq!(e.unwrap().phx_ref, 42);
         h.hold(20, 7, entry());
         assert!(h.pop_due(15).is_none());
@@ -258,10 +283,35 @@ mod tests {
     }
 
     #[test]
+    fn a_phoenix_rejoin_takes_back_the_held_presence_with_its_meta() {
+        let entry = |r: u64, meta: &str| {
+            Some(Box::new(Entry {
+                key: None,
+                meta: meta.into(),
+                phx_ref: r,
+                prev_ref: 0,
+            }))
+        };
+        let mut h = Held::default();
+        h.hold(10, 7, entry(1, "{\"a\":1}"));
+        h.hold(20, 7, entry(2, "{\"a\":2}"));
+        h.hold(30, 7, entry(3, "{\"a\":2}"));
+        let took = |h: &mut Held, meta| h.claim_meta(7, Some(meta)).unwrap().1.unwrap().phx_ref;
+        assert_eq!(took(&mut h, "{\"a\":1}"), 1);
+        assert_eq!(took(&mut h, "{\"a\":2}"), 3);
+        // No match: the most recent.
+        h.hold(40, 7, entry(4, "{\"a\":4}"));
+        assert_eq!(took(&mut h, "{\"b\":0}"), 4);
+        // The held presence taken from the middle leaves the others due in order.
+        assert_eq!(h.pop_due(40).map(|(_, e)| e.unwrap().phx_ref), Some(2));
+        assert_eq!(h.len(), 0);
+    }
+
+    #[test]
     fn a_claim_of_the_oldest_leaves_the_next_one_due() {
         let mut h = Held::default();
         h.hold(10, 7, None);
-        assert!(h.claim(7).is_some());
+        assert!(h.claim_meta(7, None).is_some());
         h.hold(20, 7, None);
         assert_eq!(h.next_due(), Some(20));
         assert_eq!(h.pop_due(15), None);
