@@ -25,8 +25,11 @@ const KEYS: &[&str] = &["alice", "bob", "carol", "dave\\slash"];
 struct Model {
     /// (topic, conn) → (key, meta JSON)
     presences: HashMap<(String, u64), (Option<String>, Value)>,
-    /// Leaves held for the grace, in the order they came: (topic, key, meta, due).
-    held: Vec<(String, Option<String>, Value, u64)>,
+    /// (topic, conn) → the meta's text as the engine keeps it (trimmed), which is what a
+    /// phoenix rejoin compares.
+    texts: HashMap<(String, u64), String>,
+    /// Leaves held for the grace, in the order they came: (topic, key, meta, due, text).
+    held: Vec<(String, Option<String>, Value, u64, String)>,
 }
 
 impl Model {
@@ -44,19 +47,34 @@ impl Model {
             .held
             .iter()
             .filter(move |(t, ..)| t == topic)
-            .map(|(_, k, m, _)| (k, m));
+            .map(|(_, k, m, ..)| (k, m));
         tracked.chain(held)
     }
 
-    /// A track of `key` in `topic` takes back the latest held presence of that key.
-    fn take_back(&mut self, topic: &str, key: Option<&str>) {
-        if let Some(i) = self
-            .held
-            .iter()
-            .rposition(|(t, k, ..)| t == topic && k.as_deref() == key)
-        {
+    /// A track of `key` in `topic` takes back a held presence of that key: in phoenix
+    /// format the latest with its meta among the key's latest 32, else the latest.
+    fn take_back(&mut self, topic: &str, key: Option<&str>, text: Option<&str>) {
+        let of_key: Vec<usize> = (0..self.held.len())
+            .filter(|&i| self.held[i].0 == topic && self.held[i].1.as_deref() == key)
+            .collect();
+        let same = text.and_then(|text| {
+            of_key
+                .iter()
+                .rev()
+                .take(32)
+                .find(|&&i| self.held[i].4 == text)
+        });
+        if let Some(&i) = same.or(of_key.last()) {
             self.held.remove(i);
         }
+    }
+
+    /// Holds the presence of (topic, conn), which the engine just let go, until `due`.
+    fn hold(&mut self, topic: &str, conn: u64, due: u64) {
+        let k = (topic.to_owned(), conn);
+        let (key, meta) = self.presences.remove(&k).unwrap();
+        let text = self.texts.remove(&k).unwrap();
+        self.held.push((topic.to_owned(), key, meta, due, text));
     }
 
     fn counts(&self, topic: &str) -> Counts {
@@ -131,6 +149,7 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
         ..Config::default()
     };
     let viewers_key = config.viewers_key.clone();
+    let phoenix = format == Format::Phoenix;
     let clock = ManualClock::new();
     let engine = Engine::with_clock(config, Clock::Manual(clock.clone())).unwrap();
     let mut model = Model::default();
@@ -166,26 +185,24 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
                 continue;
             }
             let (topic, conn) = present[rng.below(present.len() as u64) as usize].clone();
-            let (key, meta) = model.presences.remove(&(topic.clone(), conn)).unwrap();
-            engine.untrack(&topic, conn).unwrap();
-            model.held.push((
-                topic.clone(),
-                key.clone(),
-                meta.clone(),
-                clock.now_ms() + grace,
-            ));
-            let new_conn = 12 + rng.below(4);
-            let meta = if rng.chance(70) {
-                meta
+            let key = model.presences[&(topic.clone(), conn)].0.clone();
+            let text = if rng.chance(70) {
+                model.texts[&(topic.clone(), conn)].clone()
             } else {
-                serde_json::from_str(random_meta(&mut rng).as_deref().unwrap_or("{}")).unwrap()
+                random_meta(&mut rng).unwrap_or_else(|| "{}".into())
             };
-            let result = engine.track(&topic, new_conn, key.as_deref(), Some(&meta.to_string()));
+            engine.untrack(&topic, conn).unwrap();
+            model.hold(&topic, conn, clock.now_ms() + grace);
+            let new_conn = 12 + rng.below(4);
+            let result = engine.track(&topic, new_conn, key.as_deref(), Some(&text));
             let k = (topic.clone(), new_conn);
             if let std::collections::hash_map::Entry::Vacant(slot) = model.presences.entry(k) {
                 result.unwrap();
-                slot.insert((key.clone(), meta));
-                model.take_back(&topic, key.as_deref());
+                slot.insert((key.clone(), serde_json::from_str(&text).unwrap()));
+                model.take_back(&topic, key.as_deref(), phoenix.then_some(text.trim()));
+                model
+                    .texts
+                    .insert((topic.clone(), new_conn), text.trim().to_owned());
             } else {
                 assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyTracked);
             }
@@ -197,6 +214,7 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
                     .chance(60)
                     .then(|| KEYS[rng.below(KEYS.len() as u64) as usize]);
                 let meta = random_meta(&mut rng);
+                let meta_text = meta.clone().unwrap_or_else(|| "{}".into());
                 let result = engine.track(topic, conn, key, meta.as_deref());
                 let k = (topic.to_owned(), conn);
                 if let std::collections::hash_map::Entry::Vacant(slot) = model.presences.entry(k) {
@@ -204,41 +222,44 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
                     let meta: Value =
                         serde_json::from_str(meta.as_deref().unwrap_or("{}")).unwrap();
                     slot.insert((key.map(str::to_owned), meta));
+                    let text = meta_text.trim();
                     if grace > 0 {
-                        model.take_back(topic, key);
+                        model.take_back(topic, key, phoenix.then_some(text));
                     }
+                    model
+                        .texts
+                        .insert((topic.to_owned(), conn), text.to_owned());
                 } else {
                     assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyTracked);
                 }
             }
             40..=64 => {
                 let result = engine.untrack(topic, conn);
-                match model.presences.remove(&(topic.to_owned(), conn)) {
-                    Some((key, meta)) => {
-                        result.unwrap();
-                        if grace > 0 {
-                            let due = clock.now_ms() + grace;
-                            model.held.push((topic.to_owned(), key, meta, due));
-                        }
+                if model.presences.contains_key(&(topic.to_owned(), conn)) {
+                    result.unwrap();
+                    model.hold(topic, conn, clock.now_ms() + grace);
+                    if grace == 0 {
+                        model.held.clear();
                     }
-                    None => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked),
+                } else {
+                    assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked);
                 }
             }
             65..=74 => {
-                let expected = model.presences.keys().filter(|(_, c)| *c == conn).count();
-                if grace > 0 {
-                    let due = clock.now_ms() + grace;
-                    let mut leaving: Vec<_> = model
-                        .presences
-                        .iter()
-                        .filter(|((_, c), _)| *c == conn)
-                        .map(|((t, _), (k, m))| (t.clone(), k.clone(), m.clone(), due))
-                        .collect();
-                    leaving.sort_by(|a, b| a.0.cmp(&b.0));
-                    model.held.extend(leaving);
+                let mut leaving: Vec<String> = model
+                    .presences
+                    .keys()
+                    .filter(|(_, c)| *c == conn)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                leaving.sort();
+                assert_eq!(engine.untrack_conn(conn), leaving.len());
+                for t in &leaving {
+                    model.hold(t, conn, clock.now_ms() + grace);
                 }
-                model.presences.retain(|(_, c), _| *c != conn);
-                assert_eq!(engine.untrack_conn(conn), expected);
+                if grace == 0 {
+                    model.held.clear();
+                }
             }
             75..=84 => {
                 let meta = random_meta(&mut rng);
@@ -246,14 +267,18 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
                 match model.presences.get_mut(&(topic.to_owned(), conn)) {
                     Some(entry) => {
                         result.unwrap();
-                        entry.1 = serde_json::from_str(meta.as_deref().unwrap_or("{}")).unwrap();
+                        let text = meta.as_deref().unwrap_or("{}");
+                        entry.1 = serde_json::from_str(text).unwrap();
+                        model
+                            .texts
+                            .insert((topic.to_owned(), conn), text.trim().to_owned());
                     }
                     None => assert_eq!(result.unwrap_err().kind(), ErrorKind::NotTracked),
                 }
             }
             _ => {
                 let now = clock.now_ms();
-                model.held.retain(|(.., due)| *due > now);
+                model.held.retain(|(_, _, _, due, _)| *due > now);
                 let batch = engine.poll_diff();
                 let whole: Value = serde_json::from_str(batch.json()).expect("poll is valid JSON");
                 assert_eq!(whole.as_array().unwrap().len(), batch.len());
