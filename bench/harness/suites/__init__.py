@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import Ctx, Suite
-from . import ab, cluster, fanout, host, hot, integrations, memory, poll, threads, throughput
+from . import ab, cluster, fanout, grace, host, hot, integrations, memory, poll, threads, throughput
 
 
 def nothing(ctx: Ctx) -> str:
@@ -26,4 +26,5 @@ SUITES: list[Suite] = [
     Suite("ab", "9. Hand-written pieces against their alternatives", ab.run_ab, ab.render_ab),
     Suite("integrations", "10. Fan-out through the framework integrations against the bare path",
           integrations.run_integrations, integrations.render_integrations),
+    Suite("grace", "11. Leave grace: a reload-heavy room, and the poll cost", grace.run_grace, grace.render_grace),
 ]
