@@ -34,6 +34,7 @@ def test_defaults_are_the_documented_ones() -> None:
             "max_meta_bytes": 4096,
             "max_topics": 1_000_000,
             "max_presences": 10_000_000,
+            "leave_grace_ms": 0,
             "cluster": None,
         }
         assert e.format == "counts"
@@ -50,6 +51,7 @@ def test_every_setting_is_applied() -> None:
         "max_meta_bytes": 12,
         "max_topics": 13,
         "max_presences": 14,
+        "leave_grace_ms": 15,
     }
     with pe.Engine(**settings) as e:  # type: ignore[arg-type]
         assert e.config == {**settings, "cluster": None}
@@ -325,6 +327,7 @@ def test_poll_diff_envelopes_counts(counts_engine: pe.Engine) -> None:
             "topic": "a",
             "seq": 1,
             "counts": {"viewers": 1, "users": 1, "connections": 2},
+            "occupancy": "occupied",
             "payload": {
                 "joins": {"viewers": {"count": 1}, "users": {"count": 1}},
                 "leaves": {"viewers": {"count": 0}, "users": {"count": 0}},
@@ -334,6 +337,7 @@ def test_poll_diff_envelopes_counts(counts_engine: pe.Engine) -> None:
             "topic": "b",
             "seq": 1,
             "counts": {"viewers": 0, "users": 1, "connections": 1},
+            "occupancy": "occupied",
             "payload": {
                 "joins": {"viewers": {"count": 0}, "users": {"count": 1}},
                 "leaves": {"viewers": {"count": 0}, "users": {"count": 0}},

@@ -23,7 +23,7 @@ def test_the_grace_is_a_setting_with_its_bounds() -> None:
     with pe.Engine(leave_grace_ms=5000) as e:
         assert e.config["leave_grace_ms"] == 5000
     for bad in (-1, 3_600_001):
-        with pytest.raises(pe.InvalidConfigError, match="leave_grace_ms"):
+        with pytest.raises(pe.ConfigError, match="leave_grace_ms"):
             pe.Engine(leave_grace_ms=bad)
 
 
