@@ -7,7 +7,7 @@
 //! client's state before the diff and after it.
 //!
 //! With a leave grace (on a manual clock, so the sequence is deterministic) the model holds
-//! each leave until its due time, a track of the same key in the topic takes the latest
+//! each leave until its due time, a track of the same key in the topic takes the oldest
 //! held one back, and the due leaves are made at the next poll.
 
 mod support;
@@ -52,19 +52,13 @@ impl Model {
     }
 
     /// A track of `key` in `topic` takes back a held presence of that key: in phoenix
-    /// format the latest with its meta among the key's latest 32, else the latest.
+    /// format the oldest with its meta among the key's oldest 32, else the oldest.
     fn take_back(&mut self, topic: &str, key: Option<&str>, text: Option<&str>) {
         let of_key: Vec<usize> = (0..self.held.len())
             .filter(|&i| self.held[i].0 == topic && self.held[i].1.as_deref() == key)
             .collect();
-        let same = text.and_then(|text| {
-            of_key
-                .iter()
-                .rev()
-                .take(32)
-                .find(|&&i| self.held[i].4 == text)
-        });
-        if let Some(&i) = same.or(of_key.last()) {
+        let same = text.and_then(|text| of_key.iter().take(32).find(|&&i| self.held[i].4 == text));
+        if let Some(&i) = same.or(of_key.first()) {
             self.held.remove(i);
         }
     }

@@ -2,13 +2,15 @@
 //! waiting for the same key to come back (which takes one over) or for their due time
 //! (when the leave is made for real).
 //!
-//! A key that comes back takes its most recent held presence: a reload rejoins right after
-//! its own leave, so that is the one it left. In phoenix format it takes, among the latest
-//! few of its key, the most recent one with the meta it comes back with: when several
-//! connections of a user (or several viewers) reload at once, each takes back its own
-//! meta and clients see no update.
+//! The held presences of one key count alike, so a key that comes back takes the oldest:
+//! the one nearest its due time, which leaves the others the most time. In a busy room
+//! where anonymous viewers keep reloading, taking the newest would leave the oldest to
+//! fall due while its own viewer is on the way back, and clients would see that viewer
+//! leave and join. In phoenix format it takes, among the oldest few of its key, the oldest
+//! one with the meta it comes back with: when several connections of a user (or several
+//! viewers) reload at once, each takes back its own meta and clients see no update.
 
-/// How many of a key's latest held presences a phoenix rejoin looks through for its meta.
+/// How many of a key's oldest held presences a phoenix rejoin looks through for its meta.
 const MATCH_SCAN: usize = 32;
 
 use super::{Entry, Loc, Pending, Topic, ANONYMOUS};
@@ -32,8 +34,8 @@ impl Topic {
             .hold(due, key_hash, entry);
     }
 
-    /// A track of `conn` with `key_hash` takes over the most recent held presence of that
-    /// key: it goes on counting as it did, so clients and other nodes see no change. In
+    /// A track of `conn` with `key_hash` takes over a held presence of that key (see the
+    /// module's doc for which): it goes on counting as it did, so clients and other nodes see no change. In
     /// phoenix format it keeps its entry and ref when `meta` is the meta it had; another
     /// meta is an update of it (a new ref with `phx_ref_prev`), as `update` makes one.
     ///
@@ -140,9 +142,8 @@ impl Held {
         id
     }
 
-    /// Takes a held presence of `key_hash`, if any, with its entry: among the key's latest
-    /// `MATCH_SCAN` held presences the most recent one whose entry has `meta`, else the
-    /// most recent one.
+    /// Takes a held presence of `key_hash`, if any, with its entry: among the key's oldest
+    /// `MATCH_SCAN` held presences the oldest one whose entry has `meta`, else the oldest.
     pub fn claim_meta(
         &mut self,
         key_hash: u64,
@@ -155,13 +156,10 @@ impl Held {
             .filter(|_| !entries.is_empty())
             .and_then(|m| {
                 ids.iter()
-                    .enumerate()
-                    .rev()
                     .take(MATCH_SCAN)
-                    .find(|(_, (_, r))| entries.get(r).is_some_and(|e| *e.meta == *m))
-                    .map(|(i, _)| i)
+                    .position(|(_, r)| entries.get(r).is_some_and(|e| *e.meta == *m))
             })
-            .unwrap_or(ids.len().checked_sub(1)?);
+            .unwrap_or(0);
         let (id, phx_ref) = ids.remove(at)?;
         if ids.is_empty() {
             self.by_key.remove(&key_hash);
@@ -242,18 +240,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_takes_back_its_latest_leave_and_the_rest_expire_in_order() {
+    fn a_key_takes_back_its_oldest_leave_and_the_rest_expire_in_order() {
         let mut h = Held::default();
-        h.hold(10, 7, None);
-        let second = h.hold(20, 7, None);
+        let first = h.hold(10, 7, None);
+        h.hold(20, 7, None);
         h.hold(30, 8, None);
         assert_eq!(h.len(), 3);
-        assert_eq!(h.claim_meta(7, None).map(|(id, _)| id), Some(second));
+        assert_eq!(h.claim_meta(7, None).map(|(id, _)| id), Some(first));
         assert_eq!(h.claim_meta(9, None), None);
-        assert_eq!(h.next_due(), Some(10));
-        assert_eq!(h.pop_due(5), None);
-        assert_eq!(h.pop_due(25).map(|(k, _)| k), Some(7));
         // The row of the presence taken over is skipped.
+        assert_eq!(h.next_due(), Some(20));
+        assert_eq!(h.pop_due(15), None);
+        assert_eq!(h.pop_due(25).map(|(k, _)| k), Some(7));
         assert_eq!(h.pop_due(25), None);
         assert_eq!(h.next_due(), Some(30));
         assert_eq!(h.pop_due(30).map(|(k, _)| k), Some(8));
@@ -297,13 +295,13 @@ mod tests {
         h.hold(20, 7, entry(2, "{\"a\":2}"));
         h.hold(30, 7, entry(3, "{\"a\":2}"));
         let took = |h: &mut Held, meta| h.claim_meta(7, Some(meta)).unwrap().1.unwrap().phx_ref;
-        assert_eq!(took(&mut h, "{\"a\":1}"), 1);
-        assert_eq!(took(&mut h, "{\"a\":2}"), 3);
-        // No match: the most recent.
+        assert_eq!(took(&mut h, "{\"a\":2}"), 2);
         h.hold(40, 7, entry(4, "{\"a\":4}"));
-        assert_eq!(took(&mut h, "{\"b\":0}"), 4);
         // The held presence taken from the middle leaves the others due in order.
-        assert_eq!(h.pop_due(40).map(|(_, e)| e.unwrap().phx_ref), Some(2));
+        assert_eq!(h.pop_due(30).map(|(_, e)| e.unwrap().phx_ref), Some(1));
+        // No match: the oldest.
+        assert_eq!(took(&mut h, "{\"b\":0}"), 3);
+        assert_eq!(h.pop_due(40).map(|(_, e)| e.unwrap().phx_ref), Some(4));
         assert_eq!(h.len(), 0);
     }
 
