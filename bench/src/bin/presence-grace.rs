@@ -75,8 +75,8 @@ fn reload_room(
     // conn of each user's current connection (0: reloading).
     let mut conn_of: Vec<u64> = (1..=users as u64).collect();
     let mut next_conn = users as u64 + 1;
-    for u in 0..users {
-        e.track("room", conn_of[u], key(u).as_deref(), Some(&meta(u)))
+    for (u, &conn) in conn_of.iter().enumerate() {
+        e.track("room", conn, key(u).as_deref(), Some(&meta(u)))
             .unwrap();
     }
     e.poll_diff();
