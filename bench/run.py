@@ -8,6 +8,7 @@ plots). A new suite is one more entry. The drivers:
   target/bench/cargo/release/presence-bench   Rust: engine, HashMap floor, Redis, fan-out
   target/bench/cargo/release/presence-mem     Rust: memory (counting global allocator)
   target/bench/cargo/release/presence-cluster Rust: three node processes over Redis
+  target/bench/cargo/release/presence-grace   Rust: the leave grace (reload room, poll cost)
   target/bench/presence_bench_c               C: the engine through include/presence.h
   bench/python_bench.py, bench/node_bench.mjs the Python and Node packages and their peers
   bench/python_integrations.py,               fan-out through the framework integrations
@@ -59,7 +60,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(QUICK if args.quick else FULL, args.quick, args.out, raw)
     started = time.monotonic()
-    for path in (rust("presence-bench"), rust("presence-mem"), rust("presence-cluster"), rust("presence-ab"), C_DRIVER):
+    for path in (rust("presence-bench"), rust("presence-mem"), rust("presence-cluster"), rust("presence-ab"),
+                 rust("presence-grace"), C_DRIVER):
         if not path.exists():
             raise SystemExit(f"{path} is missing: run `make bench` (it builds the drivers)")
     redis = RedisServer() if any(s.needs_redis for s in suites) else None

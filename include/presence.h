@@ -32,6 +32,12 @@
 
 
 /**
+ * The longest leave grace: an hour. A held leave keeps its presence counted and its
+ * memory taken, so a window much longer than a reload would mostly hide real departures.
+ */
+#define MAX_LEAVE_GRACE_MS 3600000
+
+/**
  * The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
  * its own value and `presence_last_error_message` has the details. Out-parameters are
  * written only when the call returns `PRESENCE_STATUS_OK`, and a failed call leaves
@@ -135,6 +141,31 @@ typedef enum presence_envelope {
 } presence_envelope;
 
 /**
+ * A changed topic's passage between empty and not empty since the last poll, counting
+ * every node's presences as `presence_get_counts` does: what a host needs to fire
+ * `channel_occupied` / `channel_vacated` webhooks without diffing counts itself. Held in
+ * the `uint64_t occupancy` of `presence_topic_diff` and `presence_ready_diff`.
+ *
+ * With a leave grace a held leave keeps its topic occupied: a reload does not vacate.
+ * In a cluster every node reports the passages it sees of its own view (each node's
+ * seqs are its own); fire a webhook from one node's reports.
+ */
+typedef enum presence_occupancy {
+  /**
+   * Empty at both polls, or not empty at both.
+   */
+  PRESENCE_OCCUPANCY_UNCHANGED = 0,
+  /**
+   * Empty at the last poll (or never polled before), not empty now.
+   */
+  PRESENCE_OCCUPANCY_OCCUPIED = 1,
+  /**
+   * Not empty at the last poll, empty now.
+   */
+  PRESENCE_OCCUPANCY_VACATED = 2,
+} presence_occupancy;
+
+/**
  * A presence engine.
  *
  * Created by `presence_engine_new` and destroyed by `presence_engine_free`. Every
@@ -217,6 +248,10 @@ typedef struct presence_topic_diff {
    * The `presence_diff` payload (JSON) to send to the topic's clients.
    */
   struct presence_str payload;
+  /**
+   * A `presence_occupancy` value: whether the topic became occupied or vacated.
+   */
+  uint64_t occupancy;
 } presence_topic_diff;
 
 /**
@@ -386,6 +421,10 @@ typedef struct presence_ready_diff {
    * `message` in UTF-16 code units.
    */
   struct presence_span message_utf16;
+  /**
+   * A `presence_occupancy` value: whether the topic became occupied or vacated.
+   */
+  uint64_t occupancy;
 } presence_ready_diff;
 
 /**
@@ -464,6 +503,12 @@ enum presence_status presence_track(const struct presence_engine *engine,
 /**
  * Stops tracking connection `conn` in `topic`. Fails with `PRESENCE_STATUS_NOT_TRACKED`
  * if the pair is not tracked.
+ *
+ * With a leave grace (config `leave_grace_ms`) the presence is held, not removed: it
+ * keeps counting (in counts, lists and for other nodes) until a `presence_track` of the
+ * same key in `topic` takes it over (a NULL key takes over an anonymous viewer), which
+ * makes no diff, or until the window ends, when the next poll publishes the leave (the
+ * wake-up descriptor turns readable then). `conn` itself is free at once.
  */
 enum presence_status presence_untrack(const struct presence_engine *engine,
                                       const char *topic,
@@ -473,7 +518,8 @@ enum presence_status presence_untrack(const struct presence_engine *engine,
  * Stops tracking connection `conn` in every topic: call it when the connection closes.
  *
  * An unknown connection is not an error (it removes nothing). If `removed` is not NULL,
- * `*removed` receives the number of presences removed.
+ * `*removed` receives the number of presences removed. With a leave grace each is held,
+ * as `presence_untrack` holds one.
  */
 enum presence_status presence_untrack_conn(const struct presence_engine *engine,
                                            uint64_t conn,
@@ -539,7 +585,10 @@ enum presence_status presence_list(const struct presence_engine *engine,
  *
  * Each topic appears at most once however many changes it had; a topic whose changes
  * cancelled out does not appear. `payload` is the `presence_diff` to send to the topic's
- * clients. The caller owns `*out` and must release it with `presence_buf_free`.
+ * clients. A topic that had no presence at the last poll and has some now (counting
+ * every node's, as `presence_get_counts` does) has `"occupancy":"occupied"` after its
+ * counts, one that had some and has none `"occupancy":"vacated"`; other topics have no
+ * `occupancy` key (see `presence_occupancy`). The caller owns `*out` and must release it with `presence_buf_free`.
  * Concurrent polls split the changes between them; none is returned twice.
  */
 enum presence_status presence_poll_diff(const struct presence_engine *engine,
@@ -566,15 +615,17 @@ void presence_buf_free(struct presence_buf *buf);
  * Returns a descriptor that becomes readable when a poll may return something, for
  * epoll, poll(2), libuv or asyncio. The engine owns it: wait on it, never read, write
  * or close it. Wake-ups can be spurious (a poll may then return `[]`); the descriptor
- * stays readable until the next poll. Returns -1 if `engine` is NULL.
+ * stays readable until the next poll. With a leave grace it also turns readable when a
+ * held leave falls due (on Linux; it is then an epoll descriptor). Returns -1 if
+ * `engine` is NULL.
  */
 int presence_wakeup_fd(const struct presence_engine *engine);
 
 /**
  * Writes into `*out` how many topics changed since the last poll, in constant time: a
  * cheap "anything to poll?" for hosts that cannot wait on the wake-up descriptor. A
- * non-zero count does not promise a non-empty poll (changes may cancel out). `out` must
- * not be NULL.
+ * non-zero count does not promise a non-empty poll (changes may cancel out). With a leave
+ * grace, a held leave that is due adds 1. `out` must not be NULL.
  */
 enum presence_status presence_pending_topics(const struct presence_engine *engine, uint64_t *out);
 

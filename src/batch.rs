@@ -1,6 +1,6 @@
 //! What a poll returns: one JSON array of envelopes, with per-topic views into it.
 
-use crate::topic::Counts;
+use crate::topic::{Counts, Occupancy};
 use std::ops::Range;
 
 /// One topic's entry in a poll: borrowed from its [`DiffBatch`].
@@ -12,6 +12,8 @@ pub struct TopicDiff<'a> {
     pub seq: u64,
     /// The live counts the diff leads to.
     pub counts: Counts,
+    /// Whether the topic went from empty to not empty (or back) since the last poll.
+    pub occupancy: Occupancy,
     /// The `presence_diff` payload, in the engine's format.
     pub payload: &'a str,
 }
@@ -19,7 +21,9 @@ pub struct TopicDiff<'a> {
 /// Everything one poll returned: a JSON array of envelopes, and per-topic views into it.
 ///
 /// The JSON form is `[{"topic":T,"seq":S,"counts":{"viewers":V,"users":U,"connections":C},"payload":P},...]`,
-/// where each `P` is the very byte range that [`TopicDiff::payload`] borrows.
+/// where each `P` is the very byte range that [`TopicDiff::payload`] borrows. A topic
+/// that became occupied or vacated has `"occupancy":"occupied"` or `"occupancy":"vacated"`
+/// after its counts; other topics have no `occupancy` key.
 #[derive(Clone, Debug, Default)]
 pub struct DiffBatch {
     json: String,
@@ -32,6 +36,7 @@ struct Item {
     topic: Range<usize>,
     seq: u64,
     counts: Counts,
+    occupancy: Occupancy,
     payload: Range<usize>,
 }
 
@@ -65,7 +70,13 @@ impl DiffBatch {
 
     /// Opens one envelope and returns where its payload starts; the caller appends the
     /// payload to `self.json`, then calls `end`.
-    pub(crate) fn begin(&mut self, topic: &str, seq: u64, counts: Counts) -> usize {
+    pub(crate) fn begin(
+        &mut self,
+        topic: &str,
+        seq: u64,
+        counts: Counts,
+        occupancy: Occupancy,
+    ) -> usize {
         use crate::json::{push_str, push_u64};
         let out = &mut self.json;
         out.push_str(if self.items.is_empty() {
@@ -82,7 +93,13 @@ impl DiffBatch {
         push_u64(out, counts.users);
         out.push_str(",\"connections\":");
         push_u64(out, counts.connections);
-        out.push_str("},\"payload\":");
+        out.push('}');
+        if let Some(name) = occupancy.name() {
+            out.push_str(",\"occupancy\":\"");
+            out.push_str(name);
+            out.push('"');
+        }
+        out.push_str(",\"payload\":");
         let name_start = self.names.len();
         self.names.push_str(topic);
         let start = self.json.len();
@@ -90,6 +107,7 @@ impl DiffBatch {
             topic: name_start..self.names.len(),
             seq,
             counts,
+            occupancy,
             payload: start..start,
         });
         start
@@ -139,6 +157,7 @@ impl DiffBatch {
             topic: &self.names[i.topic.clone()],
             seq: i.seq,
             counts: i.counts,
+            occupancy: i.occupancy,
             payload: &self.json[i.payload.clone()],
         }
     }

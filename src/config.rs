@@ -47,6 +47,12 @@ pub struct Config {
     pub max_topics: usize,
     /// Most presences held at once.
     pub max_presences: usize,
+    /// How long a leave waits for the same user to come back, in milliseconds (0: a leave
+    /// is published at the next poll). A leave (`untrack`, `untrack_conn`) followed within
+    /// this window by a track of the same key in the same topic (an anonymous viewer for
+    /// an anonymous viewer) makes no diff; without one, the leave is published at the
+    /// first poll after the window ends, and the wake-up descriptor turns readable then.
+    pub leave_grace_ms: u64,
     /// Cluster mode: share presence with other nodes. `None` for a single node.
     pub cluster: Option<ClusterConfig>,
 }
@@ -116,6 +122,7 @@ impl Default for Config {
             max_meta_bytes: 4096,
             max_topics: 1_000_000,
             max_presences: 10_000_000,
+            leave_grace_ms: 0,
             cluster: None,
         }
     }
@@ -131,6 +138,7 @@ pub const CONFIG_FIELDS: &[&str] = &[
     "max_meta_bytes",
     "max_topics",
     "max_presences",
+    "leave_grace_ms",
     "cluster",
 ];
 
@@ -147,6 +155,9 @@ pub const CONFIG_DOCS: &[&str] = &[
     "longest meta JSON text, in bytes",
     "most topics held at once",
     "most presences held at once",
+    "how long a leave waits for the same user (same key, or an anonymous viewer for an \
+     anonymous viewer) to come back to the topic before it is published, in ms, at most \
+     3600000; 0: at the next poll. A reload within the window sends no diff",
     "cluster mode: share presence with other nodes (see the cluster fields); none for a \
      single node",
 ];
@@ -165,6 +176,10 @@ pub const CLUSTER_DOCS: &[&str] = &[
     "larger snapshots are split, larger messages refused; at least 16384",
     "most other nodes tracked at once",
 ];
+
+/// The longest leave grace: an hour. A held leave keeps its presence counted and its
+/// memory taken, so a window much longer than a reload would mostly hide real departures.
+pub const MAX_LEAVE_GRACE_MS: u64 = 3_600_000;
 
 impl Config {
     /// Every field with its default, as a JSON object in the order of `CONFIG_FIELDS`.
@@ -227,6 +242,13 @@ impl Config {
                 "max_meta_bytes" => config.max_meta_bytes = positive(name, v)?,
                 "max_topics" => config.max_topics = positive(name, v)?,
                 "max_presences" => config.max_presences = positive(name, v)?,
+                "leave_grace_ms" => {
+                    config.leave_grace_ms = v.as_u64().ok_or_else(|| {
+                        bad(format!(
+                            "leave_grace_ms must be a non-negative integer, got {v}"
+                        ))
+                    })?
+                }
                 "cluster" if v.is_null() => config.cluster = None,
                 "cluster" => config.cluster = Some(cluster_from_json(v)?),
                 other => {
@@ -270,6 +292,12 @@ impl Config {
             if v == 0 {
                 return Err(bad(format!("{name} must be at least 1")));
             }
+        }
+        if self.leave_grace_ms > MAX_LEAVE_GRACE_MS {
+            return Err(bad(format!(
+                "leave_grace_ms must be at most {MAX_LEAVE_GRACE_MS}, got {}",
+                self.leave_grace_ms
+            )));
         }
         if let Some(c) = &self.cluster {
             if c.node.is_empty() || c.node.len() > 255 {
@@ -412,6 +440,13 @@ mod tests {
         assert_eq!(c.format, Format::Phoenix);
         assert_eq!(c.viewers_key, "anon");
         assert_eq!(c.max_topics, 7);
+        assert_eq!(c.leave_grace_ms, 0);
+        let c = Config::from_json(r#"{"leave_grace_ms":5000}"#).unwrap();
+        assert_eq!(c.leave_grace_ms, 5000);
+        assert_eq!(
+            Config::from_json(r#"{"leave_grace_ms":0}"#).unwrap(),
+            Config::default()
+        );
         let c = Config::from_json(
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","down_after_ms":900}}"#,
         )
@@ -457,6 +492,9 @@ mod tests {
             r#"{"format":"xml"}"#,
             r#"{"max_topics":0}"#,
             r#"{"max_topics":-1}"#,
+            r#"{"leave_grace_ms":-1}"#,
+            r#"{"leave_grace_ms":3600001}"#,
+            r#"{"leave_grace_ms":"5000"}"#,
             r#"{"shards":"4"}"#,
             r#"{"viewers_key":""}"#,
             r#"{"format":"counts","viewers_key":""}"#,

@@ -36,10 +36,12 @@ impl Engine {
         Engine::build(config, None)
     }
 
-    /// Creates an engine that measures time to live on `clock` rather than on the
-    /// system's monotonic clock, for tests that move time themselves. Such an engine runs
-    /// no timer thread: a presence past its deadline leaves at the next `poll_diff`,
-    /// `cluster_tick` or `touch` of its connection.
+    /// Creates an engine that measures time to live and the leave grace on `clock` rather
+    /// than on the system's monotonic clock, for tests that move time themselves. Such an
+    /// engine runs no timer thread and never sets the wake-up descriptor for a held leave:
+    /// a presence past its deadline leaves at the next `poll_diff`, `cluster_tick` or
+    /// `touch` of its connection, and a held leave that fell due comes out at the next
+    /// `poll_diff` (`pending_topics` counts it).
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Engine> {
         Engine::build(config, Some(clock))
     }
@@ -126,11 +128,18 @@ impl Engine {
     }
 
     /// Removes the presence of `conn` in `topic`; `NotTracked` if there is none.
+    ///
+    /// With a leave grace (`leave_grace_ms`) the presence is held rather than removed: it
+    /// keeps counting (in `counts`, `list` and for other nodes) until a track of the same
+    /// key in the topic takes it over (an anonymous viewer takes over an anonymous
+    /// viewer), which makes no diff, or until the window ends, when the next poll
+    /// publishes the leave. The connection itself is free at once: it may track again.
     pub fn untrack(&self, topic: &str, conn: u64) -> Result<()> {
         self.shared.untrack(topic, conn)
     }
 
-    /// Removes every presence of `conn` (the host's disconnect); returns how many.
+    /// Removes every presence of `conn` (the host's disconnect); returns how many. With a
+    /// leave grace each is held, as `untrack` holds one.
     pub fn untrack_conn(&self, conn: u64) -> usize {
         self.shared.untrack_conn(conn)
     }
@@ -167,8 +176,13 @@ impl Engine {
     }
 
     /// Takes every change since the last poll: one entry per topic whose clients' view
-    /// changed, with its seq, live counts and diff payload. Other nodes' changes come out
-    /// here like local ones.
+    /// changed, with its seq, live counts, occupancy change and diff payload. Other nodes'
+    /// changes come out here like local ones, and so do the held leaves whose grace ended.
+    ///
+    /// A topic's [`Occupancy`](crate::Occupancy) is `Occupied` when it had no presence at
+    /// the last poll (counting every node's, as `counts` does) and has some now,
+    /// `Vacated` for the reverse: the events of `channel_occupied` / `channel_vacated`
+    /// webhooks. A held leave keeps its topic occupied until it is published.
     pub fn poll_diff(&self) -> DiffBatch {
         self.shared.expire_due();
         self.shared.poll_diff()

@@ -149,6 +149,7 @@ mod tests {
             topic: "t\u{8}",
             seq: u64::MAX,
             counts: Default::default(),
+            occupancy: Default::default(),
             payload: "{\"joins\":{},\"leaves\":{}}",
         };
         assert_eq!(

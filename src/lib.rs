@@ -49,7 +49,7 @@ pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
 pub use metrics::{Metric, MetricKind, METRICS};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use shared::{State, Stats};
-pub use topic::Counts;
+pub use topic::{Counts, Occupancy};
 pub use ttl::{Clock, ManualClock};
 
 /// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite

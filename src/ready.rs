@@ -3,7 +3,7 @@
 
 use crate::batch::DiffBatch;
 use crate::envelope::{Envelope, DIFF_EVENT};
-use crate::topic::Counts;
+use crate::topic::{Counts, Occupancy};
 use std::ops::Range;
 
 /// One topic of a [`ReadyBatch`]: borrowed from it.
@@ -15,6 +15,8 @@ pub struct ReadyDiff<'a> {
     pub seq: u64,
     /// The live counts the diff leads to.
     pub counts: Counts,
+    /// Whether the topic went from empty to not empty (or back) since the last poll.
+    pub occupancy: Occupancy,
     /// The `presence_diff` payload (JSON text); inside `message` when there is one.
     pub payload: &'a str,
     /// The whole message in the batch's envelope, or `None` for a batch without one.
@@ -32,6 +34,8 @@ pub struct ReadySpans {
     pub seq: u64,
     /// The live counts the diff leads to.
     pub counts: Counts,
+    /// Whether the topic went from empty to not empty (or back) since the last poll.
+    pub occupancy: Occupancy,
     /// The payload.
     pub payload: Range<usize>,
     /// The whole message, or `None` without an envelope.
@@ -74,6 +78,7 @@ impl ReadyBatch {
                 topic,
                 seq: d.seq,
                 counts: d.counts,
+                occupancy: d.occupancy,
                 payload,
                 message,
             });
@@ -121,6 +126,7 @@ impl ReadyBatch {
             topic: &self.text[s.topic.clone()],
             seq: s.seq,
             counts: s.counts,
+            occupancy: s.occupancy,
             payload: &self.text[s.payload.clone()],
             message: s.message.clone().map(|m| &self.text[m]),
         }
@@ -135,7 +141,7 @@ mod tests {
     fn two_topics() -> DiffBatch {
         let mut b = DiffBatch::new(2);
         for (topic, seq, payload) in [("a", 1, "{\"x\":1}"), ("b:é", 9, "{\"y\":[2]}")] {
-            b.begin(topic, seq, Counts::default());
+            b.begin(topic, seq, Counts::default(), Occupancy::Unchanged);
             b.out().push_str(payload);
             b.end();
         }

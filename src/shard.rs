@@ -6,7 +6,7 @@ use crate::hash::{table_bytes, ConnBuild};
 use crate::table::{Mixed, Prehashed, Probe, Table};
 use crate::topic::Topic;
 use crate::ttl::Deadlines;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Where a topic lives: its shard and its slot in that shard. Stable while the topic
@@ -49,6 +49,10 @@ pub(crate) struct TopicShard {
     pub dirty: Vec<u32>,
     /// Slots whose topic changed locally since the last cluster tick, each once.
     pub outbox: Vec<u32>,
+    /// `(due, slot)` of every leave held for the leave grace, in the order they came
+    /// (which is the order of their due times); a row whose presence was taken over
+    /// stays until its time, then finds nothing due.
+    pub held: VecDeque<(u64, u32)>,
 }
 
 impl TopicShard {
@@ -165,6 +169,7 @@ impl TopicShard {
             + (self.collided.capacity() * size_of::<(u64, u32)>())
             + self.slots.capacity() * size_of::<Option<Topic>>()
             + (self.free.capacity() + self.dirty.capacity() + self.outbox.capacity()) * 4
+            + self.held.capacity() * size_of::<(u64, u32)>()
             + self.topics().map(Topic::heap_bytes).sum::<usize>()
     }
 }

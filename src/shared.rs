@@ -4,6 +4,8 @@
 //! cluster node (cluster/) works on this state from above: nothing here knows of it
 //! beyond `replicate`.
 
+mod grace;
+
 use crate::batch::DiffBatch;
 use crate::config::{Config, Format};
 use crate::error::{Error, ErrorKind, Result};
@@ -42,6 +44,10 @@ pub(crate) struct Shared {
     poisoned: AtomicBool,
     /// Time to live: the clock and each connection shard's earliest deadline.
     pub(crate) ttl: TtlState,
+    /// The leave grace: when the wake-up descriptor is set to turn readable for the next
+    /// held leave (0: not set), changed under `held_timer` (see `shared/grace.rs`).
+    held_due: Padded<AtomicU64>,
+    held_timer: Mutex<()>,
 }
 
 /// A call inside the engine's state. A panic that unwinds through it may have left a
@@ -117,10 +123,16 @@ impl Shared {
             presence_count: Padded(AtomicUsize::new(0)),
             pending_count: Padded(AtomicUsize::new(0)),
             poll_count: Padded(AtomicU64::new(0)),
-            waker: Waker::new()?,
+            waker: if config.leave_grace_ms > 0 {
+                Waker::with_timer()?
+            } else {
+                Waker::new()?
+            },
             config,
             poisoned: AtomicBool::new(false),
             ttl: TtlState::new(shards),
+            held_due: Padded(AtomicU64::new(0)),
+            held_timer: Mutex::new(()),
         })
     }
 
@@ -189,6 +201,20 @@ impl Shared {
                 ));
             }
         }
+        if let (Some(slot), true) = (existing, self.config.leave_grace_ms > 0) {
+            // A held presence of the same key is taken over: it is counted already.
+            if self.take_over(&mut topics, slot, conn, key_hash, meta) {
+                drop(topics);
+                place.insert(TopicRef { shard, slot }, key_hash);
+                // The new connection's time to live holds from now, as for a new presence.
+                if let Some(ttl) = ttl_ms {
+                    let i = self.conn_shard_index(conn);
+                    let packed = TopicRef { shard, slot }.packed();
+                    self.ttl.insert(i, &mut conns.ttl, conn, packed, ttl);
+                }
+                return Ok(());
+            }
+        }
         reserve(&self.presence_count, self.config.max_presences, "presences")?;
         let slot = match existing {
             Some(slot) => slot,
@@ -247,6 +273,10 @@ impl Shared {
             conns.ttl.forget(conn, TopicRef { shard, slot }.packed());
         }
         drop(conns);
+        if self.config.leave_grace_ms > 0 {
+            self.hold_leave(topics, slot, conn, key_hash);
+            return Ok(());
+        }
         let t = topics.get_mut(slot).expect("an indexed presence's topic");
         t.remove(conn, key_hash);
         self.presence_count.fetch_sub(1, Ordering::Relaxed);
@@ -266,6 +296,10 @@ impl Shared {
         for link in taken.iter() {
             let r = link.topic;
             let mut topics = lock(&self.topics[r.shard as usize]);
+            if self.config.leave_grace_ms > 0 {
+                self.hold_leave(topics, r.slot, conn, link.key_hash);
+                continue;
+            }
             let t = topics.get_mut(r.slot).expect("an indexed presence's topic");
             t.remove(conn, link.key_hash);
             self.presence_count.fetch_sub(1, Ordering::Relaxed);
@@ -357,8 +391,13 @@ impl Shared {
         self.poll_count.fetch_add(1, Ordering::Relaxed);
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
         let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
+        let grace_now = self.grace_poll_start();
+        let mut next_due = None;
         for shard in self.topics.iter() {
             let mut topics = lock(shard);
+            if let Some(now) = grace_now {
+                self.expire_shard(&mut topics, now, &mut next_due);
+            }
             if topics.dirty.is_empty() {
                 continue;
             }
@@ -369,7 +408,7 @@ impl Shared {
                 };
                 t.clear_dirty();
                 if let Some(diff) = t.next_diff(format) {
-                    batch.begin(t.name(), diff.seq, diff.counts);
+                    batch.begin(t.name(), diff.seq, diff.counts, diff.occupancy);
                     t.take_diff(format, vk, batch.out());
                     batch.end();
                 }
@@ -386,6 +425,9 @@ impl Shared {
                 topics.dirty = dirty;
             }
         }
+        if grace_now.is_some() {
+            self.grace_poll_end(next_due);
+        }
         batch.finish();
         // A change that landed in an already-drained shard during this poll found the
         // counter non-zero and did not signal; signal for it now.
@@ -396,7 +438,12 @@ impl Shared {
     }
 
     pub(crate) fn pending_topics(&self) -> u64 {
-        self.pending_count.load(Ordering::Acquire) as u64
+        let grace = if self.config.leave_grace_ms > 0 {
+            self.due_held()
+        } else {
+            0
+        };
+        self.pending_count.load(Ordering::Acquire) as u64 + grace
     }
 
     pub(crate) fn wakeup_fd(&self) -> RawFd {

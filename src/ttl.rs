@@ -15,7 +15,7 @@ use crate::hash::{table_bytes, ConnBuild};
 use crate::table::{KeyHash, Probe, Table};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Deadlines are bucketed per tick of this many milliseconds: the engine's timer expires
@@ -170,7 +170,9 @@ impl TtlState {
         let target = self.target.load(Ordering::SeqCst);
         if self.timed && (target == COMPUTING || deadline < target) {
             // Taking the lock waits until the timer is inside its wait: it cannot miss this.
-            let _stopping = crate::shard::lock(&self.stop);
+            // A poisoned lock is taken over as it is, as the shards' are (ttl sits below
+            // shard, which keeps the deadlines, so it cannot call `shard::lock`).
+            let _stopping = self.stop.lock().unwrap_or_else(PoisonError::into_inner);
             self.wake.notify_all();
         }
     }

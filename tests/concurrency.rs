@@ -1,13 +1,17 @@
 //! Several threads track, untrack and disconnect on shared topics while another polls.
 //! Nothing may be lost or repeated: per topic, the polled diffs add up to the final
 //! counts, seqs arrive without gaps, and the final counts equal the threads' own records.
+//! With a leave grace, the poller moves a manual clock as it polls, so that held leaves
+//! fall due (and keys come back to take them over) while the workers run.
 
 mod support;
 
-use presence::{Config, Counts, Engine, Format};
+use presence::{Config, Counts, Engine, Format, ManualClock};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use support::{sync_diff, Rng, SeedReducer};
 
 const TOPICS: usize = 8;
@@ -28,12 +32,18 @@ fn topic(i: u64) -> String {
 /// Runs the workers and a poller; returns what each thread left tracked, and the
 /// poller's client per topic.
 fn hammer(format: Format) {
-    let engine = Engine::new(Config {
+    hammer_with_grace(format, 0)
+}
+
+fn hammer_with_grace(format: Format, grace: u64) {
+    let clock = Arc::new(ManualClock::default());
+    let config = Config {
         format,
         shards: 4,
+        leave_grace_ms: grace,
         ..Config::default()
-    })
-    .unwrap();
+    };
+    let engine = Engine::with_clock(config, clock.clone()).unwrap();
     let done = AtomicBool::new(false);
     let (left, polled) = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
@@ -106,8 +116,11 @@ fn hammer(format: Format) {
             };
             while !done.load(Ordering::Acquire) {
                 drain(false);
+                clock.advance(Duration::from_millis(1));
                 std::thread::yield_now();
             }
+            // Every leave still held falls due.
+            clock.advance(Duration::from_millis(grace));
             drain(true);
             assert!(
                 polls > TOPICS * 4,
@@ -176,4 +189,10 @@ fn counts_survive_concurrent_tracking_and_polling() {
 #[test]
 fn phoenix_lists_survive_concurrent_tracking_and_polling() {
     hammer(Format::Phoenix);
+}
+
+#[test]
+fn held_leaves_survive_concurrent_tracking_and_polling() {
+    hammer_with_grace(Format::Counts, 20);
+    hammer_with_grace(Format::Phoenix, 20);
 }

@@ -97,6 +97,12 @@ def run_check() -> int:
     ok = sides == {(h, i) for h in (10, 1000) for i in ("rust-counts-many", "rust-counts-loop")}
     passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
     print(("ok  " if ok else "FAIL") + " counts_many against a loop of counts")
+    # The leave grace's reload room, small: no diff with the grace, some without.
+    grace = [o for o in drive([rust("presence-grace"), "check"]) if o.get("check") == "grace"]
+    for fmt in ("Counts", "Phoenix"):
+        ok = any(o["format"] == fmt and o["messages_with"] == 0 < o["messages_without"] for o in grace)
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print(("ok  " if ok else "FAIL") + f" grace reload room ({fmt.lower()})")
     # The A/B drivers on tiny sizes: each comparison prints both of its sides.
     ab = drive([rust("presence-ab"), "table", "--n", 2000, "--runs", 1])
     ab += drive([rust("presence-ab"), "populate", "--n", 1 << 16, "--runs", 1])

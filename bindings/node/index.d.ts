@@ -31,6 +31,10 @@ export interface EngineOptions {
   maxTopics?: number;
   /** Most presences held at once (default 10000000). */
   maxPresences?: number;
+  /** How long a leave waits for the same user (same key, or an anonymous viewer for an
+   * anonymous viewer) to come back to the topic before it is published, in ms, at most
+   * 3600000; 0: at the next poll. A reload within the window sends no diff (default 0). */
+  leaveGraceMs?: number;
   /** Cluster mode: share presence with other nodes (see the cluster fields); none for a
    * single node. */
   cluster?: ClusterOptions | null;
@@ -155,7 +159,20 @@ export interface TopicDiff<S extends PresenceState = PresenceState> {
   counts: Counts;
   /** The presence_diff payload to send to the topic's clients. */
   payload: PresenceDiff<S>;
+  /**
+   * Whether the topic became occupied or vacated since the last poll (see Occupancy): a
+   * pollDiff() entry has the key only then; a Diff has it always, null when neither.
+   */
+  occupancy?: Occupancy | null;
 }
+
+/**
+ * A topic's passage since the last poll: 'occupied' when it had no presence then (counting
+ * every node's, as counts() does) and has some now, 'vacated' for the reverse. The events
+ * of `channel_occupied` / `channel_vacated` webhooks. With a leave grace a held leave
+ * keeps its topic occupied, so a reload does not vacate it.
+ */
+export type Occupancy = 'occupied' | 'vacated';
 
 /**
  * The message shapes the engine renders around a payload: 'event' is
@@ -205,7 +222,9 @@ export class Diff<S extends PresenceState = PresenceState> {
   readonly payloadJson: string;
   /** The presence_diff payload, parsed on the first read and kept. */
   readonly payload: PresenceDiff<S>;
-  /** This topic's pollDiff() entry: {topic, seq, counts, payload}. */
+  /** Whether the topic became occupied or vacated since the last poll; null if neither. */
+  readonly occupancy: Occupancy | null;
+  /** This topic's pollDiff() entry: {topic, seq, counts, payload}, and occupancy when it changed. */
   toJSON(): TopicDiff<S>;
 }
 
@@ -226,6 +245,8 @@ export class Batch<S extends PresenceState = PresenceState> implements Iterable<
   message(i: number): string;
   /** message(i) as UTF-8 bytes: a view of the batch's bytes (do not write to it). */
   messageBytes(i: number): Buffer;
+  /** The i-th topic's occupancy change, as Diff.occupancy has it (null when none). */
+  occupancy(i: number): Occupancy | null;
   /** The i-th topic as a new Diff (a negative i counts from the end); undefined out of range. */
   at(i: number): Diff<S> | undefined;
   [Symbol.iterator](): Iterator<Diff<S>>;
@@ -280,7 +301,12 @@ export class Engine {
    * a conn without such presences). One already past its deadline leaves instead.
    */
   touch(conn: Conn): number;
-  /** Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there. */
+  /**
+   * Stops tracking `conn` in `topic`; throws NotTrackedError if it is not tracked there.
+   * With `leaveGraceMs` the presence is held, still counted, until a track of the same key
+   * in the topic takes it over (no diff: a reload) or its window ends (the leave comes out
+   * of the next poll; pendingTopics() counts it from then).
+   */
   untrack(topic: string, conn: Conn): void;
   /** Stops tracking `conn` in every topic; returns how many presences it had. */
   untrackConn(conn: Conn): number;

@@ -346,7 +346,11 @@ const RD = {
   payload16Len: 2 * READY_DIFF['payload_utf16.len'] + LO,
   message16: 2 * READY_DIFF['message_utf16.offset'] + LO,
   message16Len: 2 * READY_DIFF['message_utf16.len'] + LO,
+  occupancy: 2 * READY_DIFF.occupancy + LO,
 };
+
+/** A presence_occupancy value as Diff.occupancy has it: unchanged, occupied, vacated. */
+const OCCUPANCY = [null, 'occupied', 'vacated'];
 
 /** Copies the presence_ready in the scratch into a Batch, and always frees it. */
 function takeReady(n, f, withMessages) {
@@ -433,6 +437,14 @@ class Batch {
     return this.#bytes.subarray(m, m + w[b + (this.#messages ? RD.messageLen : RD.payloadLen)]);
   }
 
+  /**
+   * 'occupied' when the i-th topic had no presence at the last poll (counting every
+   * node's, as counts() does) and has some now, 'vacated' for the reverse, else null.
+   */
+  occupancy(i) {
+    return OCCUPANCY[this.#words[this.#entry(i) + RD.occupancy]] ?? null;
+  }
+
   /** The i-th topic as a Diff (a negative i counts from the end), or undefined past the end. */
   at(i) {
     let k = Math.trunc(i) || 0;
@@ -461,7 +473,8 @@ class Batch {
       w[b + RD.connections + LO] + w[b + RD.connections + HI] * 4294967296,
       p,
       p + w[b + RD.payload16Len],
-      this.#messages ? text.slice(m, m + w[b + RD.message16Len]) : null
+      this.#messages ? text.slice(m, m + w[b + RD.message16Len]) : null,
+      OCCUPANCY[w[b + RD.occupancy]] ?? null
     );
   }
 }
@@ -480,7 +493,7 @@ class Diff {
   #connections;
   #payload = undefined;
 
-  constructor(text, topic, seq, viewers, users, connections, start, end, message) {
+  constructor(text, topic, seq, viewers, users, connections, start, end, message, occupancy = null) {
     this.#text = text;
     this.#start = start;
     this.#end = end;
@@ -493,6 +506,11 @@ class Diff {
     this.seq = seq;
     /** The whole message in the poll's envelope, or null for a poll without one. */
     this.message = message;
+    /**
+     * 'occupied' when the topic had no presence at the last poll (counting every node's,
+     * as counts() does) and has some now, 'vacated' for the reverse, else null.
+     */
+    this.occupancy = occupancy;
   }
 
   /** The live counts after this diff (a new object on each read). */
@@ -511,9 +529,11 @@ class Diff {
     return this.#payload;
   }
 
-  /** The pollDiff() entry of this topic: {topic, seq, counts, payload}. */
+  /** The pollDiff() entry of this topic: {topic, seq, counts, payload}, and occupancy if it changed. */
   toJSON() {
-    return { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
+    const entry = { topic: this.topic, seq: this.seq, counts: this.counts, payload: this.payload };
+    if (this.occupancy !== null) entry.occupancy = this.occupancy;
+    return entry;
   }
 }
 

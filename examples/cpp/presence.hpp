@@ -42,6 +42,8 @@ struct TopicDiff {
   std::uint64_t seq;
   presence_counts counts;
   std::string payload;
+  // Whether the topic became occupied or vacated since the last poll.
+  presence_occupancy occupancy;
 };
 
 class Engine {
@@ -131,7 +133,8 @@ class Engine {
   static void collect(void *userdata, const presence_topic_diff *d) noexcept {
     auto *out = static_cast<std::vector<TopicDiff> *>(userdata);
     out->push_back(TopicDiff{std::string(d->topic.data, d->topic.len), d->seq, d->counts,
-                             std::string(d->payload.data, d->payload.len)});
+                             std::string(d->payload.data, d->payload.len),
+                             static_cast<presence_occupancy>(d->occupancy)});
   }
 };
 

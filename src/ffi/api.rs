@@ -105,6 +105,12 @@ pub unsafe extern "C" fn presence_track(
 
 /// Stops tracking connection `conn` in `topic`. Fails with `PRESENCE_STATUS_NOT_TRACKED`
 /// if the pair is not tracked.
+///
+/// With a leave grace (config `leave_grace_ms`) the presence is held, not removed: it
+/// keeps counting (in counts, lists and for other nodes) until a `presence_track` of the
+/// same key in `topic` takes it over (a NULL key takes over an anonymous viewer), which
+/// makes no diff, or until the window ends, when the next poll publishes the leave (the
+/// wake-up descriptor turns readable then). `conn` itself is free at once.
 #[no_mangle]
 pub unsafe extern "C" fn presence_untrack(
     engine: *const presence_engine,
@@ -122,7 +128,8 @@ pub unsafe extern "C" fn presence_untrack(
 /// Stops tracking connection `conn` in every topic: call it when the connection closes.
 ///
 /// An unknown connection is not an error (it removes nothing). If `removed` is not NULL,
-/// `*removed` receives the number of presences removed.
+/// `*removed` receives the number of presences removed. With a leave grace each is held,
+/// as `presence_untrack` holds one.
 #[no_mangle]
 pub unsafe extern "C" fn presence_untrack_conn(
     engine: *const presence_engine,
@@ -282,7 +289,10 @@ pub unsafe extern "C" fn presence_list(
 ///
 /// Each topic appears at most once however many changes it had; a topic whose changes
 /// cancelled out does not appear. `payload` is the `presence_diff` to send to the topic's
-/// clients. The caller owns `*out` and must release it with `presence_buf_free`.
+/// clients. A topic that had no presence at the last poll and has some now (counting
+/// every node's, as `presence_get_counts` does) has `"occupancy":"occupied"` after its
+/// counts, one that had some and has none `"occupancy":"vacated"`; other topics have no
+/// `occupancy` key (see `presence_occupancy`). The caller owns `*out` and must release it with `presence_buf_free`.
 /// Concurrent polls split the changes between them; none is returned twice.
 #[no_mangle]
 pub unsafe extern "C" fn presence_poll_diff(
@@ -326,6 +336,7 @@ pub unsafe extern "C" fn presence_poll_diff_each(
                 seq: d.seq,
                 counts: d.counts.into(),
                 payload: presence_str::from(d.payload),
+                occupancy: presence_occupancy::from(d.occupancy) as u64,
             };
             // SAFETY: the callback's contract is the caller's; `diff` lives across the call.
             unsafe { callback(userdata, &diff) };
@@ -360,7 +371,9 @@ pub unsafe extern "C" fn presence_buf_free(buf: *mut presence_buf) {
 /// Returns a descriptor that becomes readable when a poll may return something, for
 /// epoll, poll(2), libuv or asyncio. The engine owns it: wait on it, never read, write
 /// or close it. Wake-ups can be spurious (a poll may then return `[]`); the descriptor
-/// stays readable until the next poll. Returns -1 if `engine` is NULL.
+/// stays readable until the next poll. With a leave grace it also turns readable when a
+/// held leave falls due (on Linux; it is then an epoll descriptor). Returns -1 if
+/// `engine` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn presence_wakeup_fd(engine: *const presence_engine) -> c_int {
     guard_value(-1, || {
@@ -377,8 +390,8 @@ pub unsafe extern "C" fn presence_wakeup_fd(engine: *const presence_engine) -> c
 
 /// Writes into `*out` how many topics changed since the last poll, in constant time: a
 /// cheap "anything to poll?" for hosts that cannot wait on the wake-up descriptor. A
-/// non-zero count does not promise a non-empty poll (changes may cancel out). `out` must
-/// not be NULL.
+/// non-zero count does not promise a non-empty poll (changes may cancel out). With a leave
+/// grace, a held leave that is due adds 1. `out` must not be NULL.
 #[no_mangle]
 pub unsafe extern "C" fn presence_pending_topics(
     engine: *const presence_engine,
@@ -851,6 +864,7 @@ pub unsafe extern "C" fn presence_poll_ready(
                     topic_utf16,
                     payload_utf16,
                     message_utf16,
+                    occupancy: presence_occupancy::from(s.occupancy) as u64,
                 }
             })
             .collect();

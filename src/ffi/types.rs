@@ -166,6 +166,8 @@ pub struct presence_topic_diff {
     pub counts: presence_counts,
     /// The `presence_diff` payload (JSON) to send to the topic's clients.
     pub payload: presence_str,
+    /// A `presence_occupancy` value: whether the topic became occupied or vacated.
+    pub occupancy: u64,
 }
 
 /// Receives one changed topic from `presence_poll_diff_each`.
@@ -245,6 +247,35 @@ pub enum presence_envelope {
     PhoenixV2 = 2,
 }
 
+/// A changed topic's passage between empty and not empty since the last poll, counting
+/// every node's presences as `presence_get_counts` does: what a host needs to fire
+/// `channel_occupied` / `channel_vacated` webhooks without diffing counts itself. Held in
+/// the `uint64_t occupancy` of `presence_topic_diff` and `presence_ready_diff`.
+///
+/// With a leave grace a held leave keeps its topic occupied: a reload does not vacate.
+/// In a cluster every node reports the passages it sees of its own view (each node's
+/// seqs are its own); fire a webhook from one node's reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum presence_occupancy {
+    /// Empty at both polls, or not empty at both.
+    Unchanged = 0,
+    /// Empty at the last poll (or never polled before), not empty now.
+    Occupied = 1,
+    /// Not empty at the last poll, empty now.
+    Vacated = 2,
+}
+
+impl From<crate::Occupancy> for presence_occupancy {
+    fn from(o: crate::Occupancy) -> Self {
+        match o {
+            crate::Occupancy::Unchanged => presence_occupancy::Unchanged,
+            crate::Occupancy::Occupied => presence_occupancy::Occupied,
+            crate::Occupancy::Vacated => presence_occupancy::Vacated,
+        }
+    }
+}
+
 /// A range of bytes (or of UTF-16 code units) in the text of a `presence_ready`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -280,6 +311,8 @@ pub struct presence_ready_diff {
     pub payload_utf16: presence_span,
     /// `message` in UTF-16 code units.
     pub message_utf16: presence_span,
+    /// A `presence_occupancy` value: whether the topic became occupied or vacated.
+    pub occupancy: u64,
 }
 
 /// The changes of one poll with their messages rendered, from `presence_poll_ready`.

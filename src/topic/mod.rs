@@ -5,12 +5,14 @@
 //! string: counts format keeps nothing else of a key. Other nodes' users arrive as the
 //! same keyed hashes (see `remote.rs`), so a user on two nodes counts once.
 
+mod held;
 mod remote;
 pub(crate) mod render;
 
 use crate::config::Format;
 use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
 use crate::table::{Prehashed, Probe, Table};
+use held::Held;
 pub(crate) use remote::Arrival;
 use remote::Remote;
 use std::collections::{HashMap, HashSet};
@@ -49,6 +51,8 @@ enum Loc {
     Local(u64),
     /// A remote node's entry, by node and the ref that node gave it.
     Remote(u32, u64),
+    /// A local presence held for the leave grace, by its ref.
+    Held,
 }
 
 /// A change not yet polled, phoenix format. Keyed by `phx_ref` in `Topic::pending`.
@@ -63,6 +67,42 @@ enum Pending {
 pub(crate) struct Diff {
     pub seq: u64,
     pub counts: Counts,
+    /// Whether the topic became occupied or vacated since the last poll.
+    pub occupancy: Occupancy,
+}
+
+/// A topic's passage between empty and not empty (counting every node's presences, as
+/// `counts` does) from one poll to the next: what Pusher calls `channel_occupied` and
+/// `channel_vacated`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Occupancy {
+    /// Empty at both polls, or not empty at both.
+    #[default]
+    Unchanged,
+    /// Empty at the last poll (or never polled), not empty now.
+    Occupied,
+    /// Not empty at the last poll, empty now.
+    Vacated,
+}
+
+impl Occupancy {
+    /// From the counts published at the last poll to the counts now.
+    pub(crate) fn between(before: Counts, now: Counts) -> Occupancy {
+        match (before.connections > 0, now.connections > 0) {
+            (false, true) => Occupancy::Occupied,
+            (true, false) => Occupancy::Vacated,
+            _ => Occupancy::Unchanged,
+        }
+    }
+
+    /// `"occupied"`, `"vacated"`, or `None` when unchanged: the name the poll forms use.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Occupancy::Unchanged => None,
+            Occupancy::Occupied => Some("occupied"),
+            Occupancy::Vacated => Some("vacated"),
+        }
+    }
 }
 
 /// Local changes not yet sent to other nodes (cluster mode only). Adds and removes of the
@@ -180,6 +220,8 @@ pub(crate) struct Topic {
     seq: u64,
     published: Counts,
     pending: HashMap<u64, Pending, ConnBuild>,
+    /// Leaves held for the leave grace; they still count (see `held.rs`).
+    held: Option<Box<Held>>,
 }
 
 impl Topic {
@@ -197,6 +239,7 @@ impl Topic {
             pending: HashMap::default(),
             remote: None,
             outbox: replicate.then(Box::default),
+            held: None,
         }
     }
 
@@ -419,18 +462,22 @@ impl Topic {
             Loc::Remote(node, sent_ref) => {
                 self.remote.as_ref().and_then(|r| r.entry(node, sent_ref))
             }
+            Loc::Held => self.held.as_ref().and_then(|h| h.entry(phx_ref)),
         }
         .filter(|e| e.phx_ref == phx_ref)
     }
 
-    /// Local entries, for snapshots (phoenix format).
+    /// Local entries, held ones included, for snapshots (phoenix format).
     pub fn local_entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().map(|e| &**e)
+        let held = self.held.as_ref().into_iter().flat_map(|h| h.entries());
+        self.entries.values().map(|e| &**e).chain(held)
     }
 
-    /// The entry of a local presence by ref, for deltas (phoenix format).
+    /// The entry of a local presence by ref, for deltas (phoenix format): that of `conn`,
+    /// or a held one whose connection left.
     pub fn local_entry(&self, conn: u64, phx_ref: u64) -> Option<&Entry> {
         self.joined_entry(phx_ref, Loc::Local(conn))
+            .or_else(|| self.joined_entry(phx_ref, Loc::Held))
     }
 
     /// What the next poll will report for this topic, or `None` when clients' view is
@@ -448,6 +495,7 @@ impl Topic {
         changed.then_some(Diff {
             seq: self.seq + 1,
             counts: now,
+            occupancy: Occupancy::between(self.published, now),
         })
     }
 
@@ -523,6 +571,9 @@ impl Topic {
         }
         if let Some(r) = &self.remote {
             bytes += size_of::<Remote>() + r.heap_bytes();
+        }
+        if let Some(h) = &self.held {
+            bytes += size_of::<Held>() + h.heap_bytes();
         }
         if let Some(o) = &self.outbox {
             bytes += size_of::<Outbox>()

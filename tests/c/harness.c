@@ -260,7 +260,7 @@ static void test_poll_json_and_wakeup(void) {
   CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
   CHECK(strcmp((const char *)b.data,
                "[{\"topic\":\"video:1\",\"seq\":1,\"counts\":{\"viewers\":1,\"users\":1,\"connections\":2},"
-               "\"payload\":{\"joins\":{\"viewers\":{\"count\":1},\"users\":{\"count\":1}},"
+               "\"occupancy\":\"occupied\",\"payload\":{\"joins\":{\"viewers\":{\"count\":1},\"users\":{\"count\":1}},"
                "\"leaves\":{\"viewers\":{\"count\":0},\"users\":{\"count\":0}}}}]") == 0);
   CHECK(b.len == strlen((const char *)b.data));
   presence_buf_free(&b);
@@ -771,6 +771,96 @@ static void test_ttl(void) {
   presence_engine_free(e);
 }
 
+/* The last occupancy a poll_diff_each callback saw, and how many calls. */
+struct occupancy_seen {
+  int calls;
+  uint64_t occupancy;
+  uint64_t connections;
+};
+
+static void see_occupancy(void *userdata, const presence_topic_diff *d) {
+  struct occupancy_seen *seen = (struct occupancy_seen *)userdata;
+  seen->calls++;
+  seen->occupancy = d->occupancy;
+  seen->connections = d->counts.connections;
+}
+
+/*
+ * The leave grace: a reload (a leave, then the same key back) within the window sends
+ * nothing; a leave without a rejoin comes out at the first poll after the window, and the
+ * wake-up descriptor turns readable then. Occupancy in each poll form.
+ */
+static void test_leave_grace_and_occupancy(void) {
+  /* A window no run of this harness outlasts, for the reloads. */
+  presence_engine *e = engine_with("{\"leave_grace_ms\":600000}");
+  presence_engine *quick;
+  presence_ready r = {{NULL, 0}, NULL, 0};
+  presence_buf b = {NULL, 0};
+  presence_counts c;
+  struct occupancy_seen seen;
+  uint64_t pending = 9;
+  int fd;
+
+  CHECK_STATUS(presence_engine_new("{\"leave_grace_ms\":-1}", &quick), PRESENCE_STATUS_INVALID_CONFIG);
+  CHECK(last_error_has("leave_grace_ms"));
+  CHECK_STATUS(presence_engine_new("{\"leave_grace_ms\":3600001}", &quick), PRESENCE_STATUS_INVALID_CONFIG);
+
+  CHECK_STATUS(presence_track(e, "room", 1, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "room", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_ready(e, PRESENCE_ENVELOPE_NONE, NULL, &r), PRESENCE_STATUS_OK);
+  CHECK(r.count == 1 && r.diffs[0].occupancy == PRESENCE_OCCUPANCY_OCCUPIED);
+  presence_ready_free(&r);
+
+  CHECK_STATUS(presence_untrack_conn(e, 1, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_untrack(e, "room", 2), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_get_counts(e, "room", &c), PRESENCE_STATUS_OK);
+  CHECK(c.viewers == 1 && c.users == 1 && c.connections == 2); /* held, still counted */
+  CHECK_STATUS(presence_untrack(e, "room", 2), PRESENCE_STATUS_NOT_TRACKED);
+  CHECK_STATUS(presence_track(e, "room", 3, "alice", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(e, "room", 4, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_get_counts(e, "room", &c), PRESENCE_STATUS_OK);
+  CHECK(c.viewers == 1 && c.users == 1 && c.connections == 2);
+  CHECK_STATUS(presence_pending_topics(e, &pending), PRESENCE_STATUS_OK);
+  CHECK(pending == 0);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "[]") == 0);
+  presence_buf_free(&b);
+  /* Held leaves keep the topic occupied. */
+  CHECK_STATUS(presence_untrack_conn(e, 3, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_untrack_conn(e, 4, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
+  CHECK(strcmp((const char *)b.data, "[]") == 0);
+  presence_buf_free(&b);
+  presence_engine_free(e);
+
+  /* A short window: the leave comes out once it ends, and the descriptor says when. */
+  quick = engine_with("{\"leave_grace_ms\":100}");
+  fd = presence_wakeup_fd(quick);
+  CHECK(fd >= 0);
+  CHECK_STATUS(presence_track(quick, "room", 1, NULL, NULL), PRESENCE_STATUS_OK);
+  memset(&seen, 0, sizeof seen);
+  CHECK_STATUS(presence_poll_diff_each(quick, see_occupancy, &seen), PRESENCE_STATUS_OK);
+  CHECK(seen.calls == 1 && seen.occupancy == PRESENCE_OCCUPANCY_OCCUPIED);
+  CHECK(!fd_readable(fd));
+  CHECK_STATUS(presence_untrack(quick, "room", 1), PRESENCE_STATUS_OK);
+  {
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    CHECK(poll(&p, 1, 10000) == 1); /* readable when the leave is due */
+  }
+  memset(&seen, 0, sizeof seen);
+  CHECK_STATUS(presence_poll_diff_each(quick, see_occupancy, &seen), PRESENCE_STATUS_OK);
+  CHECK(seen.calls == 1 && seen.occupancy == PRESENCE_OCCUPANCY_VACATED && seen.connections == 0);
+  CHECK(!fd_readable(fd));
+  CHECK_STATUS(presence_track(quick, "room", 2, NULL, NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_diff(quick, &b), PRESENCE_STATUS_OK);
+  CHECK(strstr((const char *)b.data, "\"occupancy\":\"occupied\",\"payload\":") != NULL);
+  presence_buf_free(&b);
+  presence_engine_free(quick);
+}
+
 int main(void) {
   test_lifecycle_and_version();
   test_bad_configs();
@@ -786,6 +876,7 @@ int main(void) {
   test_last_error_message();
   test_cluster();
   test_ttl();
+  test_leave_grace_and_occupancy();
   test_io_failure_when_out_of_descriptors();
   printf("c harness: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

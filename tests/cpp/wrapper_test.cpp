@@ -48,6 +48,7 @@ int main() {
     auto diffs = engine.poll_diff();
     CHECK(diffs.size() == 1);
     CHECK(diffs[0].topic == "video:7" && diffs[0].seq == 1 && diffs[0].counts.connections == 3);
+    CHECK(diffs[0].occupancy == PRESENCE_OCCUPANCY_OCCUPIED);
     CHECK(diffs[0].payload.find("\"joins\":{\"viewers\":{\"count\":1},\"users\":{\"count\":1}}") !=
           std::string::npos);
     std::uint64_t seq = 0;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core import Ctx, Suite
-from . import ab, cluster, fanout, host, hot, integrations, lifecycle, memory, poll, threads, throughput
+from . import ab, cluster, fanout, grace, host, hot, integrations, lifecycle, memory, poll, threads, throughput
 
 
 def nothing(ctx: Ctx) -> str:
@@ -28,4 +28,5 @@ SUITES: list[Suite] = [
           integrations.run_integrations, integrations.render_integrations),
     Suite("lifecycle", "11. Lifecycle: presences with a time to live", lifecycle.run_lifecycle,
           lifecycle.render_lifecycle),
+    Suite("grace", "12. Leave grace: a reload-heavy room, and the poll cost", grace.run_grace, grace.render_grace),
 ]

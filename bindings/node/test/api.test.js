@@ -239,6 +239,7 @@ test('list, listJson, state and pollDiff in counts format', () => {
       topic: 't',
       seq: 1,
       counts: { viewers: 1, users: 1, connections: 3 },
+      occupancy: 'occupied',
       payload: {
         joins: { viewers: { count: 1 }, users: { count: 1 } },
         leaves: { viewers: { count: 0 }, users: { count: 0 } },

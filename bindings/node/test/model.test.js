@@ -68,7 +68,8 @@ function runSequence(format, seed) {
     assert.deepEqual(batch.map((b) => b.topic).sort(), expected, `${ctx()} changed topics`);
     for (const item of batch) {
       const { topic, payload } = item;
-      assert.deepEqual(Object.keys(item).sort(), ['counts', 'payload', 'seq', 'topic']);
+      const { occupancy, ...rest } = item;
+      assert.deepEqual(Object.keys(rest).sort(), ['counts', 'payload', 'seq', 'topic']);
       assert.equal(item.seq, model.seq(topic) + 1, `${ctx()} seq of ${topic}`);
       assert.deepEqual(item.counts, model.counts(topic), `${ctx()} envelope counts of ${topic}`);
       const prev = client.get(topic) || emptyState(format);
@@ -88,6 +89,11 @@ function runSequence(format, seed) {
         assert.deepEqual(officialSyncDiff(prev, payload), next, `${ctx()} official syncDiff of ${topic}`);
       }
       client.set(topic, next);
+      // Occupancy is the passage of the client's state between empty and not empty.
+      const isEmpty = (state) =>
+        format === 'counts' ? state.viewers.count === 0 && state.users.count === 0 : Object.keys(state).length === 0;
+      const want = isEmpty(prev) === isEmpty(next) ? undefined : isEmpty(prev) ? 'occupied' : 'vacated';
+      assert.equal(occupancy, want, `${ctx()} occupancy of ${topic}`);
     }
     model.polled(expected);
 

@@ -142,7 +142,14 @@ test('a Diff reads like a pollDiff entry and parses its payload once', () => {
   assert.equal(d.payload, d.payload); // parsed on the first read, kept
   assert.equal(d.payload.joins.alice.metas[0].n, 1);
   assert.equal(d.message, `[null,null,"room","presence_diff",${d.payloadJson}]`);
-  assert.deepEqual(JSON.parse(JSON.stringify(d)), { topic: 'room', seq: 1, counts: d.counts, payload: d.payload });
+  assert.equal(d.occupancy, 'occupied');
+  assert.deepEqual(JSON.parse(JSON.stringify(d)), {
+    topic: 'room',
+    seq: 1,
+    counts: d.counts,
+    occupancy: 'occupied',
+    payload: d.payload,
+  });
   e.close();
   // The batch's text lives in the Diff: it outlives the engine.
   assert.equal(d.payloadJson.startsWith('{"joins":{"alice"'), true);
@@ -188,6 +195,25 @@ test('a Batch gives topics and messages by index, and Diffs', () => {
   const empty = new Engine().pollBatch({ envelope: 'event' });
   assert.equal(empty.length, 0);
   assert.deepEqual([...empty], []);
+});
+
+test('a Batch gives the occupancy of each topic by index and in its Diffs', () => {
+  const e = new Engine();
+  e.track('a', 1);
+  e.track('b', 2);
+  let batch = e.pollBatch({ envelope: 'event' });
+  for (let i = 0; i < batch.length; i++) {
+    assert.equal(batch.occupancy(i), 'occupied');
+    assert.equal(batch.at(i).occupancy, 'occupied');
+  }
+  assert.throws(() => batch.occupancy(2), RangeError);
+  e.track('a', 3);
+  e.untrack('b', 2);
+  batch = e.pollBatch();
+  const seen = Object.fromEntries(Array.from({ length: batch.length }, (_, i) => [batch.topic(i), batch.occupancy(i)]));
+  assert.deepEqual(seen, { a: null, b: 'vacated' });
+  assert.deepEqual([...batch].map((d) => [d.topic, d.occupancy]).sort(), [['a', null], ['b', 'vacated']]);
+  e.close();
 });
 
 test('without an envelope a Batch message is the payload', () => {

@@ -238,6 +238,13 @@ impl Diff {
         self.view().counts.into()
     }
 
+    /// "occupied" or "vacated" when the topic went from empty to not empty (or back)
+    /// since the last poll, else None.
+    #[getter]
+    fn occupancy(&self) -> Option<&'static str> {
+        self.view().occupancy.name()
+    }
+
     /// The presence_diff payload as JSON text.
     #[getter]
     fn payload_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
@@ -261,6 +268,11 @@ impl Diff {
             "seq" => Ok(self.seq().into_pyobject(py)?.into_any()),
             "counts" => Ok(self.counts().to_dict(py)?.into_any()),
             "payload" => self.payload(py),
+            // As in the poll_diff() dict, where the key is there on a change only.
+            "occupancy" => match self.occupancy() {
+                Some(name) => Ok(PyString::new(py, name).into_any()),
+                None => Err(PyKeyError::new_err("occupancy")),
+            },
             other => Err(PyKeyError::new_err(other.to_owned())),
         }
     }
@@ -270,6 +282,9 @@ impl Diff {
         let d = PyDict::new(py);
         for key in ["topic", "seq", "counts", "payload"] {
             d.set_item(key, self.__getitem__(py, key)?)?;
+        }
+        if let Some(name) = self.occupancy() {
+            d.set_item("occupancy", name)?;
         }
         Ok(d)
     }

@@ -34,6 +34,7 @@ def test_defaults_are_the_documented_ones() -> None:
             "max_meta_bytes": 4096,
             "max_topics": 1_000_000,
             "max_presences": 10_000_000,
+            "leave_grace_ms": 0,
             "cluster": None,
         }
         assert e.format == "counts"
@@ -50,6 +51,7 @@ def test_every_setting_is_applied() -> None:
         "max_meta_bytes": 12,
         "max_topics": 13,
         "max_presences": 14,
+        "leave_grace_ms": 15,
     }
     with pe.Engine(**settings) as e:  # type: ignore[arg-type]
         assert e.config == {**settings, "cluster": None}
@@ -325,6 +327,7 @@ def test_poll_diff_envelopes_counts(counts_engine: pe.Engine) -> None:
             "topic": "a",
             "seq": 1,
             "counts": {"viewers": 1, "users": 1, "connections": 2},
+            "occupancy": "occupied",
             "payload": {
                 "joins": {"viewers": {"count": 1}, "users": {"count": 1}},
                 "leaves": {"viewers": {"count": 0}, "users": {"count": 0}},
@@ -334,6 +337,7 @@ def test_poll_diff_envelopes_counts(counts_engine: pe.Engine) -> None:
             "topic": "b",
             "seq": 1,
             "counts": {"viewers": 0, "users": 1, "connections": 1},
+            "occupancy": "occupied",
             "payload": {
                 "joins": {"viewers": {"count": 0}, "users": {"count": 1}},
                 "leaves": {"viewers": {"count": 0}, "users": {"count": 0}},
@@ -354,7 +358,8 @@ def test_poll_diff_json_is_the_same_data(engine: pe.Engine) -> None:
     batch = json.loads(text)
     assert {d["topic"] for d in batch} == {"a", "b"}
     for d in batch:
-        assert set(d) == {"topic", "seq", "counts", "payload"}
+        assert set(d) == {"topic", "seq", "counts", "occupancy", "payload"}
+        assert d["occupancy"] == "occupied"
         state = engine.list(d["topic"])
         assert apply_diff(engine.format, empty_state(engine.format), d["payload"]) == state
     # The object form of the same changes, in a second engine, is the same data (topic

@@ -167,7 +167,7 @@ class PresenceMachine(RuleBasedStateMachine):
         assert len(topics) == len(set(topics)), f"a topic twice in one poll: {topics}"
         for d in batch:
             topic = d["topic"]
-            assert set(d) == {"topic", "seq", "counts", "payload"}
+            assert set(d) - {"occupancy"} == {"topic", "seq", "counts", "payload"}
             assert d["seq"] == self.seq[topic] + 1, "seq must grow by one per entry"
             self.seq[topic] = d["seq"]
             v, u, c = counts_of(self.model[topic])
@@ -179,6 +179,11 @@ class PresenceMachine(RuleBasedStateMachine):
             # Only a change clients can see is reported: in counts format a change of
             # connections alone (a second tab) is not, and a topic back where it was is not.
             assert self.client[topic] != before, f"{topic}: a diff that changes nothing: {d}"
+            # Occupancy is the passage of the clients' state between empty and not empty.
+            empty = empty_state(self.FORMAT)
+            was, now = before != empty, self.client[topic] != empty
+            want = "occupied" if now and not was else "vacated" if was and not now else None
+            assert d.get("occupancy") == want, f"{topic}: occupancy {d}"
         # Every topic, reported or not: the client's state is the engine's, is the model's.
         for topic in TOPICS:
             state, seq = self.engine.state(topic)

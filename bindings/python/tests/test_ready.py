@@ -169,7 +169,14 @@ def test_a_diff_reads_like_a_poll_diff_entry_and_decodes_its_payload_once() -> N
         assert d["counts"] == {"viewers": 0, "users": 1, "connections": 1}
         assert d.payload is d.payload is d["payload"]  # decoded on the first read, kept
         assert d.payload["joins"]["alice"]["metas"][0]["n"] == 1
-        assert d.to_dict() == {"topic": "room", "seq": 1, "counts": d["counts"], "payload": d.payload}
+        assert d.occupancy == d["occupancy"] == "occupied"
+        assert d.to_dict() == {
+            "topic": "room",
+            "seq": 1,
+            "counts": d["counts"],
+            "occupancy": "occupied",
+            "payload": d.payload,
+        }
         assert repr(d) == "Diff(topic='room', seq=1, counts=Counts(viewers=0, users=1, connections=1))"
         assert d.message == f'[null,null,"room","presence_diff",{d.payload_json}]'
         with pytest.raises(KeyError):

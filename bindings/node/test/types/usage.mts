@@ -24,6 +24,7 @@ import presence, {
   type State,
   type TopicDiff,
   Batch,
+  type Occupancy,
   Diff,
   type EnvelopeName,
   type ReadyOptions,
@@ -76,7 +77,8 @@ for (const d of batch) {
   const t: string = d.topic;
   const s: number = d.seq + d.counts.connections;
   const joins: PresenceState = d.payload.joins;
-  void [t, s, joins, d.payload.leaves];
+  const occupancy: Occupancy | null | undefined = d.occupancy;
+  void [t, s, joins, d.payload.leaves, occupancy];
 }
 const text: string = engine.pollDiffJson();
 const envelope: EnvelopeName = 'phoenix';
@@ -88,7 +90,8 @@ for (const d of ready) {
   const legacy: TopicDiff = d.toJSON();
   const asEntry: TopicDiff = d;
   const ok: boolean = d instanceof Diff;
-  void [m, p, legacy, asEntry, ok, d.topic, d.seq, d.counts.users, d.payload.joins];
+  const fired: Occupancy | null = d.occupancy;
+  void [m, p, legacy, asEntry, ok, fired, d.topic, d.seq, d.counts.users, d.payload.joins];
 }
 const ready2: Batch = engine.pollBatch(readyOptions);
 for (let i = 0; i < ready2.length; i++) {
@@ -96,7 +99,8 @@ for (let i = 0; i < ready2.length; i++) {
   const message: string = ready2.message(i);
   const bytes: Buffer = ready2.messageBytes(i);
   const diff: Diff | undefined = ready2.at(i);
-  void [topic, message, bytes, diff?.payload.joins, ready2 instanceof Batch];
+  const occupancy: Occupancy | null = ready2.occupancy(i);
+  void [topic, message, bytes, occupancy, diff?.occupancy, diff?.payload.joins, ready2 instanceof Batch];
 }
 const fromBatch: Diff[] = [...ready2];
 void fromBatch;

@@ -183,7 +183,8 @@ class Engine(_NativeEngine):
         per topic when indexed or iterated), or with `raw=True` what `poll_diff_json()`
         returns (a JSON array other than "[]"). A `Diff` also answers
         `d["topic"]`, `d["seq"]`, `d["counts"]` and `d["payload"]` as the dicts of
-        `poll_diff()` do. Between polls it waits for the engine's wake-up descriptor with
+        `poll_diff()` do. With a leave grace, the wake-up descriptor also turns readable
+        when a held leave is due, so such leaves come out here on time. Between polls it waits for the engine's wake-up descriptor with
         `loop.add_reader`, so an idle engine costs nothing: no busy polling, no timer.
 
         `interval` (seconds, >= 0) rate-limits: after a batch, the next poll happens no

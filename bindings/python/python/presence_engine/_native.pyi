@@ -150,7 +150,8 @@ class Diff:
     `json.loads`) on its first read only.
 
     For code written against `poll_diff()`, `d["topic"]`, `d["seq"]`, `d["counts"]` (a
-    dict) and `d["payload"]` work too, and `to_dict()` gives the whole `poll_diff()` dict.
+    dict), `d["payload"]` and `d["occupancy"]` (KeyError when it did not change, as the
+    dict has no such key then) work too, and `to_dict()` gives the whole `poll_diff()` dict.
     """
 
     @property
@@ -165,6 +166,13 @@ class Diff:
     @property
     def counts(self) -> Counts:
         """The topic's live counts after this diff."""
+
+    @property
+    def occupancy(self) -> Literal["occupied", "vacated"] | None:
+        """"occupied" when the topic had no presence at the last poll (counting every node's,
+        as `counts()` does) and has some now, "vacated" for the reverse, None otherwise:
+        the events of `channel_occupied` / `channel_vacated` webhooks. With a leave grace
+        a held leave keeps the topic occupied, so a reload does not vacate it."""
 
     @property
     def payload_json(self) -> str:
@@ -182,12 +190,13 @@ class Diff:
         """The payload as Python objects, decoded on first read and kept (the same object
         on every read: do not mutate it)."""
 
-    def __getitem__(self, key: Literal["topic", "seq", "counts", "payload"], /) -> Any:
+    def __getitem__(self, key: Literal["topic", "seq", "counts", "payload", "occupancy"], /) -> Any:
         """The value of that key in this topic's `poll_diff()` dict; KeyError for any
         other key."""
 
     def to_dict(self) -> dict[str, Any]:
-        """This topic's `poll_diff()` dict: `{"topic", "seq", "counts", "payload"}`."""
+        """This topic's `poll_diff()` dict: `{"topic", "seq", "counts", "payload"}`, and
+        `"occupancy"` when it changed."""
 
 @final
 class Batch(Sequence[Diff]):
@@ -423,6 +432,7 @@ class Engine:
         max_meta_bytes: int = 4096,
         max_topics: int = 1_000_000,
         max_presences: int = 10_000_000,
+        leave_grace_ms: int = 0,
         cluster: ClusterOptions | None = None,
         # end of generated settings
     ) -> Self: ...
@@ -467,7 +477,10 @@ class Engine:
         A rejected call changes nothing."""
 
     def untrack(self, topic: str, conn: int) -> None:
-        """Removes the presence of `conn` in `topic`.
+        """Removes the presence of `conn` in `topic`. With `leave_grace_ms` the presence is
+        held, still counted, until a track of the same key in the topic takes it over (no
+        diff: a reload) or its window ends (the leave comes out of the next poll, and
+        `fileno()` turns readable then).
 
         Raises NotTrackedError if it is not tracked; InvalidInputError, TypeError and
         ValueError as `track` does for the topic and conn."""
@@ -567,7 +580,12 @@ class Engine:
         In counts format, whose clients see viewers and users only, a change of connections
         alone (a user opening or closing a second tab) is not reported; `counts()` and the
         topic's next entry carry it. In a cluster, other nodes' changes come out here too.
-        Broadcast each payload to the topic's subscribers as a presence_diff."""
+        Broadcast each payload to the topic's subscribers as a presence_diff.
+
+        A topic that went from no presence to some since the last poll (counting every
+        node's, as `counts()` does) has `"occupancy": "occupied"`, one that went back
+        `"occupancy": "vacated"`; the others have no "occupancy" key. With a leave grace,
+        leaves whose window ended come out here, and a held leave keeps its topic occupied."""
 
     def poll_diff_json(self) -> str:
         """`poll_diff()` as one JSON array of the same envelopes (`"[]"` when nothing
