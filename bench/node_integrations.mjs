@@ -78,6 +78,8 @@ function captureOnDiff(engine) {
   engine.onDiff = (callback, options) => {
     captured.callback = callback
     captured.options = { envelope: options.envelope ?? null }
+    // What onDiff would hand the callback: a Batch when asked for one, else pollReady's array.
+    captured.batch = options.batch === true
     return () => {}
   }
   return captured
@@ -207,10 +209,11 @@ async function measure(name, setup) {
   const engine = new Engine({ format: 'counts' })
   const counter = newCounter()
   const path = await setup(engine, counter)
+  const poll = () => (path.batch ? engine.pollBatch(path.options) : engine.pollReady(path.options))
   const sockets = TOPICS * PER_TOPIC
   // Every socket's state, then the first diff (all the joins), outside the timing.
   await waitCount(counter, sockets, `${name} states`)
-  path.callback(engine.pollReady(path.options))
+  path.callback(poll())
   await waitCount(counter, 2 * sockets, `${name} first diffs`)
   const times = []
   const polls = []
@@ -221,7 +224,7 @@ async function measure(name, setup) {
     }
     const expected = counter.n + sockets
     const t0 = process.hrtime.bigint()
-    const batch = engine.pollReady(path.options)
+    const batch = poll()
     const t1 = process.hrtime.bigint()
     path.callback(batch)
     times.push(Number(process.hrtime.bigint() - t0))
