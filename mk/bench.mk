@@ -32,14 +32,14 @@ deps-bench: deps-c $(APT_FIRST)
 
 ## The Rust drivers, the release library and the C driver linked against it. The figures
 ## always come from the drivers' release profile, in target/bench/cargo/. test-bench, which
-## asserts no timing, builds them in the root's target dir and dev profile instead, on the
-## dependencies that the core's tests and lints compile there (mk/rust.mk) and that the
-## bench crate's own lints and tests use: no dependency build of their own.
+## asserts no timing, builds them in the dev profile, in a target dir of its own: sharing
+## the root's would let the root's build of the core (without the bench-internals feature)
+## replace the library file the bench crate links against.
 BENCH_BUILD := --release
 BENCH_RUST_BIN := $(BENCH_CARGO_DIR)/release
-test-bench: BENCH_CARGO := CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO)
+test-bench: BENCH_CARGO := CARGO_TARGET_DIR=$(BENCH_OUT)/cargo-test $(CARGO)
 test-bench: BENCH_BUILD :=
-test-bench: BENCH_RUST_BIN := $(TARGET_DIR)/debug
+test-bench: BENCH_RUST_BIN := $(BENCH_OUT)/cargo-test/debug
 bench-drivers: deps-bench lib
 	cd $(BENCH_DIR) && $(BENCH_CARGO) build $(BENCH_BUILD) --bins
 	@mkdir -p $(BENCH_OUT)
