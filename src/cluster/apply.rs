@@ -1,7 +1,6 @@
 //! The last step of ingest: a sender's topic changes merged into the engine's topics,
 //! after checking that the result fits this node's limits: all of them, or none.
 
-use super::assemble::holds_nothing;
 use super::peers::Peer;
 use super::wire::{Change, TopicChange, WireEntry};
 use crate::shard::lock;
@@ -19,7 +18,7 @@ pub(super) fn merge(
     topics: Vec<TopicChange>,
     replace: bool,
 ) -> std::result::Result<(), &'static str> {
-    let blank = Topic::new("", 0, false);
+    let blank = Topic::new("", 0, false, shared.config.format);
     let mut held = if replace { 0 } else { peer.held };
     let mut sizes = Vec::with_capacity(topics.len());
     let mut new_topics = 0;
@@ -33,7 +32,7 @@ pub(super) fn merge(
         };
         let after = size_after(found.unwrap_or(&blank), peer.id, &t.change, replace);
         held = held.saturating_sub(before).saturating_add(after);
-        new_topics += usize::from(found.is_none() && !holds_nothing(&t.change));
+        new_topics += usize::from(found.is_none() && !t.change.holds_nothing());
         sizes.push(after);
     }
     if held > shared.config.max_presences {
@@ -73,7 +72,7 @@ fn apply(
     let mut topics = lock(&shared.topics[shard as usize]);
     let slot = match topics.find(hash, &t.topic) {
         Some(slot) => slot,
-        None if holds_nothing(&t.change) => {
+        None if t.change.holds_nothing() => {
             // Nothing to hold, nothing to create.
             peer.topics.remove(&t.topic);
             return;
@@ -87,7 +86,7 @@ fn apply(
                 // reservation, at most once per topic per message.
                 shared.topic_count.fetch_add(1, Ordering::Relaxed);
             }
-            topics.create(hash, &t.topic, true)
+            topics.create(hash, &t.topic, true, shared.config.format)
         }
     };
     let topic: &mut Topic = topics.get_mut(slot).expect("found or created");

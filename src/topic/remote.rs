@@ -9,7 +9,8 @@
 //! never meet, whatever a peer picks. Maps keyed by values a peer chooses (its refs, its
 //! key hashes) use a randomly keyed hasher, so a peer cannot pile them into one bucket.
 
-use super::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
+use super::{Entry, Topic, Users, ANONYMOUS};
+use crate::format::phoenix::RemoteEntries;
 use crate::hash::table_bytes;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -74,24 +75,12 @@ impl Remote {
         }
     }
 
-    /// The entry `node` sent under its ref `sent_ref`.
-    pub fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
-        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
-        part.entries.get(&sent_ref).map(|(e, _)| &**e)
-    }
-
     /// Leaves are published: a later join can no longer name them.
     pub fn forget_leaves(&mut self) {
         self.left.clear();
         if self.left.capacity() > 64 {
             self.left.shrink_to_fit();
         }
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.parts
-            .iter()
-            .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e))
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -140,6 +129,21 @@ impl Remote {
                 }
             }
         }
+    }
+}
+
+impl RemoteEntries for Remote {
+    fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
+        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
+        part.entries.get(&sent_ref).map(|(e, _)| &**e)
+    }
+
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(
+            self.parts
+                .iter()
+                .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e)),
+        )
     }
 }
 
@@ -247,7 +251,7 @@ impl Topic {
                 .remote
                 .as_ref()
                 .and_then(|r| r.left.get(&(node, a.entry.prev_ref)).copied())
-                .filter(|p| matches!(self.pending.get(p), Some(Pending::Left(_))));
+                .filter(|p| self.state.phoenix().is_some_and(|s| s.leaves(*p)));
             a.entry.prev_ref = prev.unwrap_or(0);
             a.entry.phx_ref = fresh();
             self.remote_join(node, sent_ref, a);
@@ -375,8 +379,9 @@ impl Topic {
         if first {
             remote.hold(a.key_hash, &self.users);
         }
-        self.pending
-            .insert(phx_ref, Pending::Joined(Loc::Remote(node, sent_ref)));
+        if let Some(s) = self.state.phoenix_mut() {
+            s.remote_joined(phx_ref, node, sent_ref);
+        }
     }
 
     fn remote_leave(&mut self, node: u32, sent_ref: u64) {
@@ -406,6 +411,8 @@ impl Topic {
             remote.release(h, &self.users);
         }
         remote.left.insert((node, sent_ref), entry.phx_ref);
-        self.note_leave(entry);
+        if let Some(s) = self.state.phoenix_mut() {
+            s.note_leave(entry);
+        }
     }
 }
