@@ -16,7 +16,6 @@ pub(crate) use crate::format::{Outbox, ANONYMOUS};
 use crate::hash::table_bytes;
 use crate::table::{Prehashed, Probe, Table};
 pub(crate) use held::Held;
-pub(crate) use remote::Arrival;
 pub(crate) use remote::Remote;
 
 /// What a topic's next poll reports.
