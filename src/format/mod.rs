@@ -4,7 +4,9 @@
 //! asks the topic's `TopicState` or the engine's `Format`, never which format it is.
 //!
 //! A format is registered in this file alone: its variant of `Format` (name and wire id),
-//! of `TopicState` and of `Change`, and one arm in each `match` below.
+//! of `TopicState` and of `Change`, and one arm in each `match` below. The merge of a
+//! peer's `Change` into the other nodes' parts of a topic, which every format's counts
+//! share, is the topic's (`topic/remote.rs`).
 
 pub(crate) mod counts;
 pub(crate) mod phoenix;
