@@ -15,17 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Which wire format the engine renders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// Anonymous counts only: `{"viewers":{"count":V},"users":{"count":U}}`. No key or meta
-    /// is kept, let alone sent.
-    #[default]
-    Counts,
-    /// Phoenix `presence_state` / `presence_diff` lists with `phx_ref` metas.
-    Phoenix,
-}
+pub use crate::format::Format;
 
 /// Engine settings. `Config::default()` is what `NULL` or `{}` gives over the C ABI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -220,13 +210,17 @@ impl Config {
         for (name, v) in &map {
             match name.as_str() {
                 "format" => {
-                    config.format = match v.as_str() {
-                        Some("counts") => Format::Counts,
-                        Some("phoenix") => Format::Phoenix,
-                        _ => {
+                    config.format = match v.as_str().and_then(Format::from_name) {
+                        Some(f) => f,
+                        None => {
+                            let names: Vec<String> = Format::ALL
+                                .iter()
+                                .map(|f| format!("{:?}", f.name()))
+                                .collect();
                             return Err(bad(format!(
-                                "format must be \"counts\" or \"phoenix\", got {v}"
-                            )))
+                                "format must be {}, got {v}",
+                                names.join(" or ")
+                            )));
                         }
                     }
                 }
@@ -274,7 +268,7 @@ impl Config {
         }
         // The viewers key is listed beside the users' keys, so clients see it as one; the
         // counts format lists no key, so there any max_key_bytes goes.
-        if self.format == Format::Phoenix && self.viewers_key.len() > self.max_key_bytes {
+        if self.format.lists_keys() && self.viewers_key.len() > self.max_key_bytes {
             return Err(bad(format!(
                 "viewers_key is {} bytes, over max_key_bytes ({}): in phoenix format it is \
                  listed as a key",

@@ -20,12 +20,14 @@
 
 mod batch;
 pub mod cluster;
+mod codec;
 mod config;
 mod engine;
 mod envelope;
 mod error;
 mod expiry;
 pub mod ffi;
+mod format;
 mod hash;
 mod json;
 mod meta;

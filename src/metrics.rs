@@ -135,11 +135,10 @@ pub const METRICS: &[Metric] = &[
         labels: &["version", "format"],
         help: "Always 1; its labels name the library version and the wire format.",
         source: Source::Engine(|f, s| {
-            let format = match f.format {
-                Format::Counts => "counts",
-                Format::Phoenix => "phoenix",
-            };
-            s.labelled(&[("version", crate::VERSION), ("format", format)], 1);
+            s.labelled(
+                &[("version", crate::VERSION), ("format", f.format.name())],
+                1,
+            );
         }),
     },
     gauge(

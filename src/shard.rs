@@ -2,6 +2,7 @@
 //! their id. A track takes one connection shard, then one topic shard (always in that
 //! order, so no two calls can deadlock), for a few hundred nanoseconds.
 
+use crate::format::Format;
 use crate::hash::{table_bytes, ConnBuild};
 use crate::table::{Mixed, Prehashed, Probe, Table};
 use crate::topic::Topic;
@@ -91,8 +92,8 @@ impl TopicShard {
     }
 
     /// Adds an empty topic; the caller has checked that the name is absent.
-    pub fn create(&mut self, hash: u64, name: &str, replicate: bool) -> u32 {
-        let topic = Topic::new(name, hash, replicate);
+    pub fn create(&mut self, hash: u64, name: &str, replicate: bool, format: Format) -> u32 {
+        let topic = Topic::new(name, hash, replicate, format);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(topic);
@@ -405,9 +406,9 @@ mod tests {
     #[test]
     fn names_with_one_hash_stay_apart() {
         let mut s = TopicShard::default();
-        let a = s.create(7, "a", false);
-        let b = s.create(7, "b", false); // a 64-bit collision, forced
-        let c = s.create(8, "c", false);
+        let a = s.create(7, "a", false, Format::Counts);
+        let b = s.create(7, "b", false, Format::Counts); // a 64-bit collision, forced
+        let c = s.create(8, "c", false, Format::Counts);
         assert_eq!(
             (s.find(7, "a"), s.find(7, "b"), s.find(8, "c")),
             (Some(a), Some(b), Some(c))
@@ -419,7 +420,7 @@ mod tests {
             (None, Some(b)),
             "b took over the index entry"
         );
-        let a2 = s.create(7, "a", false);
+        let a2 = s.create(7, "a", false, Format::Counts);
         assert_eq!(s.find(7, "a"), Some(a2));
         s.remove(a2);
         s.remove(b);

@@ -7,12 +7,12 @@
 mod grace;
 
 use crate::batch::DiffBatch;
-use crate::config::{Config, Format};
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{self, SipKey};
 use crate::meta;
 use crate::shard::{lock, ConnShard, TopicRef, TopicShard};
-use crate::topic::{self, Counts, Entry, Topic};
+use crate::topic::{self, Counts, Topic};
 use crate::ttl::TtlState;
 use crate::waker::Waker;
 use std::os::fd::RawFd;
@@ -223,19 +223,11 @@ impl Shared {
                     self.presence_count.fetch_sub(1, Ordering::Relaxed);
                     return Err(e);
                 }
-                topics.create(hash, topic, self.replicate)
+                topics.create(hash, topic, self.replicate, self.config.format)
             }
         };
-        let entry = (self.config.format == Format::Phoenix).then(|| {
-            Box::new(Entry {
-                key: key.map(Into::into),
-                meta: meta.into(),
-                phx_ref: self.new_ref(),
-                prev_ref: 0,
-            })
-        });
         let t = topics.get_mut(slot).expect("slot just found or created");
-        t.insert(conn, key_hash, entry);
+        t.insert(conn, key_hash, key, meta, || self.new_ref());
         self.changed(&mut topics, slot, true);
         drop(topics);
         #[cfg(test)]
@@ -313,26 +305,21 @@ impl Shared {
         self.check_topic(topic)?;
         let meta = self.check_meta(meta)?;
         let (shard, hash) = self.topic_hash(topic);
-        if self.config.format == Format::Counts {
-            // Nothing to change: only whether the presence exists, in the index.
-            let conns = lock(self.conn_shard(conn));
-            let topics = lock(&self.topics[shard as usize]);
-            let found = topics
-                .find(hash, topic)
-                .and_then(|slot| conns.get(conn, TopicRef { shard, slot }));
-            return found.map(drop).ok_or_else(|| not_tracked(topic, conn));
-        }
-        // Phoenix format: every presence has an entry in its topic.
+        // The presence exists if the connection index has it (a held one does not: its
+        // connection left).
+        let conns = lock(self.conn_shard(conn));
         let mut topics = lock(&self.topics[shard as usize]);
         let Some(slot) = topics
             .find(hash, topic)
-            .filter(|&s| topics.get(s).is_some_and(|t| t.has_entry(conn)))
+            .filter(|&slot| conns.get(conn, TopicRef { shard, slot }).is_some())
         else {
             return Err(not_tracked(topic, conn));
         };
+        drop(conns);
         let t = topics.get_mut(slot).expect("found above");
-        t.update(conn, meta, self.new_ref());
-        self.changed(&mut topics, slot, true);
+        if t.update(conn, meta, || self.new_ref()) {
+            self.changed(&mut topics, slot, true);
+        }
         Ok(())
     }
 
@@ -363,20 +350,15 @@ impl Shared {
     pub(crate) fn list(&self, topic: &str) -> Result<State> {
         let _section = self.enter()?;
         self.check_topic(topic)?;
-        let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
+        let vk = self.config.viewers_key.as_str();
         let state = self.with_topic(topic, |t| {
             let mut json = String::new();
-            t.write_state(format, vk, &mut json);
+            t.write_state(vk, &mut json);
             State { json, seq: t.seq() }
         });
         Ok(state.unwrap_or_else(|| {
             let mut json = String::new();
-            match format {
-                Format::Counts => {
-                    crate::topic::render::write_counts_state(&mut json, Counts::default())
-                }
-                Format::Phoenix => json.push_str("{}"),
-            }
+            self.config.format.write_empty_state(&mut json);
             State { json, seq: 0 }
         }))
     }
@@ -390,7 +372,7 @@ impl Shared {
         self.waker.drain();
         self.poll_count.fetch_add(1, Ordering::Relaxed);
         let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
-        let (format, vk) = (self.config.format, self.config.viewers_key.as_str());
+        let vk = self.config.viewers_key.as_str();
         let grace_now = self.grace_poll_start();
         let mut next_due = None;
         for shard in self.topics.iter() {
@@ -407,9 +389,9 @@ impl Shared {
                     continue;
                 };
                 t.clear_dirty();
-                if let Some(diff) = t.next_diff(format) {
+                if let Some(diff) = t.next_diff() {
                     batch.begin(t.name(), diff.seq, diff.counts, diff.occupancy);
-                    t.take_diff(format, vk, batch.out());
+                    t.take_diff(vk, batch.out());
                     batch.end();
                 }
                 if t.is_vacant() {
@@ -546,7 +528,7 @@ impl Shared {
         }
         no_nul("key", key)?;
         too_long("key", key.len(), self.config.max_key_bytes)?;
-        if self.config.format == Format::Phoenix && key == self.config.viewers_key {
+        if self.config.format.lists_keys() && key == self.config.viewers_key {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!("key {key:?} is the group name of anonymous viewers"),

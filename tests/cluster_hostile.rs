@@ -44,7 +44,7 @@ fn c(viewers: u64, users: u64, connections: u64) -> Counts {
 /// A peer that signs whatever it is told to send.
 struct Forger {
     node: String,
-    phoenix: bool,
+    format: Format,
     incarnation: u64,
     seq: u64,
 }
@@ -53,7 +53,7 @@ impl Forger {
     fn new(node: &str, format: Format) -> Forger {
         Forger {
             node: node.into(),
-            phoenix: format == Format::Phoenix,
+            format,
             incarnation: 1,
             seq: 0,
         }
@@ -61,7 +61,7 @@ impl Forger {
 
     fn at(&self, seq: u64, body: Body) -> Vec<u8> {
         let msg = Message {
-            phoenix: self.phoenix,
+            format: self.format,
             node: self.node.clone(),
             incarnation: self.incarnation,
             seq,

@@ -219,7 +219,12 @@ fn mutate(msg: &mut Message, input: &mut Input) {
                     _ => Body::Delta(Vec::new()),
                 }
             }
-            9 => msg.phoenix = !msg.phoenix,
+            9 => {
+                msg.format = match msg.format {
+                    Format::Counts => Format::Phoenix,
+                    Format::Phoenix => Format::Counts,
+                }
+            }
             op => {
                 let topics = match &mut msg.body {
                     Body::Delta(t) => t,

@@ -1,12 +1,11 @@
 //! The last step of ingest: a sender's topic changes merged into the engine's topics,
 //! after checking that the result fits this node's limits: all of them, or none.
 
-use super::assemble::holds_nothing;
 use super::peers::Peer;
-use super::wire::{Change, TopicChange, WireEntry};
+use super::wire::TopicChange;
 use crate::shard::lock;
 use crate::shared::Shared;
-use crate::topic::{Arrival, Entry, Topic};
+use crate::topic::Topic;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,7 +18,7 @@ pub(super) fn merge(
     topics: Vec<TopicChange>,
     replace: bool,
 ) -> std::result::Result<(), &'static str> {
-    let blank = Topic::new("", 0, false);
+    let blank = Topic::new("", 0, false, shared.config.format);
     let mut held = if replace { 0 } else { peer.held };
     let mut sizes = Vec::with_capacity(topics.len());
     let mut new_topics = 0;
@@ -31,9 +30,11 @@ pub(super) fn merge(
             (false, Some(topic)) => topic.remote_part_size(peer.id),
             _ => 0,
         };
-        let after = size_after(found.unwrap_or(&blank), peer.id, &t.change, replace);
+        let after = found
+            .unwrap_or(&blank)
+            .remote_size_after(peer.id, &t.change, replace);
         held = held.saturating_sub(before).saturating_add(after);
-        new_topics += usize::from(found.is_none() && !holds_nothing(&t.change));
+        new_topics += usize::from(found.is_none() && !t.change.holds_nothing());
         sizes.push(after);
     }
     if held > shared.config.max_presences {
@@ -73,7 +74,7 @@ fn apply(
     let mut topics = lock(&shared.topics[shard as usize]);
     let slot = match topics.find(hash, &t.topic) {
         Some(slot) => slot,
-        None if holds_nothing(&t.change) => {
+        None if t.change.holds_nothing() => {
             // Nothing to hold, nothing to create.
             peer.topics.remove(&t.topic);
             return;
@@ -87,27 +88,18 @@ fn apply(
                 // reservation, at most once per topic per message.
                 shared.topic_count.fetch_add(1, Ordering::Relaxed);
             }
-            topics.create(hash, &t.topic, true)
+            topics.create(hash, &t.topic, true, shared.config.format)
         }
     };
     let topic: &mut Topic = topics.get_mut(slot).expect("found or created");
-    let holds = match t.change {
-        Change::Counts {
-            viewers,
-            connections,
-            added,
-            removed,
-        } => topic.apply_remote_counts(peer.id, viewers, connections, &added, &removed, replace),
-        Change::Phoenix { joins, leaves } => {
-            let arrivals = joins
-                .into_iter()
-                .map(|w| arrival(shared, &t.topic, w))
-                .collect();
-            topic.apply_remote_phoenix(peer.id, arrivals, &leaves, replace, &mut || {
-                shared.new_ref()
-            })
-        }
-    };
+    let name = &t.topic;
+    let holds = topic.apply_remote(
+        peer.id,
+        t.change,
+        replace,
+        |k| shared.key_hash(name, k),
+        &mut || shared.new_ref(),
+    );
     debug_assert_eq!(topic.remote_part_size(peer.id), size);
     shared.changed(&mut topics, slot, false);
     if holds {
@@ -130,39 +122,6 @@ pub(super) fn drop_topic_part(shared: &Shared, peer: &mut Peer, topic: &str) {
     }
 }
 
-/// A checked remote entry, with the keyed hash of its key in `topic`.
-fn arrival(shared: &Shared, topic: &str, w: WireEntry) -> Arrival {
-    let key_hash = match &w.key {
-        Some(k) => shared.key_hash(topic, k),
-        None => crate::topic::ANONYMOUS,
-    };
-    Arrival {
-        entry: Entry {
-            key: w.key.map(Into::into),
-            meta: w.meta.into(),
-            phx_ref: w.phx_ref,
-            prev_ref: w.prev_ref,
-        },
-        key_hash,
-    }
-}
-
-/// What `peer`'s part of `t` will hold after `change`.
-fn size_after(t: &Topic, peer: u32, change: &Change, replace: bool) -> usize {
-    match change {
-        Change::Counts {
-            connections,
-            added,
-            removed,
-            ..
-        } => t.remote_counts_size_after(peer, *connections, added, removed, replace),
-        Change::Phoenix { joins, leaves } => {
-            let refs: Vec<u64> = joins.iter().map(|w| w.phx_ref).collect();
-            t.remote_phoenix_size_after(peer, &refs, leaves, replace)
-        }
-    }
-}
-
 /// Takes `n` units of a limited count at once, or none; returns `n`.
 fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
     if n == 0 {
@@ -180,6 +139,7 @@ fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::config::{ClusterConfig, Config};
+    use crate::format::Change;
 
     fn cluster_state(max_presences: usize, max_topics: usize) -> Shared {
         let config = Config {

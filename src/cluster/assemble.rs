@@ -2,7 +2,7 @@
 //! staged until the last one, so that the sender's state replaces the old one whole.
 //! Staging is bounded by this node's `max_presences` and `max_topics`.
 
-use super::wire::{Change, TopicChange, WireEntry};
+use super::wire::{Change, TopicChange};
 use crate::config::Config;
 use std::collections::HashMap;
 
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 pub(super) struct Staging {
     next_seq: u64,
     next_part: u32,
-    /// The presences the staged topics hold (see `weight`).
+    /// The presences the staged topics hold (see `Change::weight`).
     items: usize,
     /// Their heap bytes, counted in the engine's `stats().bytes`.
     pub bytes: usize,
@@ -78,97 +78,27 @@ pub(super) fn stage(
     ))
 }
 
-/// A change that leaves the sender with no part in a topic where it had none.
-pub(super) fn holds_nothing(c: &Change) -> bool {
-    match c {
-        // Viewers are within connections (checked with the message).
-        Change::Counts {
-            connections, added, ..
-        } => *connections == 0 && added.iter().all(|h| *h == crate::topic::ANONYMOUS),
-        Change::Phoenix { joins, .. } => joins.is_empty(),
-    }
-}
-
-/// The presences a staged change holds, as `Topic::remote_part_size` counts them (an
-/// upper bound: repeats count).
-fn weight(c: &Change) -> usize {
-    match c {
-        Change::Counts {
-            connections, added, ..
-        } => usize::try_from(*connections)
-            .unwrap_or(usize::MAX)
-            .max(added.len()),
-        Change::Phoenix { joins, .. } => joins.len(),
-    }
-}
-
-/// Heap bytes of what a staged change keeps of a piece (a snapshot's `removed` and
-/// `leaves` are not kept).
-fn staged_bytes(c: &Change) -> usize {
-    match c {
-        Change::Counts { added, .. } => added.len() * std::mem::size_of::<u64>(),
-        Change::Phoenix { joins, .. } => joins
-            .iter()
-            .map(|w| {
-                std::mem::size_of::<WireEntry>()
-                    + w.key.as_ref().map_or(0, String::len)
-                    + w.meta.len()
-            })
-            .sum(),
-    }
-}
-
 impl Staging {
     /// Folds a snapshot piece into the staged snapshot (a large topic arrives in pieces).
     fn add(&mut self, t: TopicChange) {
-        if holds_nothing(&t.change) {
+        if t.change.holds_nothing() {
             return;
         }
         let TopicChange { topic, change } = t;
-        self.bytes += staged_bytes(&change);
+        self.bytes += change.staged_bytes();
         let old = match self.topics.get(&topic) {
-            Some(c) => weight(c),
+            Some(c) => c.weight(),
             None => {
                 self.bytes += std::mem::size_of::<(String, Change)>() + topic.len();
                 0
             }
         };
-        let staged = self.topics.entry(topic).or_insert_with(|| match change {
-            Change::Counts { .. } => Change::Counts {
-                viewers: 0,
-                connections: 0,
-                added: Vec::new(),
-                removed: Vec::new(),
-            },
-            Change::Phoenix { .. } => Change::Phoenix {
-                joins: Vec::new(),
-                leaves: Vec::new(),
-            },
-        });
-        match (&mut *staged, change) {
-            (
-                Change::Counts {
-                    viewers,
-                    connections,
-                    added,
-                    ..
-                },
-                Change::Counts {
-                    viewers: v,
-                    connections: c,
-                    added: a,
-                    ..
-                },
-            ) => {
-                *viewers = v;
-                *connections = c;
-                added.extend(a);
-            }
-            (Change::Phoenix { joins, .. }, Change::Phoenix { joins: j, .. }) => joins.extend(j),
-            // A message is of one format, checked on arrival.
-            _ => {}
-        }
-        self.items = self.items - old + weight(staged);
+        let staged = self
+            .topics
+            .entry(topic)
+            .or_insert_with(|| Change::empty(change.format()));
+        staged.absorb(change);
+        self.items = self.items - old + staged.weight();
     }
 }
 

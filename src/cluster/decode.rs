@@ -2,9 +2,9 @@
 //! within this node's bounds, or a refusal counted in the stats. Nothing here changes
 //! the node or the engine.
 
-use super::wire::{self, Body, Change, Message, Reject};
+use super::wire::{self, Body, Message, Reject};
 use super::ClusterStats;
-use crate::config::{ClusterConfig, Format};
+use crate::config::ClusterConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::shared::Shared;
 use std::collections::HashSet;
@@ -33,13 +33,12 @@ pub(super) fn decode(
 pub(super) fn check_message(shared: &Shared, msg: &mut Message) -> Result<()> {
     let malformed =
         |why: &str| Error::new(ErrorKind::Rejected, format!("message is malformed: {why}"));
-    let phoenix = shared.config.format == Format::Phoenix;
     // Requests and departures carry no format-specific body.
     let neutral = matches!(
         msg.body,
         Body::SnapshotRequest { .. } | Body::Leave | Body::Heartbeat
     );
-    if msg.phoenix != phoenix && !neutral {
+    if msg.format != shared.config.format && !neutral {
         return Err(malformed("of the other wire format"));
     }
     if msg.seq == u64::MAX {
@@ -59,32 +58,24 @@ pub(super) fn check_message(shared: &Shared, msg: &mut Message) -> Result<()> {
         if delta && !named.insert(t.topic.clone()) {
             return Err(malformed("a delta names a topic twice"));
         }
-        match &mut t.change {
-            Change::Counts {
-                viewers,
-                connections,
-                ..
-            } => {
-                if viewers > connections || *connections > shared.config.max_presences as u64 {
-                    return Err(malformed("counts out of bounds"));
-                }
-            }
-            Change::Phoenix { joins, .. } => {
-                for w in joins {
-                    if let Some(k) = &w.key {
-                        shared.check_key(k).map_err(|e| malformed(e.message()))?;
-                    }
-                    let trimmed = shared
-                        .check_meta(Some(&w.meta))
-                        .map_err(|e| malformed(e.message()))?;
-                    if trimmed.len() != w.meta.len() {
-                        w.meta = trimmed.to_owned();
-                    }
-                }
-            }
-        }
+        t.change.check(shared).map_err(|why| malformed(&why))?;
     }
     Ok(())
+}
+
+/// A peer's claims are bounded as local input is.
+impl crate::format::Bounds for Shared {
+    fn max_presences(&self) -> usize {
+        self.config.max_presences
+    }
+
+    fn check_key(&self, key: &str) -> std::result::Result<(), String> {
+        Shared::check_key(self, key).map_err(|e| e.message().to_owned())
+    }
+
+    fn check_meta<'m>(&self, meta: &'m str) -> std::result::Result<&'m str, String> {
+        Shared::check_meta(self, Some(meta)).map_err(|e| e.message().to_owned())
+    }
 }
 
 /// An error of kind `Rejected`, counted in `counter`.
@@ -96,7 +87,8 @@ pub(super) fn refuse(counter: &mut u64, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, Format};
+    use crate::format::Change;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -114,7 +106,7 @@ mod tests {
 
     fn delta(topics: Vec<wire::TopicChange>) -> Message {
         Message {
-            phoenix: false,
+            format: Format::Counts,
             node: "b".into(),
             incarnation: 1,
             seq: 1,
@@ -161,7 +153,7 @@ mod tests {
             (delta(vec![counts("", 0, 1)]), "topic must not be empty"),
             (
                 Message {
-                    phoenix: true,
+                    format: Format::Phoenix,
                     ..delta(vec![])
                 },
                 "of the other wire format",
@@ -184,7 +176,7 @@ mod tests {
     fn messages_without_a_format_pass_either_format() {
         let shared = engine_state();
         let mut msg = Message {
-            phoenix: true,
+            format: Format::Phoenix,
             body: Body::Heartbeat,
             ..delta(vec![])
         };

@@ -104,7 +104,9 @@ impl Cluster {
     pub fn leave(&self) -> Vec<u8> {
         let mut st = lock(&self.state);
         st.left = true;
-        self.seal(&mut st, Body::Leave, false)
+        // Nodes of any format read a message without topic changes (see `decode.rs`): it
+        // carries the default format's byte, whatever this node's format.
+        self.seal(&mut st, Body::Leave, Format::default())
     }
 
     /// Takes a node that left back into the cluster, as a new incarnation (peers refuse
@@ -198,7 +200,7 @@ impl Cluster {
             return Vec::new();
         }
 
-        let phoenix = shared.config.format == Format::Phoenix;
+        let format = shared.config.format;
         let mut out = Vec::new();
         let to_all = |bytes| Outgoing { to: None, bytes };
         let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
@@ -206,7 +208,7 @@ impl Cluster {
         // publisher less than a copy for each, and the receivers about the same.
         let most_asked = st.snapshot_for.len() * 2 > st.peers.len().max(2);
         if st.snapshot_due || most_asked || now.duration_since(st.last_snapshot) >= interval {
-            let parts = self.batches(collect_snapshot(shared, phoenix), 0);
+            let parts = self.batches(collect_snapshot(shared), 0);
             let n = parts.len();
             for (i, topics) in parts.into_iter().enumerate() {
                 let body = Body::Snapshot {
@@ -214,20 +216,20 @@ impl Cluster {
                     last: i + 1 == n,
                     topics,
                 };
-                out.push(to_all(self.seal(&mut st, body, phoenix)));
+                out.push(to_all(self.seal(&mut st, body, format)));
             }
             st.snapshot_due = false;
             st.snapshot_for.clear();
             st.last_snapshot = now;
             st.stats.snapshots_sent += 1;
         } else {
-            let (changes, state) = collect(shared, phoenix, !st.snapshot_for.is_empty());
+            let (changes, state) = collect(shared, !st.snapshot_for.is_empty());
             // One message when idle: the heartbeat is the delta that says nothing changed.
             if changes.is_empty() {
-                out.push(to_all(self.seal(&mut st, Body::Heartbeat, phoenix)));
+                out.push(to_all(self.seal(&mut st, Body::Heartbeat, format)));
             } else {
                 for topics in self.batches(changes, 0) {
-                    out.push(to_all(self.seal(&mut st, Body::Delta(topics), phoenix)));
+                    out.push(to_all(self.seal(&mut st, Body::Delta(topics), format)));
                 }
             }
             // Each node that asked gets the state as of the message just sealed, and no
@@ -242,7 +244,7 @@ impl Cluster {
                         last: i + 1 == n,
                         topics,
                     };
-                    let bytes = self.seal_again(&mut st, body, phoenix);
+                    let bytes = self.seal_again(&mut st, body, format);
                     out.push(Outgoing {
                         to: Some(target.clone()),
                         bytes,
@@ -267,7 +269,7 @@ impl Cluster {
             out.push(to_all(self.seal(
                 &mut st,
                 Body::SnapshotRequest { target },
-                phoenix,
+                format,
             )));
         }
         out
@@ -288,7 +290,7 @@ impl Cluster {
             Body::SnapshotRequest {
                 target: String::new(),
             },
-            false,
+            Format::default(),
         )
     }
 
@@ -433,16 +435,16 @@ impl Cluster {
     }
 
     /// Signs a message with the next sequence number.
-    fn seal(&self, st: &mut NodeState, body: Body, phoenix: bool) -> Vec<u8> {
+    fn seal(&self, st: &mut NodeState, body: Body, format: Format) -> Vec<u8> {
         st.seq += 1;
-        self.seal_again(st, body, phoenix)
+        self.seal_again(st, body, format)
     }
 
     /// Signs a message with the sequence number of the last one: for messages to one node,
     /// which the others never see and so must not count.
-    fn seal_again(&self, st: &mut NodeState, body: Body, phoenix: bool) -> Vec<u8> {
+    fn seal_again(&self, st: &mut NodeState, body: Body, format: Format) -> Vec<u8> {
         let msg = Message {
-            phoenix,
+            format,
             node: self.cfg.node.clone(),
             incarnation: st.stats.incarnation,
             seq: st.seq,

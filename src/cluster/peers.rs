@@ -99,7 +99,7 @@ mod tests {
 
     fn from(node: &str, incarnation: u64, seq: u64) -> Message {
         Message {
-            phoenix: false,
+            format: crate::config::Format::Counts,
             node: node.into(),
             incarnation,
             seq,

@@ -8,6 +8,8 @@
 //! Decoding never trusts a length: each count is bounded by what remains of the message,
 //! so a message can never make the decoder allocate more than a small multiple of its size.
 
+use crate::codec::{put_str, put_varint, Reader};
+pub use crate::format::{Change, Format, WireEntry};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -53,38 +55,11 @@ pub struct TopicChange {
     pub change: Change,
 }
 
-/// The sender's contribution to a topic, in the engine's format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// Counts format: absolute viewer and connection counts on the sender, and the keyed
-    /// hashes of users that appeared on it (`added`) or left it (`removed`). In a
-    /// snapshot, `added` is the full set and `removed` is empty.
-    Counts {
-        viewers: u64,
-        connections: u64,
-        added: Vec<u64>,
-        removed: Vec<u64>,
-    },
-    /// Phoenix format: entries that joined (in a snapshot: all entries) and refs that left.
-    Phoenix {
-        joins: Vec<WireEntry>,
-        leaves: Vec<u64>,
-    },
-}
-
-/// A listed presence on the wire (phoenix format only).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WireEntry {
-    pub phx_ref: u64,
-    pub prev_ref: u64,
-    pub key: Option<String>,
-    pub meta: String,
-}
-
 /// A decoded, authenticated message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
-    pub phoenix: bool,
+    /// The sender's format: topic changes are of this format.
+    pub format: Format,
     pub node: String,
     pub incarnation: u64,
     pub seq: u64,
@@ -122,7 +97,7 @@ pub fn encode(msg: &Message, secret: &[u8]) -> Vec<u8> {
         Body::Leave => KIND_LEAVE,
         Body::SnapshotFor { .. } => KIND_SNAPSHOT_FOR,
     });
-    out.push(u8::from(msg.phoenix));
+    out.push(msg.format.wire_id());
     put_str(&mut out, &msg.node);
     out.extend_from_slice(&msg.incarnation.to_le_bytes());
     put_varint(&mut out, msg.seq);
@@ -179,12 +154,7 @@ pub fn decode(bytes: &[u8], secret: &[u8], max_bytes: usize) -> Result<Message, 
     check
         .verify_slice(tag)
         .map_err(|_| Reject::Unauthenticated)?;
-    Reader {
-        bytes: body,
-        pos: 0,
-    }
-    .message()
-    .ok_or(Reject::Malformed)
+    Reader::new(body).message().ok_or(Reject::Malformed)
 }
 
 /// HMAC-SHA256 of `data` under `key`.
@@ -192,19 +162,6 @@ pub fn mac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data);
     m.finalize().into_bytes().into()
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
 }
 
 fn put_topics(out: &mut Vec<u8>, topics: &[TopicChange]) {
@@ -216,115 +173,35 @@ fn put_topics(out: &mut Vec<u8>, topics: &[TopicChange]) {
 
 fn put_topic(out: &mut Vec<u8>, t: &TopicChange) {
     put_str(out, &t.topic);
-    match &t.change {
-        Change::Counts {
-            viewers,
-            connections,
-            added,
-            removed,
-        } => {
-            put_varint(out, *viewers);
-            put_varint(out, *connections);
-            for set in [added, removed] {
-                put_varint(out, set.len() as u64);
-                for h in set {
-                    out.extend_from_slice(&h.to_le_bytes());
-                }
-            }
-        }
-        Change::Phoenix { joins, leaves } => {
-            put_varint(out, joins.len() as u64);
-            for e in joins {
-                out.extend_from_slice(&e.phx_ref.to_le_bytes());
-                out.extend_from_slice(&e.prev_ref.to_le_bytes());
-                match &e.key {
-                    Some(k) => {
-                        out.push(1);
-                        put_str(out, k);
-                    }
-                    None => out.push(0),
-                }
-                put_str(out, &e.meta);
-            }
-            put_varint(out, leaves.len() as u64);
-            for r in leaves {
-                out.extend_from_slice(&r.to_le_bytes());
-            }
-        }
-    }
+    t.change.encode(out);
 }
 
-/// A bounds-checked cursor; every method returns `None` past the end.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The message-level reads of the cursor.
+trait ReadMessage {
+    fn message(self) -> Option<Message>;
+    fn part(&mut self) -> Option<(u32, bool)>;
+    fn topics(&mut self, format: Format) -> Option<Vec<TopicChange>>;
 }
 
-impl<'a> Reader<'a> {
-    fn left(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
-        self.pos += n;
-        Some(s)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-        }
-        None
-    }
-
-    /// A count of items each at least `min_size` bytes long: bounded by the bytes left.
-    fn count(&mut self, min_size: usize) -> Option<usize> {
-        let n = usize::try_from(self.varint()?).ok()?;
-        (n.checked_mul(min_size)? <= self.left()).then_some(n)
-    }
-
-    fn str(&mut self) -> Option<String> {
-        let n = self.count(1)?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-
+impl ReadMessage for Reader<'_> {
     fn message(mut self) -> Option<Message> {
         if self.take(2)? != MAGIC || self.u8()? != VERSION {
             return None;
         }
         let kind = self.u8()?;
-        let phoenix = match self.u8()? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        };
+        let format = Format::from_wire_id(self.u8()?)?;
         let node = self.str()?;
         let incarnation = self.u64()?;
         let seq = self.varint()?;
         let body = match kind {
-            KIND_DELTA => Body::Delta(self.topics(phoenix)?),
+            KIND_DELTA => Body::Delta(self.topics(format)?),
             KIND_HEARTBEAT => Body::Heartbeat,
             KIND_SNAPSHOT => {
                 let (part, last) = self.part()?;
                 Body::Snapshot {
                     part,
                     last,
-                    topics: self.topics(phoenix)?,
+                    topics: self.topics(format)?,
                 }
             }
             KIND_SNAPSHOT_FOR => {
@@ -334,7 +211,7 @@ impl<'a> Reader<'a> {
                     target,
                     part,
                     last,
-                    topics: self.topics(phoenix)?,
+                    topics: self.topics(format)?,
                 }
             }
             KIND_REQUEST => Body::SnapshotRequest {
@@ -344,7 +221,7 @@ impl<'a> Reader<'a> {
             _ => return None,
         };
         (self.left() == 0).then_some(Message {
-            phoenix,
+            format,
             node,
             incarnation,
             seq,
@@ -363,53 +240,12 @@ impl<'a> Reader<'a> {
         Some((part, last))
     }
 
-    fn topics(&mut self, phoenix: bool) -> Option<Vec<TopicChange>> {
+    fn topics(&mut self, format: Format) -> Option<Vec<TopicChange>> {
         let n = self.count(3)?;
         let mut topics = Vec::with_capacity(n);
         for _ in 0..n {
             let topic = self.str()?;
-            let change = if phoenix {
-                let joins = self.count(18)?;
-                let mut j = Vec::with_capacity(joins);
-                for _ in 0..joins {
-                    let phx_ref = self.u64()?;
-                    let prev_ref = self.u64()?;
-                    let key = match self.u8()? {
-                        0 => None,
-                        1 => Some(self.str()?),
-                        _ => return None,
-                    };
-                    j.push(WireEntry {
-                        phx_ref,
-                        prev_ref,
-                        key,
-                        meta: self.str()?,
-                    });
-                }
-                let leaves = self.count(8)?;
-                let l = (0..leaves)
-                    .map(|_| self.u64())
-                    .collect::<Option<Vec<u64>>>()?;
-                Change::Phoenix {
-                    joins: j,
-                    leaves: l,
-                }
-            } else {
-                let viewers = self.varint()?;
-                let connections = self.varint()?;
-                let mut sets = [Vec::new(), Vec::new()];
-                for set in &mut sets {
-                    let n = self.count(8)?;
-                    *set = (0..n).map(|_| self.u64()).collect::<Option<Vec<u64>>>()?;
-                }
-                let [added, removed] = sets;
-                Change::Counts {
-                    viewers,
-                    connections,
-                    added,
-                    removed,
-                }
-            };
+            let change = Change::decode(format, self)?;
             topics.push(TopicChange { topic, change });
         }
         Some(topics)
@@ -420,8 +256,8 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn sample(phoenix: bool) -> Message {
-        let change = if phoenix {
+    fn sample(format: Format) -> Message {
+        let change = if format == Format::Phoenix {
             Change::Phoenix {
                 joins: vec![
                     WireEntry {
@@ -448,7 +284,7 @@ mod tests {
             }
         };
         Message {
-            phoenix,
+            format,
             node: "node-a".into(),
             incarnation: 0x0102_0304_0506_0708,
             seq: 300,
@@ -462,7 +298,7 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let secret = b"0123456789abcdef";
-        let mut msgs = vec![sample(false), sample(true)];
+        let mut msgs = vec![sample(Format::Counts), sample(Format::Phoenix)];
         for body in [
             Body::Heartbeat,
             Body::Leave,
@@ -483,7 +319,7 @@ mod tests {
         ] {
             msgs.push(Message {
                 body,
-                ..sample(false)
+                ..sample(Format::Counts)
             });
         }
         for m in msgs {
@@ -495,7 +331,7 @@ mod tests {
     #[test]
     fn forged_tampered_truncated_and_oversized_messages_are_refused() {
         let secret = b"0123456789abcdef";
-        let bytes = encode(&sample(false), secret);
+        let bytes = encode(&sample(Format::Counts), secret);
         assert_eq!(
             decode(&bytes, b"another secret!!", 1 << 20),
             Err(Reject::Unauthenticated)
@@ -525,7 +361,7 @@ mod tests {
     #[test]
     fn authentic_garbage_is_malformed_not_a_panic() {
         let secret = b"k";
-        let good = encode(&sample(true), secret);
+        let good = encode(&sample(Format::Phoenix), secret);
         let body = &good[..good.len() - TAG_LEN];
         // Every truncation and every single-byte change of an authentic body, re-signed.
         for n in 0..body.len() {

@@ -13,7 +13,9 @@
 /// How many of a key's oldest held presences a phoenix rejoin looks through for its meta.
 const MATCH_SCAN: usize = 32;
 
-use super::{Entry, Loc, Pending, Topic, ANONYMOUS};
+use super::{Entry, Topic, ANONYMOUS};
+use crate::format::phoenix::HeldEntries;
+use crate::format::FormatState;
 use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
 use std::collections::{HashMap, VecDeque};
 
@@ -22,13 +24,7 @@ impl Topic {
     /// removing it: it keeps counting, and neither clients nor other nodes learn of the
     /// leave unless it falls due. The caller took it out of the connection index.
     pub fn hold(&mut self, conn: u64, key_hash: u64, due: u64) {
-        let entry = self.entries.remove(&conn);
-        if let Some(e) = &entry {
-            // A join not polled yet is rendered from wherever its entry now lives.
-            if let Some(Pending::Joined(loc)) = self.pending.get_mut(&e.phx_ref) {
-                *loc = Loc::Held;
-            }
-        }
+        let entry = self.state.hold(conn);
         self.held
             .get_or_insert_with(Box::default)
             .hold(due, key_hash, entry);
@@ -53,25 +49,10 @@ impl Topic {
         if held.len() == 0 {
             self.held = None;
         }
-        let Some(e) = entry else {
-            return Some(false);
-        };
-        let r = e.phx_ref;
-        let same = *e.meta == *meta;
-        if let Some(Pending::Joined(loc)) = self.pending.get_mut(&r) {
-            *loc = Loc::Local(conn);
-        }
-        if let Some(o) = &mut self.outbox {
-            if let Some(c) = o.joined.get_mut(&r) {
-                *c = conn;
-            }
-        }
-        self.entries.insert(conn, e);
-        if same {
-            return Some(false);
-        }
-        self.update(conn, meta, new_ref());
-        Some(true)
+        Some(
+            self.state
+                .take_back(conn, entry, meta, new_ref, self.outbox.as_deref_mut()),
+        )
     }
 
     /// Makes the leaves of the presences held until `now` or earlier, as `remove` makes a
@@ -89,10 +70,7 @@ impl Topic {
             } else if self.users.sub(key_hash) {
                 self.user_left(key_hash);
             }
-            if let Some(e) = entry {
-                self.outbox_left(e.phx_ref);
-                self.note_leave(e);
-            }
+            self.state.leave_held(entry, self.outbox.as_deref_mut());
         }
         if held.len() > 0 {
             self.held = Some(held);
@@ -208,15 +186,6 @@ impl Held {
         None
     }
 
-    /// A held entry by its ref (phoenix format).
-    pub fn entry(&self, phx_ref: u64) -> Option<&Entry> {
-        self.entries.get(&phx_ref).map(|e| &**e)
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().map(|e| &**e)
-    }
-
     /// The presences held.
     pub fn len(&self) -> usize {
         self.len
@@ -232,6 +201,16 @@ impl Held {
                 .sum::<usize>()
             + table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
             + self.order.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+}
+
+impl HeldEntries for Held {
+    fn entry(&self, phx_ref: u64) -> Option<&Entry> {
+        self.entries.get(&phx_ref).map(|e| &**e)
+    }
+
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(self.entries.values().map(|e| &**e))
     }
 }
 

@@ -7,61 +7,16 @@
 
 mod held;
 mod remote;
-pub(crate) mod render;
 
-use crate::config::Format;
-use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
+pub(crate) use crate::format::phoenix::Entry;
+use crate::format::phoenix::{HeldEntries, RemoteEntries};
+pub use crate::format::Counts;
+use crate::format::{Change, Format, FormatState, TopicState};
+pub(crate) use crate::format::{Outbox, ANONYMOUS};
+use crate::hash::table_bytes;
 use crate::table::{Prehashed, Probe, Table};
-use held::Held;
-pub(crate) use remote::Arrival;
-use remote::Remote;
-use std::collections::{HashMap, HashSet};
-
-/// The three numbers of a topic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Counts {
-    /// Anonymous presences (no key).
-    pub viewers: u64,
-    /// Distinct keys.
-    pub users: u64,
-    /// All presences.
-    pub connections: u64,
-}
-
-/// The keyed hash value that stands for "no key". A real key hashing to it is moved to 1.
-pub(crate) const ANONYMOUS: u64 = 0;
-
-/// A listed presence of the phoenix format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// The key, or `None` for a viewer (listed under the configured viewers key).
-    pub key: Option<Box<str>>,
-    /// The host's meta object, validated and trimmed.
-    pub meta: Box<str>,
-    /// This presence's `phx_ref`.
-    pub phx_ref: u64,
-    /// The `phx_ref` this presence replaced through an update, or 0.
-    pub prev_ref: u64,
-}
-
-/// Where a joined entry lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Loc {
-    /// A local presence, by connection.
-    Local(u64),
-    /// A remote node's entry, by node and the ref that node gave it.
-    Remote(u32, u64),
-    /// A local presence held for the leave grace, by its ref.
-    Held,
-}
-
-/// A change not yet polled, phoenix format. Keyed by `phx_ref` in `Topic::pending`.
-enum Pending {
-    /// Joined since the last poll; the entry is still live at this location.
-    Joined(Loc),
-    /// Published at the last poll and gone since; kept to render the leave.
-    Left(Box<Entry>),
-}
+pub(crate) use held::Held;
+pub(crate) use remote::Remote;
 
 /// What a topic's next poll reports.
 pub(crate) struct Diff {
@@ -103,20 +58,6 @@ impl Occupancy {
             Occupancy::Vacated => Some("vacated"),
         }
     }
-}
-
-/// Local changes not yet sent to other nodes (cluster mode only). Adds and removes of the
-/// same thing within one tick cancel, as joins and leaves do within a poll.
-#[derive(Default)]
-pub(crate) struct Outbox {
-    /// Queued in its shard's tick list.
-    pub queued: bool,
-    /// Counts format: keyed hashes of users that appeared on / left this node.
-    pub added: HashSet<u64, PrehashedBuild>,
-    pub removed: HashSet<u64, PrehashedBuild>,
-    /// Phoenix format: refs that joined (ref → conn) and refs that left.
-    pub joined: HashMap<u64, u64, ConnBuild>,
-    pub left: HashSet<u64, ConnBuild>,
 }
 
 /// How many local presences a topic holds. The presences themselves (connection and key
@@ -213,30 +154,28 @@ pub(crate) struct Topic {
     remote: Option<Box<Remote>>,
     /// Local changes for other nodes; `Some` only in cluster mode.
     outbox: Option<Box<Outbox>>,
-    /// Phoenix format only: conn → what a list shows of that presence.
-    entries: HashMap<u64, Box<Entry>, ConnBuild>,
+    /// What the format keeps beyond the counts (see `format/`).
+    state: TopicState,
     /// The keyed hash of `name` its shard indexes it by.
     hash: u64,
     seq: u64,
     published: Counts,
-    pending: HashMap<u64, Pending, ConnBuild>,
     /// Leaves held for the leave grace; they still count (see `held.rs`).
     held: Option<Box<Held>>,
 }
 
 impl Topic {
-    pub fn new(name: &str, hash: u64, replicate: bool) -> Topic {
+    pub fn new(name: &str, hash: u64, replicate: bool, format: Format) -> Topic {
         Topic {
             name: name.into(),
             hash,
             presences: Presences::default(),
-            entries: HashMap::default(),
+            state: format.new_state(),
             users: Users::default(),
             viewers: 0,
             published: Counts::default(),
             seq: 0,
             dirty: false,
-            pending: HashMap::default(),
             remote: None,
             outbox: replicate.then(Box::default),
             held: None,
@@ -319,37 +258,35 @@ impl Topic {
         self.seq
     }
 
-    /// Phoenix format: whether `conn` has a listed presence here.
-    pub fn has_entry(&self, conn: u64) -> bool {
-        self.entries.contains_key(&conn)
-    }
-
     /// True when nothing is present here or elsewhere, nothing waits for a poll or a tick,
     /// and clients were last told zero: the topic can be dropped without anyone noticing.
     pub fn is_vacant(&self) -> bool {
         self.presences.is_empty()
-            && self.pending.is_empty()
+            && self.state.is_settled()
             && self.published == Counts::default()
             && self.remote.as_ref().is_none_or(|r| r.is_empty())
             && self.outbox.as_ref().is_none_or(|o| !o.queued)
     }
 
     /// Adds a local presence; the caller has checked that `conn` is absent and records
-    /// the presence in the connection index.
-    pub fn insert(&mut self, conn: u64, key_hash: u64, entry: Option<Box<Entry>>) {
+    /// the presence in the connection index. `new_ref` names it, if the format names
+    /// presences.
+    #[inline]
+    pub fn insert(
+        &mut self,
+        conn: u64,
+        key_hash: u64,
+        key: Option<&str>,
+        meta: &str,
+        new_ref: impl FnOnce() -> u64,
+    ) {
         if key_hash == ANONYMOUS {
             self.viewers += 1;
         } else if self.users.add(key_hash) {
             self.user_appeared(key_hash);
         }
-        if let Some(e) = entry {
-            self.pending
-                .insert(e.phx_ref, Pending::Joined(Loc::Local(conn)));
-            if let Some(o) = &mut self.outbox {
-                o.joined.insert(e.phx_ref, conn);
-            }
-            self.entries.insert(conn, e);
-        }
+        self.state
+            .join(conn, key, meta, new_ref, self.outbox.as_deref_mut());
         self.presences.0 += 1;
     }
 
@@ -363,64 +300,15 @@ impl Topic {
         } else if self.users.sub(key_hash) {
             self.user_left(key_hash);
         }
-        if !self.entries.is_empty() {
-            if let Some(e) = self.entries.remove(&conn) {
-                self.outbox_left(e.phx_ref);
-                self.note_leave(e);
-            }
-            if self.entries.capacity() > 64 && self.entries.len() * 4 < self.entries.capacity() {
-                self.entries.shrink_to_fit();
-            }
-        }
+        self.state.leave(conn, self.outbox.as_deref_mut());
     }
 
-    /// Phoenix format: replaces the meta of `conn` under a new ref. Returns false when
-    /// `conn` has no entry here (counts format keeps none: there is nothing to change).
-    pub fn update(&mut self, conn: u64, meta: &str, new_ref: u64) -> bool {
-        let Some(old) = self.entries.get_mut(&conn) else {
-            return false;
-        };
-        // `phx_ref_prev` names the meta clients last saw: when the old entry itself was
-        // never published (a second update, or an update right after the track, within
-        // one poll window), that is the old entry's own predecessor, possibly none.
-        let unpublished = matches!(self.pending.get(&old.phx_ref), Some(Pending::Joined(_)));
-        let fresh = Box::new(Entry {
-            key: old.key.clone(),
-            meta: meta.into(),
-            phx_ref: new_ref,
-            prev_ref: if unpublished {
-                old.prev_ref
-            } else {
-                old.phx_ref
-            },
-        });
-        let old = std::mem::replace(old, fresh);
-        self.outbox_left(old.phx_ref);
-        self.note_leave(old);
-        self.pending
-            .insert(new_ref, Pending::Joined(Loc::Local(conn)));
-        if let Some(o) = &mut self.outbox {
-            o.joined.insert(new_ref, conn);
-        }
-        true
-    }
-
-    /// Records that `old` is gone. A presence clients never saw just vanishes (join and
-    /// leave cancel); one they saw becomes a pending leave. Returns its ref, which an
-    /// update carries on as `phx_ref_prev`, as Phoenix does.
-    fn note_leave(&mut self, old: Box<Entry>) -> u64 {
-        let r = old.phx_ref;
-        match self.pending.remove(&r) {
-            Some(Pending::Joined(_)) => {}
-            // A ref is never reused, so a published ref cannot leave twice.
-            Some(left @ Pending::Left(_)) => {
-                self.pending.insert(r, left);
-            }
-            None => {
-                self.pending.insert(r, Pending::Left(old));
-            }
-        }
-        r
+    /// Replaces the meta of `conn`, under a new ref if the format names presences.
+    /// Returns whether clients will see a change (counts format keeps no meta: there is
+    /// nothing to change).
+    pub fn update(&mut self, conn: u64, meta: &str, new_ref: impl FnOnce() -> u64) -> bool {
+        self.state
+            .update(conn, meta, new_ref, self.outbox.as_deref_mut())
     }
 
     /// A key hash got its first local presence.
@@ -447,52 +335,38 @@ impl Topic {
         }
     }
 
-    fn outbox_left(&mut self, phx_ref: u64) {
-        if let Some(o) = &mut self.outbox {
-            if o.joined.remove(&phx_ref).is_none() {
-                o.left.insert(phx_ref);
-            }
+    fn held(&self) -> Option<&dyn HeldEntries> {
+        self.held.as_deref().map(|h| h as &dyn HeldEntries)
+    }
+
+    /// This node's whole part of the topic, or `None` where it has no presence: what a
+    /// snapshot sends.
+    pub fn full_change(&self) -> Option<Change> {
+        let local = self.local_counts();
+        if local.connections == 0 {
+            return None;
         }
+        Some(
+            self.state
+                .full_change(local, self.local_users(), self.held()),
+        )
     }
 
-    /// The entry behind a pending join, wherever it lives.
-    fn joined_entry(&self, phx_ref: u64, loc: Loc) -> Option<&Entry> {
-        match loc {
-            Loc::Local(conn) => self.entries.get(&conn).map(|e| &**e),
-            Loc::Remote(node, sent_ref) => {
-                self.remote.as_ref().and_then(|r| r.entry(node, sent_ref))
-            }
-            Loc::Held => self.held.as_ref().and_then(|h| h.entry(phx_ref)),
-        }
-        .filter(|e| e.phx_ref == phx_ref)
-    }
-
-    /// Local entries, held ones included, for snapshots (phoenix format).
-    pub fn local_entries(&self) -> impl Iterator<Item = &Entry> {
-        let held = self.held.as_ref().into_iter().flat_map(|h| h.entries());
-        self.entries.values().map(|e| &**e).chain(held)
-    }
-
-    /// The entry of a local presence by ref, for deltas (phoenix format): that of `conn`,
-    /// or a held one whose connection left.
-    pub fn local_entry(&self, conn: u64, phx_ref: u64) -> Option<&Entry> {
-        self.joined_entry(phx_ref, Loc::Local(conn))
-            .or_else(|| self.joined_entry(phx_ref, Loc::Held))
+    /// This node's changes since the last tick, leaving the outbox empty and unqueued;
+    /// `None` when the topic does not replicate.
+    pub fn drain_outbox(&mut self) -> Option<Change> {
+        let mut o = self.take_outbox()?;
+        Some(
+            self.state
+                .drain_outbox(&mut o, self.local_counts(), self.held()),
+        )
     }
 
     /// What the next poll will report for this topic, or `None` when clients' view is
     /// unchanged (a join and a leave that cancel, or nothing at all).
-    pub fn next_diff(&self, format: Format) -> Option<Diff> {
+    pub fn next_diff(&self) -> Option<Diff> {
         let now = self.counts();
-        let changed = match format {
-            // Clients see viewers and users only: a second tab of a user already
-            // present changes nothing they show, so it sends nothing.
-            Format::Counts => {
-                now.viewers != self.published.viewers || now.users != self.published.users
-            }
-            Format::Phoenix => !self.pending.is_empty(),
-        };
-        changed.then_some(Diff {
+        self.state.changed(self.published, now).then_some(Diff {
             seq: self.seq + 1,
             counts: now,
             occupancy: Occupancy::between(self.published, now),
@@ -501,34 +375,21 @@ impl Topic {
 
     /// Renders the diff announced by `next_diff` into `out` and makes the current state
     /// the published one.
-    pub fn take_diff(&mut self, format: Format, viewers_key: &str, out: &mut String) {
+    pub fn take_diff(&mut self, viewers_key: &str, out: &mut String) {
         let now = self.counts();
-        match format {
-            Format::Counts => render::write_counts_diff(out, self.published, now),
-            Format::Phoenix => {
-                let mut joins = Vec::new();
-                let mut leaves = Vec::new();
-                for (r, change) in &self.pending {
-                    match change {
-                        Pending::Joined(loc) => joins.extend(self.joined_entry(*r, *loc)),
-                        Pending::Left(e) => leaves.push(&**e),
-                    }
-                }
-                out.push_str("{\"joins\":");
-                render::write_grouped(out, &mut joins, viewers_key);
-                out.push_str(",\"leaves\":");
-                render::write_grouped(out, &mut leaves, viewers_key);
-                out.push('}');
-                self.pending.clear();
-                if self.pending.capacity() > 64 {
-                    self.pending.shrink_to_fit();
-                }
-                if let Some(r) = &mut self.remote {
-                    r.forget_leaves();
-                    if r.is_empty() {
-                        self.remote = None;
-                    }
-                }
+        self.state.write_diff(
+            out,
+            self.published,
+            now,
+            self.remote.as_deref().map(|r| r as &dyn RemoteEntries),
+            self.held.as_deref().map(|h| h as &dyn HeldEntries),
+            viewers_key,
+        );
+        // Leaves are published: a later join can no longer name them.
+        if let Some(r) = &mut self.remote {
+            r.forget_leaves();
+            if r.is_empty() {
+                self.remote = None;
             }
         }
         self.published = now;
@@ -537,38 +398,21 @@ impl Topic {
 
     /// Renders the state as of the last poll: what a client must start from so that the
     /// diffs of the following polls apply exactly.
-    pub fn write_state(&self, format: Format, viewers_key: &str, out: &mut String) {
-        match format {
-            Format::Counts => render::write_counts_state(out, self.published),
-            Format::Phoenix => {
-                let published =
-                    |e: &&Entry| !matches!(self.pending.get(&e.phx_ref), Some(Pending::Joined(_)));
-                let mut entries: Vec<&Entry> = self.local_entries().filter(published).collect();
-                if let Some(r) = &self.remote {
-                    entries.extend(r.entries().filter(published));
-                }
-                entries.extend(self.pending.values().filter_map(|c| match c {
-                    Pending::Left(e) => Some(&**e),
-                    Pending::Joined(_) => None,
-                }));
-                render::write_grouped(out, &mut entries, viewers_key);
-            }
-        }
+    pub fn write_state(&self, viewers_key: &str, out: &mut String) {
+        self.state.write_state(
+            out,
+            self.published,
+            self.remote.as_deref().map(|r| r as &dyn RemoteEntries),
+            self.held(),
+            viewers_key,
+        );
     }
 
     /// Heap bytes held by this topic, estimated from table capacities.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let mut bytes = self.name.len()
-            + table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
-            + self.users.heap_bytes()
-            + table_bytes::<(u64, Pending)>(self.pending.capacity());
-        bytes += self.local_entries().map(Entry::heap_bytes).sum::<usize>();
-        for c in self.pending.values() {
-            if let Pending::Left(e) = c {
-                bytes += e.heap_bytes();
-            }
-        }
+        let mut bytes =
+            self.name.len() + self.users.heap_bytes() + self.state.heap_bytes(self.held());
         if let Some(r) = &self.remote {
             bytes += size_of::<Remote>() + r.heap_bytes();
         }
@@ -586,15 +430,10 @@ impl Topic {
     }
 }
 
-impl Entry {
-    pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Entry>() + self.key.as_ref().map_or(0, |k| k.len()) + self.meta.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     /// What a track or an untrack reads of a topic sits in its first cache line.
     #[test]
@@ -615,11 +454,12 @@ mod tests {
 
     #[test]
     fn users_count_distinct_keys() {
-        let mut t = Topic::new("t", 1, false);
-        t.insert(1, 7, None);
-        t.insert(2, 7, None);
-        t.insert(3, ANONYMOUS, None);
-        t.insert(4, 8, None);
+        let mut t = Topic::new("t", 1, false, Format::Counts);
+        let no_ref = || -> u64 { unreachable!("counts format names no presence") };
+        t.insert(1, 7, None, "{}", no_ref);
+        t.insert(2, 7, None, "{}", no_ref);
+        t.insert(3, ANONYMOUS, None, "{}", no_ref);
+        t.insert(4, 8, None, "{}", no_ref);
         let c = t.local_counts();
         assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4));
         assert_eq!(

@@ -9,7 +9,9 @@
 //! never meet, whatever a peer picks. Maps keyed by values a peer chooses (its refs, its
 //! key hashes) use a randomly keyed hasher, so a peer cannot pile them into one bucket.
 
-use super::{Entry, Loc, Pending, Topic, Users, ANONYMOUS};
+use super::{Entry, Topic, Users, ANONYMOUS};
+use crate::format::phoenix::RemoteEntries;
+use crate::format::{Change, WireEntry};
 use crate::hash::table_bytes;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -74,24 +76,12 @@ impl Remote {
         }
     }
 
-    /// The entry `node` sent under its ref `sent_ref`.
-    pub fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
-        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
-        part.entries.get(&sent_ref).map(|(e, _)| &**e)
-    }
-
     /// Leaves are published: a later join can no longer name them.
     pub fn forget_leaves(&mut self) {
         self.left.clear();
         if self.left.capacity() > 64 {
             self.left.shrink_to_fit();
         }
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.parts
-            .iter()
-            .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e))
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -143,6 +133,37 @@ impl Remote {
     }
 }
 
+impl Arrival {
+    /// A checked entry from the wire, with the keyed hash of its key.
+    fn new(w: WireEntry, key_hash: impl Fn(&str) -> u64) -> Arrival {
+        let key_hash = w.key.as_deref().map_or(ANONYMOUS, key_hash);
+        Arrival {
+            entry: Entry {
+                key: w.key.map(Into::into),
+                meta: w.meta.into(),
+                phx_ref: w.phx_ref,
+                prev_ref: w.prev_ref,
+            },
+            key_hash,
+        }
+    }
+}
+
+impl RemoteEntries for Remote {
+    fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
+        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
+        part.entries.get(&sent_ref).map(|(e, _)| &**e)
+    }
+
+    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        Box::new(
+            self.parts
+                .iter()
+                .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e)),
+        )
+    }
+}
+
 /// A phoenix entry arriving from another node, with the keyed hash of its key.
 pub(crate) struct Arrival {
     pub entry: Entry,
@@ -150,11 +171,56 @@ pub(crate) struct Arrival {
 }
 
 impl Topic {
+    /// Merges `change` into `node`'s part (with `replace`, a snapshot: it is the node's
+    /// whole part). `key_hash` hashes a key of an arriving entry, `fresh` gives this node's
+    /// refs. Returns whether the node still has a part here. The caller has checked the
+    /// change's claims (`Change::check`).
+    pub fn apply_remote(
+        &mut self,
+        node: u32,
+        change: Change,
+        replace: bool,
+        key_hash: impl Fn(&str) -> u64,
+        fresh: &mut dyn FnMut() -> u64,
+    ) -> bool {
+        match change {
+            Change::Counts {
+                viewers,
+                connections,
+                added,
+                removed,
+            } => self.apply_remote_counts(node, viewers, connections, &added, &removed, replace),
+            Change::Phoenix { joins, leaves } => {
+                let arrivals = joins
+                    .into_iter()
+                    .map(|w| Arrival::new(w, &key_hash))
+                    .collect();
+                self.apply_remote_phoenix(node, arrivals, &leaves, replace, fresh)
+            }
+        }
+    }
+
+    /// What `remote_part_size(node)` will be after `apply_remote` with these arguments.
+    pub fn remote_size_after(&self, node: u32, change: &Change, replace: bool) -> usize {
+        match change {
+            Change::Counts {
+                connections,
+                added,
+                removed,
+                ..
+            } => self.remote_counts_size_after(node, *connections, added, removed, replace),
+            Change::Phoenix { joins, leaves } => {
+                let refs: Vec<u64> = joins.iter().map(|w| w.phx_ref).collect();
+                self.remote_phoenix_size_after(node, &refs, leaves, replace)
+            }
+        }
+    }
+
     /// Counts format: sets `node`'s part. With `replace` (a snapshot) `added` is the full
     /// set of its users; otherwise users are added and removed. Returns whether the node
     /// still has a part here. The caller has checked the claims (`viewers <= connections`,
     /// both within this node's limits).
-    pub fn apply_remote_counts(
+    fn apply_remote_counts(
         &mut self,
         node: u32,
         viewers: u64,
@@ -215,7 +281,7 @@ impl Topic {
     /// With `replace` (a snapshot) `joins` is the node's full list: entries it no longer
     /// names leave, entries already known stay untouched, new ones join. Each new entry
     /// gets a ref of this node from `fresh`. Returns whether the node still has a part here.
-    pub fn apply_remote_phoenix(
+    fn apply_remote_phoenix(
         &mut self,
         node: u32,
         joins: Vec<Arrival>,
@@ -247,7 +313,7 @@ impl Topic {
                 .remote
                 .as_ref()
                 .and_then(|r| r.left.get(&(node, a.entry.prev_ref)).copied())
-                .filter(|p| matches!(self.pending.get(p), Some(Pending::Left(_))));
+                .filter(|p| self.state.phoenix().is_some_and(|s| s.leaves(*p)));
             a.entry.prev_ref = prev.unwrap_or(0);
             a.entry.phx_ref = fresh();
             self.remote_join(node, sent_ref, a);
@@ -279,7 +345,7 @@ impl Topic {
     }
 
     /// What `remote_part_size` will be after `apply_remote_counts` with these arguments.
-    pub fn remote_counts_size_after(
+    fn remote_counts_size_after(
         &self,
         node: u32,
         connections: u64,
@@ -308,7 +374,7 @@ impl Topic {
     }
 
     /// What `remote_part_size` will be after `apply_remote_phoenix` with these refs.
-    pub fn remote_phoenix_size_after(
+    fn remote_phoenix_size_after(
         &self,
         node: u32,
         joins: &[u64],
@@ -375,8 +441,9 @@ impl Topic {
         if first {
             remote.hold(a.key_hash, &self.users);
         }
-        self.pending
-            .insert(phx_ref, Pending::Joined(Loc::Remote(node, sent_ref)));
+        if let Some(s) = self.state.phoenix_mut() {
+            s.remote_joined(phx_ref, node, sent_ref);
+        }
     }
 
     fn remote_leave(&mut self, node: u32, sent_ref: u64) {
@@ -406,6 +473,8 @@ impl Topic {
             remote.release(h, &self.users);
         }
         remote.left.insert((node, sent_ref), entry.phx_ref);
-        self.note_leave(entry);
+        if let Some(s) = self.state.phoenix_mut() {
+            s.note_leave(entry);
+        }
     }
 }

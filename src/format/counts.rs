@@ -1,0 +1,217 @@
+//! The counts format: anonymous numbers, `{"viewers":{"count":V},"users":{"count":U}}`.
+//!
+//! A topic's counts are all it renders, and every format keeps them, so this format keeps
+//! nothing more: no key, no meta, no ref. Nodes replicate their absolute viewer and
+//! connection counts and the keyed hashes of the users that appeared or left.
+
+use super::phoenix::{HeldEntries, RemoteEntries};
+use super::{Bounds, Change, FormatState};
+use super::{Counts, Outbox};
+use crate::codec::Reader;
+use crate::json;
+
+/// The name of the format in the configuration and the metrics.
+pub(crate) const NAME: &str = "counts";
+
+/// What a topic keeps for this format beyond its counts: nothing.
+#[derive(Default)]
+pub(crate) struct State;
+
+impl FormatState for State {
+    #[inline]
+    fn join(
+        &mut self,
+        _conn: u64,
+        _key: Option<&str>,
+        _meta: &str,
+        _new_ref: impl FnOnce() -> u64,
+        _outbox: Option<&mut Outbox>,
+    ) {
+    }
+
+    #[inline]
+    fn leave(&mut self, _conn: u64, _outbox: Option<&mut Outbox>) {}
+
+    fn update(
+        &mut self,
+        _conn: u64,
+        _meta: &str,
+        _new_ref: impl FnOnce() -> u64,
+        _outbox: Option<&mut Outbox>,
+    ) -> bool {
+        // No meta is kept: there is nothing to change.
+        false
+    }
+
+    fn hold(&mut self, _conn: u64) -> Option<Box<super::phoenix::Entry>> {
+        None
+    }
+
+    fn take_back(
+        &mut self,
+        _conn: u64,
+        _held: Option<Box<super::phoenix::Entry>>,
+        _meta: &str,
+        _new_ref: impl FnOnce() -> u64,
+        _outbox: Option<&mut Outbox>,
+    ) -> bool {
+        false
+    }
+
+    fn leave_held(
+        &mut self,
+        _held: Option<Box<super::phoenix::Entry>>,
+        _outbox: Option<&mut Outbox>,
+    ) {
+    }
+
+    /// Clients see viewers and users only: a second tab of a user already present
+    /// changes nothing they show, so it sends nothing.
+    #[inline]
+    fn changed(&self, published: Counts, now: Counts) -> bool {
+        now.viewers != published.viewers || now.users != published.users
+    }
+
+    fn write_diff(
+        &mut self,
+        out: &mut String,
+        published: Counts,
+        now: Counts,
+        _remote: Option<&dyn RemoteEntries>,
+        _held: Option<&dyn HeldEntries>,
+        _viewers_key: &str,
+    ) {
+        write_diff(out, published, now);
+    }
+
+    fn write_state(
+        &self,
+        out: &mut String,
+        published: Counts,
+        _remote: Option<&dyn RemoteEntries>,
+        _held: Option<&dyn HeldEntries>,
+        _viewers_key: &str,
+    ) {
+        write_state(out, published);
+    }
+
+    fn write_empty_state(out: &mut String) {
+        write_state(out, Counts::default());
+    }
+
+    #[inline]
+    fn is_settled(&self) -> bool {
+        true
+    }
+
+    fn heap_bytes(&self, _held: Option<&dyn HeldEntries>) -> usize {
+        0
+    }
+
+    fn full_change(
+        &self,
+        local: Counts,
+        users: impl Iterator<Item = u64>,
+        _held: Option<&dyn HeldEntries>,
+    ) -> Change {
+        Change::Counts {
+            viewers: local.viewers,
+            connections: local.connections,
+            added: users.collect(),
+            removed: Vec::new(),
+        }
+    }
+
+    fn drain_outbox(
+        &self,
+        o: &mut Outbox,
+        local: Counts,
+        _held: Option<&dyn HeldEntries>,
+    ) -> Change {
+        Change::Counts {
+            viewers: local.viewers,
+            connections: local.connections,
+            added: o.added.drain().collect(),
+            removed: o.removed.drain().collect(),
+        }
+    }
+}
+
+/// `{"viewers":{"count":V},"users":{"count":U}}`: the seed's state shape, nothing more
+/// (its Immutable Record rejects unknown keys).
+pub(crate) fn write_state(out: &mut String, c: Counts) {
+    out.push_str("{\"viewers\":{\"count\":");
+    json::push_u64(out, c.viewers);
+    out.push_str("},\"users\":{\"count\":");
+    json::push_u64(out, c.users);
+    out.push_str("}}");
+}
+
+/// Net joins and leaves per group, so that before + joins - leaves = now for each group.
+pub(crate) fn write_diff(out: &mut String, before: Counts, now: Counts) {
+    let up = |a: u64, b: u64| b.saturating_sub(a);
+    out.push_str("{\"joins\":");
+    write_state(
+        out,
+        Counts {
+            viewers: up(before.viewers, now.viewers),
+            users: up(before.users, now.users),
+            connections: 0,
+        },
+    );
+    out.push_str(",\"leaves\":");
+    write_state(
+        out,
+        Counts {
+            viewers: up(now.viewers, before.viewers),
+            users: up(now.users, before.users),
+            connections: 0,
+        },
+    );
+    out.push('}');
+}
+
+/// A peer's counts are within this node's bounds: viewers within connections, and
+/// connections within `max_presences`.
+pub(super) fn check(viewers: u64, connections: u64, bounds: &dyn Bounds) -> Result<(), String> {
+    if viewers > connections || connections > bounds.max_presences() as u64 {
+        return Err("counts out of bounds".into());
+    }
+    Ok(())
+}
+
+/// `viewers:varint connections:varint added:count hash:u64le... removed:count hash:u64le...`
+pub(super) fn put_change(
+    out: &mut Vec<u8>,
+    viewers: u64,
+    connections: u64,
+    added: &[u64],
+    removed: &[u64],
+) {
+    use crate::codec::put_varint;
+    put_varint(out, viewers);
+    put_varint(out, connections);
+    for set in [added, removed] {
+        put_varint(out, set.len() as u64);
+        for h in set {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+    }
+}
+
+pub(super) fn read_change(r: &mut Reader<'_>) -> Option<Change> {
+    let viewers = r.varint()?;
+    let connections = r.varint()?;
+    let mut sets = [Vec::new(), Vec::new()];
+    for set in &mut sets {
+        let n = r.count(8)?;
+        *set = (0..n).map(|_| r.u64()).collect::<Option<Vec<u64>>>()?;
+    }
+    let [added, removed] = sets;
+    Some(Change::Counts {
+        viewers,
+        connections,
+        added,
+        removed,
+    })
+}
