@@ -113,7 +113,7 @@ dist: dist-wheel dist-sdist dist-npm dist-sdk
 
 ## The snippet runner's own tests; then the artifacts of this build only, installed and run
 ## outside the repository without cargo (tests/dist/run.sh), then the sdist built from
-## source with cargo.
+## source with cargo (dev profile: the check is that it is complete and compiles).
 test-dist: deps-dist dist
 	$(PYTHON3) $(ROOT)/tests/snippets/test_run.py
 	DIST_DIR=$(DIST_DIR) VERSION=$(VERSION) SONAME=$(SONAME) PYTHON3=$(PYTHON3) NODE=$(NODE) NPM=$(NPM) \
