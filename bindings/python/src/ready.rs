@@ -140,6 +140,17 @@ impl Batch {
         Ok(messages.bind(py).clone())
     }
 
+    /// `(topic, message)` of each changed topic, in poll order: the pairs of
+    /// `zip(batch.topics, batch.messages)`, each made when the iteration reaches it. A host
+    /// that sends each message as it goes holds one pair at a time instead of the batch's
+    /// every string, which keeps the interpreter's memory warm.
+    fn pairs(&self) -> PairIter {
+        PairIter {
+            batch: Arc::clone(&self.diffs),
+            next: 0,
+        }
+    }
+
     fn __repr__(&self) -> String {
         match self.diffs.len() {
             1 => "Batch(1 topic)".to_owned(),
@@ -168,6 +179,29 @@ impl BatchIter {
         }
         self.next += 1;
         Some(batch.diff(py, self.next - 1))
+    }
+}
+
+/// The iterator of `Batch.pairs()`.
+#[pyclass(module = "presence_engine")]
+pub struct PairIter {
+    batch: Arc<ReadyBatch>,
+    next: usize,
+}
+
+#[pymethods]
+impl PairIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> Option<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        let d = self.batch.get(self.next)?;
+        self.next += 1;
+        Some((PyString::new(py, d.topic), Batch::message(py, &d)))
     }
 }
 
