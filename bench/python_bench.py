@@ -324,7 +324,7 @@ def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
     presence each (phoenix: with the small meta), `k` of them changed by one more presence
     (key "v"), one poll timed, the state restored off the clock.
 
-      python-fast  engine.poll("event"), reading the batch's topics and messages
+      python-fast  engine.poll("event"), reading each (topic, message) of batch.pairs()
       python-diffs engine.poll("event"), reading each Diff's topic and message
       python-dict  engine.poll_diff(), writing each message from the dicts with json.dumps
                    (what a host did before the fast path: the web demo did exactly this)
@@ -348,7 +348,7 @@ def host_bench(total: int, changed: list[int], state_n: int, runs: int) -> None:
             def fast() -> int:
                 n = 0
                 batch = e.poll("event")
-                for topic, message in zip(batch.topics, batch.messages):
+                for topic, message in batch.pairs():
                     n += 1
                 return n
 

@@ -176,6 +176,15 @@ typedef enum presence_occupancy {
 typedef struct presence_engine presence_engine;
 
 /**
+ * A reusable batch that `presence_poll_ready_into` renders polls into, keeping its memory
+ * from one poll to the next.
+ *
+ * Created by `presence_ready_batch_new` and destroyed by `presence_ready_batch_free`. It
+ * holds the last poll rendered into it, which `presence_ready_view` points into.
+ */
+typedef struct presence_ready_batch presence_ready_batch;
+
+/**
  * A byte buffer allocated by the library: text (JSON, or the Prometheus text format of
  * `presence_metrics`), followed by a NUL byte that `len` does not count, so `data` can
  * also be used as a C string.
@@ -447,6 +456,25 @@ typedef struct presence_ready {
    */
   size_t count;
 } presence_ready;
+
+/**
+ * The changes of one poll with their messages rendered, from `presence_poll_ready_into`:
+ * a view of a `presence_ready_batch`, valid until its next poll or its release.
+ */
+typedef struct presence_ready_view {
+  /**
+   * Every topic's name and message (or payload) back to back, UTF-8; not NUL-terminated.
+   */
+  struct presence_str text;
+  /**
+   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+   */
+  const struct presence_ready_diff *diffs;
+  /**
+   * The number of changed topics.
+   */
+  size_t count;
+} presence_ready_view;
 
 #ifdef __cplusplus
 extern "C" {
@@ -766,12 +794,48 @@ const char *presence_version(void);
  * whose spans point into `out->text`; the caller owns it and releases it with
  * `presence_ready_free`. A bad `envelope` or `join_ref` fails with
  * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
- * the changes between them, as with `presence_poll_diff`.
+ * the changes between them, as with `presence_poll_diff`. A host that polls often
+ * allocates less with `presence_poll_ready_into`, which reuses one batch's memory.
  */
 enum presence_status presence_poll_ready(const struct presence_engine *engine,
                                          uint32_t envelope,
                                          const char *join_ref,
                                          struct presence_ready *out);
+
+/**
+ * Creates an empty `presence_ready_batch` for `presence_poll_ready_into`. On success
+ * `*out` receives it; the caller owns it and releases it with `presence_ready_batch_free`.
+ * `out` must not be NULL.
+ */
+enum presence_status presence_ready_batch_new(struct presence_ready_batch **out);
+
+/**
+ * Destroys a `presence_ready_batch` and what it holds: the views of it that
+ * `presence_poll_ready_into` gave end with it. Calling with NULL does nothing.
+ */
+void presence_ready_batch_free(struct presence_ready_batch *batch);
+
+/**
+ * Takes every change since the last poll, as `presence_poll_ready` does, into `batch`
+ * (from `presence_ready_batch_new`), which keeps its memory from one poll to the next:
+ * once it is as large as the polls, a poll allocates nothing. The messages are rendered
+ * as the poll takes each topic.
+ *
+ * On success `*out` views the batch: `out->text` (not NUL-terminated) holds every
+ * topic's name and message, and `out->diffs` one `presence_ready_diff` per changed topic
+ * (NULL when idle), whose spans point into `out->text`. The view stays valid until the
+ * next `presence_poll_ready_into` with the same batch or `presence_ready_batch_free`; it
+ * is not released by itself (never pass it to `presence_ready_free`). A batch must not be
+ * used by two calls at once; each thread that polls can have its own. `envelope` and
+ * `join_ref` are those of `presence_poll_ready`; a bad one fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled, leaving the batch as it
+ * was. `batch` and `out` must not be NULL.
+ */
+enum presence_status presence_poll_ready_into(const struct presence_engine *engine,
+                                              uint32_t envelope,
+                                              const char *join_ref,
+                                              struct presence_ready_batch *batch,
+                                              struct presence_ready_view *out);
 
 /**
  * Releases what `presence_poll_ready` put in `*ready` and sets it to `{{NULL, 0}, NULL, 0}`.

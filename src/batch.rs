@@ -40,22 +40,28 @@ struct Item {
     payload: Range<usize>,
 }
 
-impl DiffBatch {
-    /// An empty batch, ready for `begin`;
-    /// `topics` is how many topics are expected, to size the buffers once.
-    pub(crate) fn new(topics: usize) -> DiffBatch {
-        let mut json = String::with_capacity(2 + topics * 200);
-        json.push('[');
-        DiffBatch {
-            json,
-            names: String::with_capacity(topics * 16),
-            items: Vec::with_capacity(topics),
-        }
-    }
+/// Where a poll writes what it takes, topic by topic: `begin` receives a changed topic's
+/// header and returns the text its payload is appended to, `end` follows the payload.
+/// Each form of a poll's result (the JSON array, ready messages) is one sink, so a poll
+/// renders straight into that form, in one pass.
+pub(crate) trait DiffSink {
+    /// Sizes the buffers for about `topics` changed topics, before the first `begin`.
+    fn reserve(&mut self, topics: usize);
+    /// Opens one changed topic and returns where its payload goes.
+    fn begin(&mut self, topic: &str, seq: u64, counts: Counts, occupancy: Occupancy)
+        -> &mut String;
+    /// Closes the topic opened by `begin`, once its payload is written.
+    fn end(&mut self);
+}
 
-    /// Where a payload is written between `begin` and `end`.
-    pub(crate) fn out(&mut self) -> &mut String {
-        &mut self.json
+impl DiffBatch {
+    /// An empty batch, ready for `begin`.
+    pub(crate) fn new() -> DiffBatch {
+        DiffBatch {
+            json: String::from("["),
+            names: String::new(),
+            items: Vec::new(),
+        }
     }
 
     /// Bytes of the JSON text and the topic names: what a copy of the batch holds.
@@ -67,16 +73,23 @@ impl DiffBatch {
     pub(crate) fn finish(&mut self) {
         self.json.push(']');
     }
+}
 
-    /// Opens one envelope and returns where its payload starts; the caller appends the
-    /// payload to `self.json`, then calls `end`.
-    pub(crate) fn begin(
+impl DiffSink for DiffBatch {
+    fn reserve(&mut self, topics: usize) {
+        self.json.reserve(2 + topics * 200);
+        self.names.reserve(topics * 16);
+        self.items.reserve(topics);
+    }
+
+    /// Opens one envelope of the JSON array; its payload goes into `self.json`.
+    fn begin(
         &mut self,
         topic: &str,
         seq: u64,
         counts: Counts,
         occupancy: Occupancy,
-    ) -> usize {
+    ) -> &mut String {
         use crate::json::{push_str, push_u64};
         let out = &mut self.json;
         out.push_str(if self.items.is_empty() {
@@ -110,18 +123,20 @@ impl DiffBatch {
             occupancy,
             payload: start..start,
         });
-        start
+        &mut self.json
     }
 
     /// Closes the envelope opened by `begin`.
-    pub(crate) fn end(&mut self) {
+    fn end(&mut self) {
         let len = self.json.len();
         if let Some(item) = self.items.last_mut() {
             item.payload.end = len;
         }
         self.json.push('}');
     }
+}
 
+impl DiffBatch {
     /// The whole poll as one JSON array (`[]` when nothing changed).
     pub fn json(&self) -> &str {
         &self.json

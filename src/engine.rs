@@ -3,8 +3,10 @@
 use crate::batch::DiffBatch;
 use crate::cluster::{Cluster, ClusterStats};
 use crate::config::Config;
+use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Timer;
+use crate::ready::ReadyBatch;
 use crate::shared::{Shared, State, Stats};
 use crate::topic::Counts;
 use crate::ttl::Clock;
@@ -186,6 +188,17 @@ impl Engine {
     pub fn poll_diff(&self) -> DiffBatch {
         self.shared.expire_due();
         self.shared.poll_diff()
+    }
+
+    /// Takes every change since the last poll, as [`poll_diff`](Self::poll_diff) does,
+    /// into `batch` with each topic's whole message rendered in `envelope` (event
+    /// `presence_diff`; without one, the payloads alone), ready to write to the topic's
+    /// sockets. What `batch` held before is replaced: its memory is reused, so a host
+    /// that polls into the same batch each time allocates nothing once it is as large as
+    /// its polls. The messages are rendered as the poll takes each topic, in one pass.
+    pub fn poll_ready(&self, envelope: Option<&Envelope>, batch: &mut ReadyBatch) {
+        self.shared.expire_due();
+        self.shared.poll_into(&mut batch.writer(envelope));
     }
 
     /// A descriptor that is readable while a poll may return something. It is owned by

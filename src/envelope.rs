@@ -53,6 +53,17 @@ impl Envelope {
         seq: u64,
         payload: &str,
     ) -> Range<usize> {
+        self.open(out, event, topic, seq);
+        let start = out.len();
+        out.push_str(payload);
+        let end = out.len();
+        self.close(out);
+        start..end
+    }
+
+    /// Appends what comes before the payload in a message: a poll renders each payload
+    /// straight after it, then calls [`close`](Self::close), without a copy of the payload.
+    pub(crate) fn open(&self, out: &mut String, event: &str, topic: &str, seq: u64) {
         match self {
             Envelope::Event => {
                 out.push_str("{\"event\":");
@@ -62,11 +73,6 @@ impl Envelope {
                 out.push_str(",\"seq\":");
                 json::push_u64(out, seq);
                 out.push_str(",\"payload\":");
-                let start = out.len();
-                out.push_str(payload);
-                let end = out.len();
-                out.push('}');
-                start..end
             }
             Envelope::PhoenixV2 { join_ref } => {
                 out.push('[');
@@ -79,13 +85,16 @@ impl Envelope {
                 out.push(',');
                 json::push_str(out, event);
                 out.push(',');
-                let start = out.len();
-                out.push_str(payload);
-                let end = out.len();
-                out.push(']');
-                start..end
             }
         }
+    }
+
+    /// Appends what comes after the payload in a message opened by [`open`](Self::open).
+    pub(crate) fn close(&self, out: &mut String) {
+        out.push(match self {
+            Envelope::Event => '}',
+            Envelope::PhoenixV2 { .. } => ']',
+        });
     }
 
     /// The whole message of one polled diff (event `presence_diff`).

@@ -1,7 +1,7 @@
 //! A poll's diffs rendered into the messages a host sends: each topic's message in an
 //! envelope, all in one text, with per-topic views into it.
 
-use crate::batch::DiffBatch;
+use crate::batch::{DiffBatch, DiffSink};
 use crate::envelope::{Envelope, DIFF_EVENT};
 use crate::topic::{Counts, Occupancy};
 use std::ops::Range;
@@ -44,7 +44,8 @@ pub struct ReadySpans {
 
 /// A poll's diffs with every topic's message rendered in an [`Envelope`] (or with bare
 /// payloads, without one), in one text, for hosts that write each message to sockets
-/// as it is.
+/// as it is. [`Engine::poll_ready`](crate::Engine::poll_ready) renders a poll straight
+/// into one, reusing its memory from one poll to the next.
 #[derive(Clone, Debug, Default)]
 pub struct ReadyBatch {
     text: String,
@@ -55,35 +56,28 @@ impl ReadyBatch {
     /// Renders the diffs of `batch` into `envelope` (event `presence_diff`), in the same
     /// order; without an envelope, keeps the topics and payloads only.
     pub fn new(batch: &DiffBatch, envelope: Option<&Envelope>) -> ReadyBatch {
-        let per_topic = if envelope.is_some() { 48 } else { 0 };
-        let mut text = String::with_capacity(batch.text_len() + batch.len() * per_topic);
-        let mut items = Vec::with_capacity(batch.len());
+        let mut ready = ReadyBatch {
+            text: String::with_capacity(batch.text_len() + batch.len() * PER_TOPIC),
+            items: Vec::with_capacity(batch.len()),
+        };
+        let mut out = ready.writer(envelope);
         for d in batch.iter() {
-            let topic_start = text.len();
-            text.push_str(d.topic);
-            let topic = topic_start..text.len();
-            let (payload, message) = match envelope {
-                Some(env) => {
-                    let start = text.len();
-                    let payload = env.write(&mut text, DIFF_EVENT, d.topic, d.seq, d.payload);
-                    (payload, Some(start..text.len()))
-                }
-                None => {
-                    let start = text.len();
-                    text.push_str(d.payload);
-                    (start..text.len(), None)
-                }
-            };
-            items.push(ReadySpans {
-                topic,
-                seq: d.seq,
-                counts: d.counts,
-                occupancy: d.occupancy,
-                payload,
-                message,
-            });
+            out.begin(d.topic, d.seq, d.counts, d.occupancy)
+                .push_str(d.payload);
+            out.end();
         }
-        ReadyBatch { text, items }
+        ready
+    }
+
+    /// Empties the batch and returns a sink that renders a poll into it, keeping the
+    /// memory of the poll before.
+    pub(crate) fn writer<'a>(&'a mut self, envelope: Option<&'a Envelope>) -> ReadyWriter<'a> {
+        self.text.clear();
+        self.items.clear();
+        ReadyWriter {
+            batch: self,
+            envelope,
+        }
     }
 
     /// Every topic's name and message (or payload) back to back; see [`ReadySpans`].
@@ -133,16 +127,74 @@ impl ReadyBatch {
     }
 }
 
+/// Bytes per topic besides the name and payload that a first poll reserves for: the event
+/// envelope around the payload with a short seq (the batch grows past it when needed).
+const PER_TOPIC: usize = 56;
+
+/// Renders each topic of a poll into a [`ReadyBatch`]: its name, then its message around
+/// its payload (or the payload alone), so the payload is written once, in place.
+pub(crate) struct ReadyWriter<'a> {
+    batch: &'a mut ReadyBatch,
+    envelope: Option<&'a Envelope>,
+}
+
+impl DiffSink for ReadyWriter<'_> {
+    fn reserve(&mut self, topics: usize) {
+        self.batch.items.reserve(topics);
+        self.batch.text.reserve(topics * (PER_TOPIC + 64));
+    }
+
+    fn begin(
+        &mut self,
+        topic: &str,
+        seq: u64,
+        counts: Counts,
+        occupancy: Occupancy,
+    ) -> &mut String {
+        let text = &mut self.batch.text;
+        let start = text.len();
+        text.push_str(topic);
+        let name = start..text.len();
+        let message = self.envelope.map(|env| {
+            let start = text.len();
+            env.open(text, DIFF_EVENT, topic, seq);
+            start..start
+        });
+        let payload = text.len();
+        self.batch.items.push(ReadySpans {
+            topic: name,
+            seq,
+            counts,
+            occupancy,
+            payload: payload..payload,
+            message,
+        });
+        text
+    }
+
+    fn end(&mut self) {
+        let text = &mut self.batch.text;
+        let Some(item) = self.batch.items.last_mut() else {
+            return;
+        };
+        item.payload.end = text.len();
+        if let (Some(env), Some(message)) = (self.envelope, item.message.as_mut()) {
+            env.close(text);
+            message.end = text.len();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::DiffBatch;
 
     fn two_topics() -> DiffBatch {
-        let mut b = DiffBatch::new(2);
+        let mut b = DiffBatch::new();
         for (topic, seq, payload) in [("a", 1, "{\"x\":1}"), ("b:é", 9, "{\"y\":[2]}")] {
-            b.begin(topic, seq, Counts::default(), Occupancy::Unchanged);
-            b.out().push_str(payload);
+            b.begin(topic, seq, Counts::default(), Occupancy::Unchanged)
+                .push_str(payload);
             b.end();
         }
         b.finish();
@@ -187,6 +239,67 @@ mod tests {
             assert_eq!(ready.get(2), None);
             assert_eq!(diffs.get(1), diffs.iter().nth(1));
             assert_eq!(diffs.get(2), None);
+        }
+    }
+    #[test]
+    fn a_poll_renders_into_a_reused_batch_what_the_batch_of_its_diffs_holds() {
+        use crate::{Config, Engine};
+        // Two engines given the same changes: one polled into a reused batch, the other's
+        // poll rendered after the fact. Counts payloads are the same for both.
+        let (a, b) = (
+            Engine::new(Config::default()).unwrap(),
+            Engine::new(Config::default()).unwrap(),
+        );
+        let mut batch = ReadyBatch::default();
+        let rounds = [
+            (40, Some(Envelope::Event)),
+            (300, Some(Envelope::phoenix())),
+            (2, None),
+            (0, Some(Envelope::Event)),
+        ];
+        for (round, (n, envelope)) in rounds.into_iter().enumerate() {
+            for i in 0..n {
+                let topic = format!("r{round}:é{i}");
+                let key = (i % 2 == 1).then_some("k");
+                a.track(&topic, i as u64, key, None).unwrap();
+                b.track(&topic, i as u64, key, None).unwrap();
+            }
+            a.poll_ready(envelope.as_ref(), &mut batch);
+            let expected = ReadyBatch::new(&b.poll_diff(), envelope.as_ref());
+            let sorted = |r: &ReadyBatch| {
+                let mut v: Vec<_> = r
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.topic.to_owned(),
+                            d.seq,
+                            (d.counts.viewers, d.counts.users, d.counts.connections),
+                            d.payload.to_owned(),
+                            d.message.map(str::to_owned),
+                        )
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(batch.len(), n);
+            assert_eq!(sorted(&batch), sorted(&expected));
+            assert_eq!(batch.text().len(), expected.text().len());
+            // The parts of each topic follow each other, as in a batch made from diffs.
+            let mut at = 0;
+            for s in batch.spans() {
+                assert_eq!(s.topic.start, at);
+                let end = s.message.clone().map_or(s.payload.end, |m| {
+                    assert!(
+                        m.start == s.topic.end
+                            && m.start < s.payload.start
+                            && s.payload.end < m.end
+                    );
+                    m.end
+                });
+                at = end;
+            }
+            assert_eq!(at, batch.text().len());
         }
     }
 }

@@ -6,7 +6,7 @@
 
 mod grace;
 
-use crate::batch::DiffBatch;
+use crate::batch::{DiffBatch, DiffSink};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{self, SipKey};
@@ -364,14 +364,20 @@ impl Shared {
     }
 
     pub(crate) fn poll_diff(&self) -> DiffBatch {
+        let mut batch = DiffBatch::new();
+        self.poll_into(&mut batch);
+        batch.finish();
+        batch
+    }
+
+    /// Takes every change since the last poll into `batch`, one `begin`/`end` per topic.
+    pub(crate) fn poll_into(&self, batch: &mut impl DiffSink) {
         let Ok(_section) = self.enter() else {
-            let mut empty = DiffBatch::new(0);
-            empty.finish();
-            return empty;
+            return;
         };
         self.waker.drain();
         self.poll_count.fetch_add(1, Ordering::Relaxed);
-        let mut batch = DiffBatch::new(self.pending_count.load(Ordering::Acquire));
+        batch.reserve(self.pending_count.load(Ordering::Acquire));
         let vk = self.config.viewers_key.as_str();
         let grace_now = self.grace_poll_start();
         let mut next_due = None;
@@ -390,8 +396,8 @@ impl Shared {
                 };
                 t.clear_dirty();
                 if let Some(diff) = t.next_diff() {
-                    batch.begin(t.name(), diff.seq, diff.counts, diff.occupancy);
-                    t.take_diff(vk, batch.out());
+                    let out = batch.begin(t.name(), diff.seq, diff.counts, diff.occupancy);
+                    t.take_diff(vk, out);
                     batch.end();
                 }
                 if t.is_vacant() {
@@ -410,13 +416,11 @@ impl Shared {
         if grace_now.is_some() {
             self.grace_poll_end(next_due);
         }
-        batch.finish();
         // A change that landed in an already-drained shard during this poll found the
         // counter non-zero and did not signal; signal for it now.
         if self.pending_count.load(Ordering::Acquire) > 0 {
             self.waker.signal();
         }
-        batch
     }
 
     pub(crate) fn pending_topics(&self) -> u64 {

@@ -275,18 +275,22 @@ function declareLater(n, decls) {
   return fns;
 }
 
-// The host's fast path: presence_poll_ready and presence_state_message. The core renders
-// every message; one call takes the whole batch, whose text and spans are copied into a
-// Batch. Its strings are slices of the text decoded once (by the UTF-16 spans the library
-// computes) and its bytes views of the text, so nothing is parsed or serialised per topic.
+// The host's fast path: presence_poll_ready_into and presence_state_message. The core
+// renders every message as it polls, into a presence_ready_batch of the engine's that
+// keeps its memory between polls; one call polls, and the batch's text and records are
+// copied into a Batch. Its strings are slices of the text decoded once (by the UTF-16
+// spans the library computes) and its bytes views of the text, so nothing is parsed or
+// serialised per topic.
 
 let readyFns = null;
 
 function fastPath(n) {
   if (readyFns === null) {
     readyFns = declareLater(n, {
-      poll_ready: 'int presence_poll_ready(const presence_engine *engine, uint32_t envelope, const char *join_ref, void *out)',
-      ready_free: 'void presence_ready_free(void *ready)',
+      poll_ready_into:
+        'int presence_poll_ready_into(const presence_engine *engine, uint32_t envelope, const char *join_ref, presence_ready_batch *batch, void *out)',
+      ready_batch_new: 'int presence_ready_batch_new(_Out_ presence_ready_batch **out)',
+      ready_batch_free: 'void presence_ready_batch_free(presence_ready_batch *batch)',
       state_message:
         'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)',
     });
@@ -312,7 +316,7 @@ function envelopeArgs(envelope, joinRef) {
   return [kind, checkText(joinRef, 'joinRef', Status.INVALID_ARGUMENT, InvalidInputError)];
 }
 
-// presence_ready {presence_buf text; const presence_ready_diff *diffs; size_t count;}:
+// presence_ready_view {presence_str text; const presence_ready_diff *diffs; size_t count;}:
 // four pointer-sized words.
 let readyScratch = null;
 let readyWords = null;
@@ -352,28 +356,23 @@ const RD = {
 /** A presence_occupancy value as Diff.occupancy has it: unchanged, occupied, vacated. */
 const OCCUPANCY = [null, 'occupied', 'vacated'];
 
-/** Copies the presence_ready in the scratch into a Batch, and always frees it. */
-function takeReady(n, f, withMessages) {
-  try {
-    const count = Number(readyWords[3]);
-    if (count === 0) return new Batch('', EMPTY_WORDS, 0, true, withMessages);
-    const len = Number(readyWords[1]);
-    // The spans are copied and the text decoded out of the library's memory, which is
-    // freed below. The text ends with the last topic's message (or payload): it is ASCII
-    // when its length in UTF-16 units equals its length in bytes, and then latin1 decodes
-    // it with a plain copy instead of a UTF-8 decoder.
-    const words = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4).slice(0));
-    const last = (count - 1) * DIFF_WORDS;
-    const end16 = withMessages
-      ? words[last + RD.message16] + words[last + RD.message16Len]
-      : words[last + RD.payload16] + words[last + RD.payload16Len];
-    const view = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
-    const ascii = end16 === len;
-    const text = ascii ? view.latin1Slice(0, len) : view.utf8Slice(0, len);
-    return new Batch(text, words, count, ascii, withMessages);
-  } finally {
-    f.ready_free(readyScratch);
-  }
+/** Copies the presence_ready_view in the scratch into a Batch (the batch it views is reused by the next poll). */
+function takeReady(n, withMessages) {
+  const count = Number(readyWords[3]);
+  if (count === 0) return new Batch('', EMPTY_WORDS, 0, true, withMessages);
+  const len = Number(readyWords[1]);
+  // The text ends with the last topic's message (or payload): it is ASCII when its length
+  // in UTF-16 units equals its length in bytes, and then latin1 decodes it with a plain
+  // copy instead of a UTF-8 decoder.
+  const words = new Uint32Array(n.koffi.view(asPointer(readyWords[2]), count * DIFF_WORDS * 4).slice(0));
+  const last = (count - 1) * DIFF_WORDS;
+  const end16 = withMessages
+    ? words[last + RD.message16] + words[last + RD.message16Len]
+    : words[last + RD.payload16] + words[last + RD.payload16Len];
+  const view = Buffer.from(n.koffi.view(asPointer(readyWords[0]), len), 0, len);
+  const ascii = end16 === len;
+  const text = ascii ? view.latin1Slice(0, len) : view.utf8Slice(0, len);
+  return new Batch(text, words, count, ascii, withMessages);
 }
 
 const EMPTY_WORDS = new Uint32Array(0);
@@ -619,8 +618,11 @@ function refusedTopic(list) {
 
 // The backstop for engines that are dropped without close(): the handle (a BigInt
 // address) is freed once the Engine object has been collected.
-const registry = new FinalizationRegistry((handle) => {
-  native().engine_free(handle);
+// The held value is the engine's handles ({engine, ready}): its ready batch is made at
+// its first pollBatch(), after the registration.
+const registry = new FinalizationRegistry((handles) => {
+  native().engine_free(handles.engine);
+  if (handles.ready !== null) readyFns.ready_batch_free(handles.ready);
 });
 
 class Engine {
@@ -630,6 +632,7 @@ class Engine {
   #stops = new Set(); // onDiff subscriptions and sleeping diffs() iterators
   #inflight = 0; // stopRedis() calls running on a worker thread
   #freeLater = null; // the handle close() could not free while #inflight > 0
+  #handles; // {engine, ready}: what the registry frees; ready is the presence_ready_batch, or null
 
   /**
    * @param {object} [options] format ('counts' | 'phoenix'), viewersKey, shards,
@@ -646,7 +649,8 @@ class Engine {
     this.#handle = out[0];
     this.#format = (options && options.format) || 'counts';
     this.#fd = n.wakeup_fd(this.#handle);
-    registry.register(this, this.#handle, this);
+    this.#handles = { engine: this.#handle, ready: null };
+    registry.register(this, this.#handles, this);
   }
 
   #h() {
@@ -868,9 +872,16 @@ class Engine {
     const [kind, ref] = envelopeArgs(envelope, joinRef);
     const n = native();
     const f = fastPath(n);
-    const status = f.poll_ready(h, kind, ref, readyScratchFor(n));
+    let ready = this.#handles.ready;
+    if (ready === null) {
+      const out = [null];
+      const made = f.ready_batch_new(out);
+      if (made !== Status.OK) fail(n, made);
+      ready = this.#handles.ready = out[0];
+    }
+    const status = f.poll_ready_into(h, kind, ref, ready, readyScratchFor(n));
     if (status !== Status.OK) fail(n, status);
-    return takeReady(n, f, kind !== 0);
+    return takeReady(n, kind !== 0);
   }
 
   /**
@@ -1144,6 +1155,10 @@ class Engine {
     this.#handle = null;
     for (const stop of [...this.#stops]) stop();
     registry.unregister(this);
+    if (this.#handles.ready !== null) {
+      readyFns.ready_batch_free(this.#handles.ready);
+      this.#handles.ready = null;
+    }
     if (this.#inflight > 0) this.#freeLater = h;
     else native().engine_free(h);
   }

@@ -299,15 +299,29 @@ pub unsafe extern "C" fn presence_poll_diff(
     engine: *const presence_engine,
     out: *mut presence_buf,
 ) -> presence_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { string_out(engine, out, |e| e.poll_diff().into_json()) }
+}
+
+/// The body of the calls that hand out one text of the engine's in a `presence_buf`:
+/// checks `engine` and `out`, then moves what `make` returns into `*out`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `out` is NULL or writable.
+unsafe fn string_out(
+    engine: *const presence_engine,
+    out: *mut presence_buf,
+    make: impl FnOnce(&Engine) -> String,
+) -> presence_status {
     guard(|| {
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         if out.is_null() {
             return Err(null("out"));
         }
-        let batch = e.poll_diff();
+        let text = make(e);
         // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = presence_buf::from_string(batch.into_json()) };
+        unsafe { *out = presence_buf::from_string(text) };
         Ok(())
     })
 }
@@ -455,17 +469,8 @@ pub unsafe extern "C" fn presence_metrics(
     engine: *const presence_engine,
     out: *mut presence_buf,
 ) -> presence_status {
-    guard(|| {
-        // SAFETY: pointers are NULL or valid by the caller's contract.
-        let e = unsafe { self::engine(engine) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
-        let text = e.metrics();
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = presence_buf::from_string(text) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { string_out(engine, out, Engine::metrics) }
 }
 
 /// Cluster mode: hands `callback` every message this node must publish now, in order,
@@ -762,15 +767,29 @@ unsafe fn envelope_arg(kind: u32, join_ref: *const c_char) -> Result<Option<Enve
 }
 
 /// Walks a text forward, counting the UTF-16 code units before each byte position asked
-/// for (positions must not decrease).
+/// for (positions must not decrease). In an ASCII text, which is checked once, units and
+/// bytes are the same.
 struct Utf16Cursor<'a> {
     text: &'a str,
+    ascii: bool,
     byte: usize,
     units: u64,
 }
 
-impl Utf16Cursor<'_> {
+impl<'a> Utf16Cursor<'a> {
+    fn new(text: &'a str) -> Utf16Cursor<'a> {
+        Utf16Cursor {
+            text,
+            ascii: text.is_ascii(),
+            byte: 0,
+            units: 0,
+        }
+    }
+
     fn at(&mut self, byte: usize) -> u64 {
+        if self.ascii {
+            return byte as u64;
+        }
         let seg = &self.text[self.byte..byte];
         self.units += if seg.is_ascii() {
             seg.len() as u64
@@ -797,6 +816,48 @@ impl Utf16Cursor<'_> {
     }
 }
 
+/// Replaces the records in `out` with those of `ready`'s topics, in poll order, reusing
+/// the memory of `out`.
+fn ready_records(ready: &ReadyBatch, out: &mut Vec<presence_ready_diff>) {
+    out.clear();
+    out.reserve(ready.len());
+    let mut cursor = Utf16Cursor::new(ready.text());
+    out.extend(ready.spans().iter().map(|s| {
+        // In the text a topic's name comes first, then its message around its payload:
+        // the cursor is asked for their bounds in that order.
+        let (topic, topic_utf16) = cursor.span(&s.topic);
+        let message_start = s.message.as_ref().map(|m| cursor.at(m.start));
+        let (payload, payload_utf16) = cursor.span(&s.payload);
+        let (message, message_utf16) = match (&s.message, message_start) {
+            (Some(m), Some(start)) => {
+                let end = cursor.at(m.end);
+                (
+                    presence_span {
+                        offset: m.start as u64,
+                        len: (m.end - m.start) as u64,
+                    },
+                    presence_span {
+                        offset: start,
+                        len: end - start,
+                    },
+                )
+            }
+            _ => Default::default(),
+        };
+        presence_ready_diff {
+            seq: s.seq,
+            counts: s.counts.into(),
+            topic,
+            payload,
+            message,
+            topic_utf16,
+            payload_utf16,
+            message_utf16,
+            occupancy: presence_occupancy::from(s.occupancy) as u64,
+        }
+    }));
+}
+
 /// Takes every change since the last poll, like `presence_poll_diff`, with each changed
 /// topic's whole message already rendered in `envelope` (a `presence_envelope` value;
 /// event `"presence_diff"`), ready to write to the topic's sockets as it is.
@@ -810,7 +871,8 @@ impl Utf16Cursor<'_> {
 /// whose spans point into `out->text`; the caller owns it and releases it with
 /// `presence_ready_free`. A bad `envelope` or `join_ref` fails with
 /// `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
-/// the changes between them, as with `presence_poll_diff`.
+/// the changes between them, as with `presence_poll_diff`. A host that polls often
+/// allocates less with `presence_poll_ready_into`, which reuses one batch's memory.
 #[no_mangle]
 pub unsafe extern "C" fn presence_poll_ready(
     engine: *const presence_engine,
@@ -825,63 +887,117 @@ pub unsafe extern "C" fn presence_poll_ready(
         if out.is_null() {
             return Err(null("out"));
         }
-        let ready = ReadyBatch::new(&e.poll_diff(), envelope.as_ref());
-        let (text, spans) = ready.into_parts();
-        let mut cursor = Utf16Cursor {
-            text: &text,
-            byte: 0,
-            units: 0,
-        };
-        let diffs: Box<[presence_ready_diff]> = spans
-            .iter()
-            .map(|s| {
-                let (topic, topic_utf16) = cursor.span(&s.topic);
-                // The message surrounds the payload: its start, the payload, its end.
-                let message_start = s.message.as_ref().map(|m| cursor.at(m.start));
-                let (payload, payload_utf16) = cursor.span(&s.payload);
-                let (message, message_utf16) = match (&s.message, message_start) {
-                    (Some(m), Some(start)) => {
-                        let end = cursor.at(m.end);
-                        (
-                            presence_span {
-                                offset: m.start as u64,
-                                len: (m.end - m.start) as u64,
-                            },
-                            presence_span {
-                                offset: start,
-                                len: end - start,
-                            },
-                        )
-                    }
-                    _ => Default::default(),
-                };
-                presence_ready_diff {
-                    seq: s.seq,
-                    counts: s.counts.into(),
-                    topic,
-                    payload,
-                    message,
-                    topic_utf16,
-                    payload_utf16,
-                    message_utf16,
-                    occupancy: presence_occupancy::from(s.occupancy) as u64,
-                }
-            })
-            .collect();
-        let count = diffs.len();
+        let mut ready = ReadyBatch::default();
+        e.poll_ready(envelope.as_ref(), &mut ready);
+        let mut records = Vec::new();
+        ready_records(&ready, &mut records);
+        let count = records.len();
         let diffs = if count == 0 {
             std::ptr::null()
         } else {
-            Box::into_raw(diffs)
+            Box::into_raw(records.into_boxed_slice())
                 .cast::<presence_ready_diff>()
                 .cast_const()
         };
+        let (text, _) = ready.into_parts();
         // SAFETY: non-NULL and writable by contract.
         unsafe {
             *out = presence_ready {
                 text: presence_buf::from_string(text),
                 diffs,
                 count,
+            }
+        };
+        Ok(())
+    })
+}
+
+/// What a `presence_ready_batch` handle points to: the last poll rendered into it, and its
+/// records.
+struct ReadyRecords {
+    ready: ReadyBatch,
+    diffs: Vec<presence_ready_diff>,
+}
+
+/// Creates an empty `presence_ready_batch` for `presence_poll_ready_into`. On success
+/// `*out` receives it; the caller owns it and releases it with `presence_ready_batch_free`.
+/// `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_ready_batch_new(
+    out: *mut *mut presence_ready_batch,
+) -> presence_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let batch = Box::new(ReadyRecords {
+            ready: ReadyBatch::default(),
+            diffs: Vec::new(),
+        });
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = Box::into_raw(batch).cast() };
+        Ok(())
+    })
+}
+
+/// Destroys a `presence_ready_batch` and what it holds: the views of it that
+/// `presence_poll_ready_into` gave end with it. Calling with NULL does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn presence_ready_batch_free(batch: *mut presence_ready_batch) {
+    guard_value((), || {
+        if !batch.is_null() {
+            // SAFETY: a non-NULL handle came from `presence_ready_batch_new` (Box::into_raw).
+            drop(unsafe { Box::from_raw(batch.cast::<ReadyRecords>()) });
+        }
+    })
+}
+
+/// Takes every change since the last poll, as `presence_poll_ready` does, into `batch`
+/// (from `presence_ready_batch_new`), which keeps its memory from one poll to the next:
+/// once it is as large as the polls, a poll allocates nothing. The messages are rendered
+/// as the poll takes each topic.
+///
+/// On success `*out` views the batch: `out->text` (not NUL-terminated) holds every
+/// topic's name and message, and `out->diffs` one `presence_ready_diff` per changed topic
+/// (NULL when idle), whose spans point into `out->text`. The view stays valid until the
+/// next `presence_poll_ready_into` with the same batch or `presence_ready_batch_free`; it
+/// is not released by itself (never pass it to `presence_ready_free`). A batch must not be
+/// used by two calls at once; each thread that polls can have its own. `envelope` and
+/// `join_ref` are those of `presence_poll_ready`; a bad one fails with
+/// `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled, leaving the batch as it
+/// was. `batch` and `out` must not be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn presence_poll_ready_into(
+    engine: *const presence_engine,
+    envelope: u32,
+    join_ref: *const c_char,
+    batch: *mut presence_ready_batch,
+    out: *mut presence_ready_view,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let envelope = unsafe { envelope_arg(envelope, join_ref) }?;
+        // SAFETY: NULL or a live handle from `presence_ready_batch_new`, used by this call only.
+        let Some(b) = (unsafe { batch.cast::<ReadyRecords>().as_mut() }) else {
+            return Err(null("batch"));
+        };
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        e.poll_ready(envelope.as_ref(), &mut b.ready);
+        ready_records(&b.ready, &mut b.diffs);
+        let diffs = if b.diffs.is_empty() {
+            std::ptr::null()
+        } else {
+            b.diffs.as_ptr()
+        };
+        // SAFETY: non-NULL and writable by contract.
+        unsafe {
+            *out = presence_ready_view {
+                text: presence_str::from(b.ready.text()),
+                diffs,
+                count: b.diffs.len(),
             }
         };
         Ok(())

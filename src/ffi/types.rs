@@ -330,6 +330,28 @@ pub struct presence_ready {
     pub count: usize,
 }
 
+/// A reusable batch that `presence_poll_ready_into` renders polls into, keeping its memory
+/// from one poll to the next.
+///
+/// Created by `presence_ready_batch_new` and destroyed by `presence_ready_batch_free`. It
+/// holds the last poll rendered into it, which `presence_ready_view` points into.
+pub struct presence_ready_batch {
+    _private: [u8; 0],
+}
+
+/// The changes of one poll with their messages rendered, from `presence_poll_ready_into`:
+/// a view of a `presence_ready_batch`, valid until its next poll or its release.
+#[repr(C)]
+#[derive(Debug)]
+pub struct presence_ready_view {
+    /// Every topic's name and message (or payload) back to back, UTF-8; not NUL-terminated.
+    pub text: presence_str,
+    /// `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+    pub diffs: *const presence_ready_diff,
+    /// The number of changed topics.
+    pub count: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::presence_status;

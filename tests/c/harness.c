@@ -705,6 +705,102 @@ static void test_ready_messages(void) {
 }
 
 /* Waits up to `ms` for `fd` to turn readable. */
+/* UTF-16 code units of `n` bytes of UTF-8 holding no character beyond the BMP. */
+static uint64_t utf16_units(const uint8_t *s, size_t n) {
+  uint64_t units = 0;
+  for (size_t i = 0; i < n; i++) units += (s[i] & 0xc0) != 0x80;
+  return units;
+}
+
+/* A span of `text` (`len` bytes) that lies inside it, with its UTF-16 twin where the
+   text says. */
+static int spans_agree(const uint8_t *text, size_t len, presence_span sp, presence_span sp16) {
+  return sp.offset + sp.len <= len && sp16.offset == utf16_units(text, sp.offset) &&
+         sp16.len == utf16_units(text + sp.offset, sp.len);
+}
+
+static void test_ready_batch(void) {
+  presence_engine *a = engine_with(NULL), *b = engine_with(NULL);
+  presence_ready_batch *batch = NULL;
+  presence_ready_view v = {{NULL, 0}, NULL, 0};
+  presence_ready r = {{NULL, 0}, NULL, 0};
+  uint64_t pending = 0;
+  char topic[32];
+
+  CHECK_STATUS(presence_ready_batch_new(NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_ready_batch_new(&batch), PRESENCE_STATUS_OK);
+  CHECK(batch != NULL);
+
+  /* Bad arguments are refused before anything is polled, and the view is not written. */
+  CHECK_STATUS(presence_track(a, "r:\xc3\xa9", 1, "al", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_track(b, "r:\xc3\xa9", 1, "al", NULL), PRESENCE_STATUS_OK);
+  CHECK_STATUS(presence_poll_ready_into(NULL, PRESENCE_ENVELOPE_EVENT, NULL, batch, &v), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(presence_poll_ready_into(a, PRESENCE_ENVELOPE_EVENT, NULL, NULL, &v), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("batch"));
+  CHECK_STATUS(presence_poll_ready_into(a, PRESENCE_ENVELOPE_EVENT, NULL, batch, NULL), PRESENCE_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_has("out"));
+  CHECK_STATUS(presence_poll_ready_into(a, 3, NULL, batch, &v), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_poll_ready_into(a, PRESENCE_ENVELOPE_EVENT, "1", batch, &v), PRESENCE_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(presence_poll_ready_into(a, PRESENCE_ENVELOPE_PHOENIX_V2, "\xff", batch, &v), PRESENCE_STATUS_INVALID_UTF8);
+  CHECK(v.text.data == NULL && v.diffs == NULL && v.count == 0);
+  CHECK_STATUS(presence_pending_topics(a, &pending), PRESENCE_STATUS_OK);
+  CHECK(pending == 1);
+
+  /* Polls of growing, then shrinking, sizes into the one batch: each gives what
+     presence_poll_ready gives for the same changes (b has them too), with every span
+     inside the text and UTF-16 spans that count the "é" of the topics (round 2 has only
+     ASCII topics). */
+  for (int round = 0; round < 4; round++) {
+    const int n = round == 1 ? 300 : round == 3 ? 2 : 40;
+    const uint32_t envelope = round == 2 ? PRESENCE_ENVELOPE_PHOENIX_V2 : round == 3 ? PRESENCE_ENVELOPE_NONE
+                                                                                     : PRESENCE_ENVELOPE_EVENT;
+    for (int i = 0; i < n; i++) {
+      snprintf(topic, sizeof topic, round == 2 ? "r%d:%d" : "r%d:\xc3\xa9%d", round, i);
+      CHECK_STATUS(presence_track(a, topic, 1000u * (unsigned)round + (unsigned)i, i % 2 ? "k" : NULL, NULL),
+                   PRESENCE_STATUS_OK);
+      CHECK_STATUS(presence_track(b, topic, 1000u * (unsigned)round + (unsigned)i, i % 2 ? "k" : NULL, NULL),
+                   PRESENCE_STATUS_OK);
+    }
+    CHECK_STATUS(presence_poll_ready_into(a, envelope, NULL, batch, &v), PRESENCE_STATUS_OK);
+    CHECK_STATUS(presence_poll_ready(b, envelope, NULL, &r), PRESENCE_STATUS_OK);
+    CHECK(v.count == (size_t)n + (round == 0) && v.count == r.count && v.diffs != NULL);
+    CHECK(v.text.len == r.text.len);
+    for (size_t j = 0; j < v.count; j++) {
+      const presence_ready_diff *d = &v.diffs[j], *e = NULL;
+      const uint8_t *text = (const uint8_t *)v.text.data;
+      CHECK(spans_agree(text, v.text.len, d->topic, d->topic_utf16));
+      CHECK(spans_agree(text, v.text.len, d->payload, d->payload_utf16));
+      CHECK(spans_agree(text, v.text.len, d->message, d->message_utf16));
+      CHECK(envelope == PRESENCE_ENVELOPE_NONE ? d->message.len == 0 && d->payload.offset == d->topic.offset + d->topic.len
+                                               : d->message.offset == d->topic.offset + d->topic.len &&
+                                                     d->payload.offset > d->message.offset &&
+                                                     d->payload.offset + d->payload.len < d->message.offset + d->message.len);
+      for (size_t k = 0; k < r.count && e == NULL; k++) {
+        if (r.diffs[k].topic.len == d->topic.len &&
+            memcmp(r.text.data + r.diffs[k].topic.offset, text + d->topic.offset, d->topic.len) == 0)
+          e = &r.diffs[k];
+      }
+      CHECK(e != NULL);
+      if (e == NULL) continue;
+      CHECK(d->seq == e->seq && d->occupancy == e->occupancy && d->counts.viewers == e->counts.viewers &&
+            d->counts.users == e->counts.users && d->counts.connections == e->counts.connections);
+      CHECK(d->message.len == e->message.len && d->payload.len == e->payload.len);
+      CHECK(memcmp(text + d->message.offset, r.text.data + e->message.offset, d->message.len) == 0);
+      CHECK(memcmp(text + d->payload.offset, r.text.data + e->payload.offset, d->payload.len) == 0);
+    }
+    presence_ready_free(&r);
+  }
+
+  /* Idle: no diffs, an empty text. */
+  CHECK_STATUS(presence_poll_ready_into(a, PRESENCE_ENVELOPE_EVENT, NULL, batch, &v), PRESENCE_STATUS_OK);
+  CHECK(v.count == 0 && v.diffs == NULL && v.text.len == 0);
+
+  presence_ready_batch_free(batch);
+  presence_ready_batch_free(NULL);
+  presence_engine_free(a);
+  presence_engine_free(b);
+}
+
 static int fd_readable_within(int fd, int ms) {
   struct pollfd p;
   p.fd = fd;
@@ -871,6 +967,7 @@ int main(void) {
   test_poll_json_and_wakeup();
   test_poll_each_phoenix();
   test_ready_messages();
+  test_ready_batch();
   test_counts_many();
   test_metrics();
   test_last_error_message();

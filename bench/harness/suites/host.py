@@ -9,8 +9,8 @@ HOST_ORDER = ["rust-poll_diff", "rust-ready-event", "python-fast", "node-fast", 
               "python-dict", "node-dict"]
 HOST_LABEL = {
     "rust-poll_diff": "Rust `poll_diff()` (the baseline)",
-    "rust-ready-event": "Rust `poll_diff()` + messages in the event envelope (`ReadyBatch`)",
-    "python-fast": "Python `poll(\"event\")`: `zip(batch.topics, batch.messages)`",
+    "rust-ready-event": "Rust `poll_ready(event)` into a reused `ReadyBatch`",
+    "python-fast": "Python `poll(\"event\")`: each `(topic, message)` of `batch.pairs()`",
     "node-fast": "Node `pollBatch({envelope: 'event'})`: each `batch.topic(i)`, `batch.message(i)`",
     "python-diffs": "Python `poll(\"event\")`: each Diff's `d.topic`, `d.message`",
     "node-diffs": "Node `pollReady({envelope: 'event'})`: each Diff's `d.topic`, `d.message`",

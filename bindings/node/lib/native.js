@@ -117,6 +117,8 @@ function native() {
   // koffi's type names are global: declared once, even if a load is retried.
   if (!typesDeclared) {
     koffi.opaque('presence_engine');
+    // What presence_poll_ready_into renders into (index.js declares the functions).
+    koffi.opaque('presence_ready_batch');
     // The cluster calls hand out messages through this callback, synchronously, on the
     // calling thread (index.js passes a JS function: a koffi transient callback).
     koffi.proto('void presence_message_cb(void *userdata, const uint8_t *data, size_t len)');

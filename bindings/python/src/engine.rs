@@ -10,7 +10,7 @@ use crate::errors;
 use crate::ready::{self, json_loads, Batch};
 use crate::settings;
 use crate::values::{ClusterStats, Counts, Stats};
-use presence::{Config, Engine, Format};
+use presence::{Config, Engine, Format, ReadyBatch};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -528,8 +528,13 @@ impl PyEngine {
         join_ref: Option<&str>,
     ) -> PyResult<Bound<'py, Batch>> {
         let envelope = ready::envelope(envelope, join_ref)?;
-        let diffs = self.detached(py, Engine::poll_diff)?;
-        Bound::new(py, Batch::new(diffs, envelope))
+        let env = envelope.as_ref();
+        let diffs = self.detached(py, |e| {
+            let mut batch = ReadyBatch::default();
+            e.poll_ready(env, &mut batch);
+            batch
+        })?;
+        Bound::new(py, Batch::new(diffs))
     }
 
     /// (message, seq): the state of topic as of the last poll in `envelope`, ready to send

@@ -1,13 +1,12 @@
 //! The host's fast path: `Batch`, what `Engine.poll()` returns, one poll's changes; and
-//! `Diff`, one changed topic of it. The core renders the payloads and each message (the
-//! envelope around a payload, written into one scratch buffer reused for every topic, so
-//! that a poll's messages are never held twice). A host that reads `Batch.topics` and
-//! `Batch.messages` gets two tuples of strings and no object per topic; `Diff`s are made
-//! only when the batch is indexed or iterated, and each decodes its payload to Python
-//! objects only when `payload` is read.
+//! `Diff`, one changed topic of it. The core renders each topic's message (the envelope
+//! around its payload) as the poll takes the topic, into one text. A host that reads
+//! `Batch.topics` and `Batch.messages` gets two tuples of strings, each copied out of that
+//! text, and no object per topic; `Diff`s are made only when the batch is indexed or
+//! iterated, and each decodes its payload to Python objects only when `payload` is read.
 
 use crate::values::Counts;
-use presence::{DiffBatch, Envelope, TopicDiff, DIFF_EVENT};
+use presence::{Envelope, ReadyBatch, ReadyDiff};
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -39,46 +38,31 @@ pub fn envelope(envelope: Option<&str>, join_ref: Option<&str>) -> PyResult<Opti
 /// topic beyond the two strings.
 #[pyclass(module = "presence_engine", name = "Batch", frozen, sequence)]
 pub struct Batch {
-    diffs: Arc<DiffBatch>,
-    envelope: Option<Envelope>,
+    diffs: Arc<ReadyBatch>,
     topics: PyOnceLock<Py<PyTuple>>,
     messages: PyOnceLock<Py<PyTuple>>,
 }
 
 impl Batch {
-    pub fn new(diffs: DiffBatch, envelope: Option<Envelope>) -> Batch {
+    pub fn new(diffs: ReadyBatch) -> Batch {
         Batch {
             diffs: Arc::new(diffs),
-            envelope,
             topics: PyOnceLock::new(),
             messages: PyOnceLock::new(),
         }
     }
 
-    /// The message of `d` in the batch's envelope, rendered in `scratch`; without an
-    /// envelope, its payload.
-    fn message<'py>(
-        &self,
-        py: Python<'py>,
-        d: &TopicDiff<'_>,
-        scratch: &mut String,
-    ) -> Bound<'py, PyString> {
-        match &self.envelope {
-            Some(env) => {
-                scratch.clear();
-                env.write(scratch, DIFF_EVENT, d.topic, d.seq, d.payload);
-                PyString::new(py, scratch)
-            }
-            None => PyString::new(py, d.payload),
-        }
+    /// The message of `d` in the batch's envelope; without an envelope, its payload.
+    fn message<'py>(py: Python<'py>, d: &ReadyDiff<'_>) -> Bound<'py, PyString> {
+        PyString::new(py, d.message.unwrap_or(d.payload))
     }
 
-    fn diff(&self, py: Python<'_>, index: usize, scratch: &mut String) -> Diff {
+    fn diff(&self, py: Python<'_>, index: usize) -> Diff {
         let d = self.diffs.get(index).expect("an index below the length");
         Diff {
             topic: PyString::new(py, d.topic).unbind(),
-            message: match self.envelope {
-                Some(_) => self.message(py, &d, scratch).into_any().unbind(),
+            message: match d.message {
+                Some(m) => PyString::new(py, m).into_any().unbind(),
                 None => py.None(),
             },
             batch: Arc::clone(&self.diffs),
@@ -104,10 +88,10 @@ impl Batch {
         if let Ok(slice) = index.cast::<PySlice>() {
             let s = slice.indices(isize::try_from(len).unwrap_or(isize::MAX))?;
             let mut diffs = Vec::with_capacity(s.slicelength);
-            let (mut i, mut scratch) = (s.start, String::new());
+            let mut i = s.start;
             for _ in 0..s.slicelength {
                 // `indices` keeps every position of the slice within 0..len.
-                diffs.push(Bound::new(py, self.diff(py, i as usize, &mut scratch))?);
+                diffs.push(Bound::new(py, self.diff(py, i as usize))?);
                 i += s.step;
             }
             return Ok(PyList::new(py, diffs)?.into_any());
@@ -124,7 +108,7 @@ impl Batch {
             Some(i)
         };
         match i.and_then(|i| usize::try_from(i).ok()).filter(|&i| i < len) {
-            Some(i) => Ok(Bound::new(py, self.diff(py, i, &mut String::new()))?.into_any()),
+            Some(i) => Ok(Bound::new(py, self.diff(py, i))?.into_any()),
             None => Err(PyIndexError::new_err("Batch index out of range")),
         }
     }
@@ -133,7 +117,6 @@ impl Batch {
         BatchIter {
             batch: slf.unbind(),
             next: 0,
-            scratch: String::new(),
         }
     }
 
@@ -152,16 +135,20 @@ impl Batch {
     #[getter]
     fn messages<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let messages = self.messages.get_or_try_init(py, || {
-            let mut scratch = String::new();
-            PyTuple::new(
-                py,
-                self.diffs
-                    .iter()
-                    .map(|d| self.message(py, &d, &mut scratch)),
-            )
-            .map(Bound::unbind)
+            PyTuple::new(py, self.diffs.iter().map(|d| Self::message(py, &d))).map(Bound::unbind)
         })?;
         Ok(messages.bind(py).clone())
+    }
+
+    /// `(topic, message)` of each changed topic, in poll order: the pairs of
+    /// `zip(batch.topics, batch.messages)`, each made when the iteration reaches it. A host
+    /// that sends each message as it goes holds one pair at a time instead of the batch's
+    /// every string, which keeps the interpreter's memory warm.
+    fn pairs(&self) -> PairIter {
+        PairIter {
+            batch: Arc::clone(&self.diffs),
+            next: 0,
+        }
     }
 
     fn __repr__(&self) -> String {
@@ -172,13 +159,11 @@ impl Batch {
     }
 }
 
-/// The iterator of a `Batch`: one new `Diff` per step, each message rendered in the
-/// same scratch buffer.
+/// The iterator of a `Batch`: one new `Diff` per step.
 #[pyclass(module = "presence_engine")]
 pub struct BatchIter {
     batch: Py<Batch>,
     next: usize,
-    scratch: String,
 }
 
 #[pymethods]
@@ -193,7 +178,30 @@ impl BatchIter {
             return None;
         }
         self.next += 1;
-        Some(batch.diff(py, self.next - 1, &mut self.scratch))
+        Some(batch.diff(py, self.next - 1))
+    }
+}
+
+/// The iterator of `Batch.pairs()`.
+#[pyclass(module = "presence_engine")]
+pub struct PairIter {
+    batch: Arc<ReadyBatch>,
+    next: usize,
+}
+
+#[pymethods]
+impl PairIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> Option<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        let d = self.batch.get(self.next)?;
+        self.next += 1;
+        Some((PyString::new(py, d.topic), Batch::message(py, &d)))
     }
 }
 
@@ -209,13 +217,13 @@ pub struct Diff {
     /// The whole message in the poll's envelope, or None for a poll without one.
     #[pyo3(get)]
     message: Py<PyAny>,
-    batch: Arc<DiffBatch>,
+    batch: Arc<ReadyBatch>,
     index: usize,
     payload: PyOnceLock<Py<PyAny>>,
 }
 
 impl Diff {
-    fn view(&self) -> TopicDiff<'_> {
+    fn view(&self) -> ReadyDiff<'_> {
         self.batch
             .get(self.index)
             .expect("an index of its own batch")

@@ -132,6 +132,22 @@ def test_a_batch_is_a_sequence_of_diffs_with_topics_and_messages_as_tuples() -> 
         empty = e.poll("event")
         assert len(empty) == 0 and not empty and empty.topics == () and empty.messages == ()
         assert repr(empty) == "Batch(0 topics)" and list(empty) == [] and empty[:] == []
+        assert list(empty.pairs()) == []
+
+
+def test_the_pairs_of_a_batch_are_its_topics_and_messages() -> None:
+    with pe.Engine(format="phoenix") as e:
+        for conn in range(40):
+            e.track(f"t:é{conn}", conn, f"u{conn % 3}", {"n": conn})
+        for i, envelope in enumerate(("event", "phoenix", None)):
+            batch = e.poll(envelope)
+            pairs = batch.pairs()
+            assert iter(pairs) is pairs
+            got = list(pairs)
+            assert got == list(zip(batch.topics, batch.messages)) and len(got) == len(batch)
+            assert next(pairs, None) is None  # exhausted
+            assert list(batch.pairs()) == got  # each call starts again
+            e.track(f"x{i}", 100 + i, "k")
 
 
 def test_without_an_envelope_the_batch_messages_are_the_payloads() -> None:

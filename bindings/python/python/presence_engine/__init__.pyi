@@ -11,7 +11,7 @@ Quick start::
     engine.track("video:42", conn_id, key=user_id)   # key=None: anonymous viewer
     engine.counts("video:42")                # Counts(viewers=0, users=1, connections=1)
     async for batch in engine.diffs(envelope="event"):  # waits on the wake-up fd
-        for topic, message in zip(batch.topics, batch.messages):
+        for topic, message in batch.pairs():
             await broadcast(topic, message)  # the whole message, rendered in Rust
     engine.untrack_conn(conn_id)             # on disconnect
 
@@ -175,7 +175,7 @@ class Engine(_NativeEngine):
         """Yields every non-empty poll, for as long as the engine is open::
 
             async for batch in engine.diffs(envelope="event"):
-                for topic, message in zip(batch.topics, batch.messages):
+                for topic, message in batch.pairs():
                     await broadcast(topic, message)
 
         Each batch is what `poll(envelope, join_ref=join_ref)` returns (a non-empty

@@ -204,12 +204,13 @@ class Batch(Sequence[Diff]):
     order, plus the two things a host sends for every topic as tuples of strings::
 
         batch = engine.poll("event")
-        for topic, message in zip(batch.topics, batch.messages):
+        for topic, message in batch.pairs():
             for socket in rooms.get(topic, ()):
                 socket.send(message)
 
-    `topics` and `messages` make no object per topic beyond the strings (each message is
-    rendered in Rust); they are made on their first read and kept. `batch[i]` (negative
+    `pairs()`, `topics` and `messages` make no object per topic beyond the strings (each
+    message is rendered in Rust); `pairs()` makes each pair as it is reached, `topics`
+    and `messages` are made on their first read and kept. `batch[i]` (negative
     counts from the end), iteration and slices make `Diff` objects, new ones each time.
     A batch holds its own copy of the poll: it outlives its engine.
     """
@@ -223,6 +224,11 @@ class Batch(Sequence[Diff]):
         """Each changed topic's whole message in the poll's envelope (as `Diff.message`),
         in poll order; for a poll without an envelope, each payload's JSON text (as
         `Diff.payload_json`), which is what is sent then."""
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """`(topic, message)` of each changed topic, in poll order: the pairs of
+        `zip(batch.topics, batch.messages)`, each made when the iteration reaches it, so
+        that a host sending each message as it goes holds one pair at a time."""
 
     def __len__(self) -> int: ...
     @overload

@@ -134,7 +134,7 @@ class Hub:
     async def _run(self) -> None:
         rooms = self.rooms
         async for batch in self.engine.diffs(interval=self.interval, envelope=self.envelope):
-            for topic, message in zip(batch.topics, batch.messages):
+            for topic, message in batch.pairs():
                 room = rooms.get(topic)
                 if room:
                     for outbox in room:

@@ -184,7 +184,7 @@ class SocketIOPresence:
         send = self.sio.eio.send
         members_of = self._members
         async for batch in self.engine.diffs(interval=self.interval, envelope="event"):
-            for topic, message in zip(batch.topics, batch.messages):
+            for topic, message in batch.pairs():
                 members = members_of.get(topic)
                 if not members:
                     continue
