@@ -415,4 +415,67 @@ mod tests {
         assert!(!engine.is_poisoned());
         assert_eq!(engine.counts("room").unwrap().connections, 1);
     }
+
+    #[test]
+    fn a_poll_renders_into_a_reused_batch_what_the_batch_of_its_diffs_holds() {
+        use crate::ready::ReadyBatch;
+        use crate::{Config, Engine, Envelope};
+        // Two engines given the same changes: one polled into a reused batch, the other's
+        // poll rendered after the fact. Counts payloads are the same for both.
+        let (a, b) = (
+            Engine::new(Config::default()).unwrap(),
+            Engine::new(Config::default()).unwrap(),
+        );
+        let mut batch = ReadyBatch::default();
+        let rounds = [
+            (40, Some(Envelope::Event)),
+            (300, Some(Envelope::phoenix())),
+            (2, None),
+            (0, Some(Envelope::Event)),
+        ];
+        for (round, (n, envelope)) in rounds.into_iter().enumerate() {
+            for i in 0..n {
+                let topic = format!("r{round}:é{i}");
+                let key = (i % 2 == 1).then_some("k");
+                a.track(&topic, i as u64, key, None).unwrap();
+                b.track(&topic, i as u64, key, None).unwrap();
+            }
+            a.poll_ready(envelope.as_ref(), &mut batch);
+            let expected = ReadyBatch::new(&b.poll_diff(), envelope.as_ref());
+            let sorted = |r: &ReadyBatch| {
+                let mut v: Vec<_> = r
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.topic.to_owned(),
+                            d.seq,
+                            (d.counts.viewers, d.counts.users, d.counts.connections),
+                            d.payload.to_owned(),
+                            d.message.map(str::to_owned),
+                        )
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(batch.len(), n);
+            assert_eq!(sorted(&batch), sorted(&expected));
+            assert_eq!(batch.text().len(), expected.text().len());
+            // The parts of each topic follow each other, as in a batch made from diffs.
+            let mut at = 0;
+            for s in batch.spans() {
+                assert_eq!(s.topic.start, at);
+                let end = s.message.clone().map_or(s.payload.end, |m| {
+                    assert!(
+                        m.start == s.topic.end
+                            && m.start < s.payload.start
+                            && s.payload.end < m.end
+                    );
+                    m.end
+                });
+                at = end;
+            }
+            assert_eq!(at, batch.text().len());
+        }
+    }
 }
