@@ -7,7 +7,7 @@
 //! all changes of a topic between two polls coalesced into one diff.
 //!
 //! ```
-//! use presence::{Engine, Config};
+//! use presence_core::{Engine, Config};
 //! let engine = Engine::new(Config::default()).unwrap();
 //! engine.track("video:42", 1, Some("alice"), None).unwrap();
 //! engine.track("video:42", 2, None, None).unwrap();
@@ -16,7 +16,8 @@
 //! assert_eq!(diff.payload, r#"{"joins":{"viewers":{"count":1},"users":{"count":1}},"leaves":{"viewers":{"count":0},"users":{"count":0}}}"#);
 //! ```
 //!
-//! The core knows nothing of FFI; the C ABI lives in [`ffi`].
+//! The core knows nothing of FFI: the C ABI is the crate `presence` at the repository's
+//! root, which wraps this one.
 
 mod batch;
 pub mod cluster;
@@ -25,7 +26,6 @@ mod engine;
 mod envelope;
 mod error;
 mod expiry;
-pub mod ffi;
 mod hash;
 mod json;
 mod meta;
@@ -58,6 +58,15 @@ pub use ttl::{Clock, ManualClock};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::table::{populate, KeyHash, Mixed, Probe, Table};
+}
+
+/// A hook for the tests of crates built on the core (the C layer's tests of a poisoned
+/// engine): the next track on the calling thread panics in its middle. Not part of the API;
+/// only with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::shared::panic_hook::arm as panic_in_next_track;
 }
 
 /// The library version, as in Cargo.toml.

@@ -52,7 +52,7 @@ impl Clock for SystemClock {
 /// A clock that moves only when told to, for deterministic tests of time to live.
 ///
 /// ```
-/// use presence::{Config, Engine, ManualClock};
+/// use presence_core::{Config, Engine, ManualClock};
 /// use std::{sync::Arc, time::Duration};
 /// let clock = Arc::new(ManualClock::default());
 /// let engine = Engine::with_clock(Config::default(), clock.clone()).unwrap();

@@ -7,7 +7,7 @@
 //! objects only when `payload` is read.
 
 use crate::values::Counts;
-use presence::{DiffBatch, Envelope, TopicDiff, DIFF_EVENT};
+use presence_core::{DiffBatch, Envelope, TopicDiff, DIFF_EVENT};
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
