@@ -26,7 +26,7 @@ static ALLOC: Counting = Counting;
 
 const USAGE: &str = "usage: presence-lifecycle expiry --held H[,H...] --rate R --seconds S --topics T --runs K\n       presence-lifecycle memory --n N --topics T --runs K";
 
-/// The engine's tick (`TICK_MS` in src/ttl.rs): the step the clock moves by.
+/// The engine's tick (`TICK_MS` in core/src/ttl.rs): the step the clock moves by.
 const TICK: Duration = Duration::from_millis(10);
 
 /// The time to live of connection `i`: the first expires after one second, then `rate`
