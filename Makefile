@@ -36,7 +36,7 @@ help:
 lib:
 	$(CARGO) build --release --lib
 
-## Regenerate include/presence.h after changing src/ffi, then what is generated from it
+## Regenerate include/presence.h after changing the C layer (src/), then what is generated from it
 ## and from the core's tables (status and config tables, stubs; tests/generated.rs).
 header:
 	UPDATE_HEADER=1 $(CARGO) test --test header

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
-    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=core/src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let mut config =
@@ -27,8 +28,11 @@ fn main() {
     ));
     // Parsing the sources directly, not the crate: `with_crate` runs `cargo metadata`,
     // whose rustc probes race with the C build scripts of dependencies on a cold build.
+    // The core's sources too: the header carries its public limits (MAX_LEAVE_GRACE_MS),
+    // which the core alone defines.
     cbindgen::Builder::new()
         .with_src(crate_dir.join("src/lib.rs"))
+        .with_src(crate_dir.join("core/src/lib.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header")

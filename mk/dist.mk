@@ -67,7 +67,7 @@ dist-wheel: deps-python $(DIST_VENV)/.ready
 	  | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"'
 	@echo "auditwheel: the wheel is manylinux_2_17_x86_64"
 
-## The sdist: maturin packs the binding crate with the core it depends on (../..).
+## The sdist: maturin packs the binding crate with the core it depends on (../../core).
 dist-sdist: deps-python $(DIST_VENV)/.ready
 	@mkdir -p $(DIST_DIR)
 	rm -f $(SDIST)

@@ -1,4 +1,5 @@
-# The core: formatting, lints, Rust unit/integration tests (which also compile the header
+# The workspace (the C library at the root, the core in core/): formatting, lints, unit
+# tests of both crates and the integration tests of tests/ (which also compile the header
 # as C99 and C++17, run the C and C++ harnesses (tests/c_abi.rs) and start redis-server
 # for the multi-process cluster tests (tests/cluster_redis.rs)).
 

@@ -2,8 +2,8 @@
 #   test-tsan  ThreadSanitizer over tests/concurrency.rs (workers tracking while a poller
 #              polls), with the standard library rebuilt instrumented (-Zbuild-std, which
 #              needs nightly's rust-src: deps-nightly in mk/fuzz.mk installs it)
-#   test-miri  Miri over the unit tests of src/table.rs (open-addressing tables, the
-#              prefetch intrinsic) and src/hash.rs (SipHash, getrandom); the miri
+#   test-miri  Miri over the unit tests of core/src/table.rs (open-addressing tables, the
+#              prefetch intrinsic) and core/src/hash.rs (SipHash, getrandom); the miri
 #              component is installed on first use
 # Each has its own target dir under target/sanitize/, so the instrumented builds never
 # invalidate the ordinary one. Both build without the Redis link, which neither uses.
@@ -32,6 +32,6 @@ test-tsan: deps-nightly
 
 test-miri: deps-miri
 	MAKEFLAGS= CARGO_TARGET_DIR=$(SAN_OUT)/miri RUSTUP_TOOLCHAIN=nightly \
-	  $(CARGO) miri test --lib --no-default-features -- table:: hash::
+	  $(CARGO) miri test -p presence-core --lib --no-default-features -- table:: hash::
 
 test-sanitize: test-tsan test-miri

@@ -1,66 +1,15 @@
-//! presence-engine: tells socket servers how many (or who) are present in each channel.
-//!
-//! The host keeps its transport and hands the engine only bookkeeping: "connection 17
-//! joined `video:42` as alice", "connection 17 left", "what changed since I last asked?".
-//! The engine answers with ready-to-send payloads: anonymous counts by default
-//! ([`Format::Counts`]) or Phoenix-compatible presence lists ([`Format::Phoenix`]), with
-//! all changes of a topic between two polls coalesced into one diff.
-//!
-//! ```
-//! use presence::{Engine, Config};
-//! let engine = Engine::new(Config::default()).unwrap();
-//! engine.track("video:42", 1, Some("alice"), None).unwrap();
-//! engine.track("video:42", 2, None, None).unwrap();
-//! let batch = engine.poll_diff();
-//! let diff = batch.iter().next().unwrap();
-//! assert_eq!(diff.payload, r#"{"joins":{"viewers":{"count":1},"users":{"count":1}},"leaves":{"viewers":{"count":0},"users":{"count":0}}}"#);
-//! ```
-//!
-//! The core knows nothing of FFI; the C ABI lives in [`ffi`].
+//! The C ABI of presence-engine: the library C programs link (`libpresence.a`,
+//! `libpresence.so`) and whose header, `include/presence.h`, cbindgen generates from this
+//! crate. Everything here is a thin translation over the core (`presence_core`): check
+//! pointers and UTF-8, call the core, map errors to a status. The conventions (after rustls-ffi) are in the README:
+//! a status from every fallible call, out-parameters written only on success, library
+//! buffers freed by the library, a per-thread last error, and no panic across the boundary.
 
-mod batch;
-pub mod cluster;
-mod codec;
-mod config;
-mod engine;
-mod envelope;
-mod error;
-mod expiry;
-pub mod ffi;
-mod format;
-mod hash;
-mod json;
-mod meta;
-mod metrics;
-mod ready;
-mod shard;
-mod shared;
-mod table;
-mod topic;
+mod api;
+mod guard;
 mod ttl;
-mod waker;
+mod types;
 
-pub use batch::{DiffBatch, TopicDiff};
-pub use cluster::ClusterStats;
-pub use config::{
-    ClusterConfig, Config, Format, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS,
-};
-pub use engine::Engine;
-pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
-pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
-pub use metrics::{Metric, MetricKind, METRICS};
-pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
-pub use shared::{State, Stats};
-pub use topic::{Counts, Occupancy};
-pub use ttl::{Clock, ManualClock};
-
-/// The hand-written table that bench/ measures against `hashbrown` (`make bench`, suite
-/// "ab"); not part of the API.
-#[cfg(feature = "bench-internals")]
-#[doc(hidden)]
-pub mod internals {
-    pub use crate::table::{populate, KeyHash, Mixed, Probe, Table};
-}
-
-/// The library version, as in Cargo.toml.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use api::*;
+pub use ttl::*;
+pub use types::*;

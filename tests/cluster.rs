@@ -4,7 +4,7 @@
 
 mod support;
 
-use presence::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
+use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

@@ -7,8 +7,8 @@
 
 mod support;
 
-use presence::cluster::wire::{self, Body, Change, Message, TopicChange, WireEntry};
-use presence::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
+use presence_core::cluster::wire::{self, Body, Change, Message, TopicChange, WireEntry};
+use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! how a pause of this node differs from the silence of a peer, and who pays for the
 //! snapshots a cold node needs.
 
-use presence::{ClusterConfig, Config, Counts, Engine, Format};
+use presence_core::{ClusterConfig, Config, Counts, Engine, Format};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "a test secret of some length";

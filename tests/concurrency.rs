@@ -6,7 +6,7 @@
 
 mod support;
 
-use presence::{Config, Counts, Engine, Format, ManualClock};
+use presence_core::{Config, Counts, Engine, Format, ManualClock};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

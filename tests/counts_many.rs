@@ -3,7 +3,7 @@
 
 mod support;
 
-use presence::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
+use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
 use support::Rng;
 
 fn c(viewers: u64, users: u64, connections: u64) -> Counts {

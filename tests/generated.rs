@@ -5,7 +5,7 @@
 //! (`UPDATE_GENERATED=1 cargo test --test generated`); otherwise this test fails on any
 //! difference, naming the file to regenerate.
 
-use presence::{
+use presence_core::{
     Config, ErrorKind, CLUSTER_DOCS, CLUSTER_FIELDS, CONFIG_DOCS, CONFIG_FIELDS, ERROR_CLASSES,
     METRICS,
 };

@@ -7,7 +7,9 @@
 
 mod support;
 
-use presence::{ClusterConfig, Config, Counts, Engine, Format, ManualClock, Occupancy, TopicDiff};
+use presence_core::{
+    ClusterConfig, Config, Counts, Engine, Format, ManualClock, Occupancy, TopicDiff,
+};
 use serde_json::Value;
 use std::os::fd::RawFd;
 use std::sync::Arc;

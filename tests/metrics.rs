@@ -2,7 +2,7 @@
 //! back by a strict parser of the exposition format and compared with them, on one node
 //! and on the nodes of a cluster (over an in-test bus).
 
-use presence::{ClusterConfig, Config, Engine, Format, MetricKind, METRICS};
+use presence_core::{ClusterConfig, Config, Engine, Format, MetricKind, METRICS};
 use std::collections::BTreeMap;
 
 /// One family: its type, and its samples by their labels (`name="value"` pairs, sorted).
@@ -161,7 +161,7 @@ fn a_single_node_shows_its_stats_and_its_polls() {
         labelled(
             &families,
             "presence_info",
-            &[("version", presence::VERSION), ("format", "phoenix")]
+            &[("version", presence_core::VERSION), ("format", "phoenix")]
         ),
         1
     );

@@ -12,7 +12,7 @@
 
 mod support;
 
-use presence::{Clock, Config, Counts, Engine, ErrorKind, Format, ManualClock, Occupancy};
+use presence_core::{Clock, Config, Counts, Engine, ErrorKind, Format, ManualClock, Occupancy};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

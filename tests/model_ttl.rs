@@ -9,7 +9,7 @@
 
 mod support;
 
-use presence::{Config, Counts, Engine, ErrorKind, Format, ManualClock};
+use presence_core::{Config, Counts, Engine, ErrorKind, Format, ManualClock};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! A rejected call changes nothing: not the counts, not the lists, not the pending diffs,
 //! not the memory held (`stats().bytes`).
 
-use presence::{Config, Engine, ErrorKind, Format};
+use presence_core::{Config, Engine, ErrorKind, Format};
 
 /// A call that must be refused: the error it gave, if any.
 type Call = dyn Fn(&Engine) -> Option<ErrorKind>;
@@ -44,7 +44,7 @@ fn check(config: Config, setup: &dyn Fn(&Engine), calls: &[(&str, ErrorKind, &Ca
     assert_eq!(engine.poll_diff().len(), after_setup.poll_diff().len());
 }
 
-fn err(r: presence::Result<()>) -> Option<ErrorKind> {
+fn err(r: presence_core::Result<()>) -> Option<ErrorKind> {
     r.err().map(|e| e.kind())
 }
 

@@ -4,7 +4,7 @@
 //! of two engines over the own-bus calls where the presence expires on one node and
 //! leaves on the other.
 
-use presence::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format, ManualClock};
+use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format, ManualClock};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -61,6 +61,6 @@ def engine_version() -> str:
     rev = cmd_out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     if rev == "not found":
         return f"{v} (not a git checkout)"
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "Cargo.toml"],
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "core", "Cargo.toml"],
                            capture_output=True, text=True).stdout.strip()
-    return f"{v} (git {rev}{', with uncommitted changes to src/' if dirty else ''})"
+    return f"{v} (git {rev}{', with uncommitted changes to src/ or core/' if dirty else ''})"

@@ -9,7 +9,7 @@
 //! the population stays within ±10 % of its size. The sequence is seeded and repeats.
 
 use crate::rng::Rng;
-use presence::{ClusterConfig, Config, Engine, Format};
+use presence_core::{ClusterConfig, Config, Engine, Format};
 
 /// The shared secret of every benchmark cluster.
 pub const SECRET: &str = "presence-engine benchmark cluster secret";

@@ -14,7 +14,7 @@
 //! depend on the speed of the machine; the event sequence is seeded and repeats exactly.
 
 use crate::rng::Rng;
-use presence::{Engine, Format};
+use presence_core::{Engine, Format};
 
 /// How the host turns changes into messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! hasher. No validation, no connection index (so no disconnect-all), no change
 //! tracking, no diffs, no locks. Everything the engine does beyond this is its overhead.
 
-use presence::Counts;
+use presence_core::Counts;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn agrees_with_the_engine() {
         let w = Workload::with_anonymous(1001, 7, 5);
-        let engine = crate::engine(presence::Format::Counts);
+        let engine = crate::engine(presence_core::Format::Counts);
         let mut floor = Floor::default();
         let all = w.all();
         let third: Vec<u32> = all.iter().copied().filter(|i| i % 3 == 0).collect();

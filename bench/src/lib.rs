@@ -16,7 +16,7 @@ pub mod redis_patterns;
 pub mod rng;
 pub mod workload;
 
-use presence::{Config, Engine, Format};
+use presence_core::{Config, Engine, Format};
 
 /// An engine for the benchmarks: the given format, limits raised so that no benchmark
 /// size hits them, everything else at the defaults a host gets with `{}`.

@@ -5,7 +5,7 @@
 //! Every string is built before any clock starts; the floor gets the same workload as
 //! pre-resolved integer ids.
 
-use presence::{Counts, Engine};
+use presence_core::{Counts, Engine};
 
 /// The standard workload, with its strings built ahead of time.
 pub struct Workload {

@@ -10,7 +10,7 @@
 //! ```
 //! Each command answers one JSON line on stdout. `quit` leaves the cluster cleanly.
 
-use presence::{ClusterConfig, Config, Engine, Format};
+use presence_core::{ClusterConfig, Config, Engine, Format};
 use std::io::{BufRead, Write};
 
 fn main() {
@@ -128,7 +128,7 @@ fn parse(conn: &str) -> u64 {
     conn.parse().expect("conn is a number")
 }
 
-fn result(r: presence::Result<()>) -> String {
+fn result(r: presence_core::Result<()>) -> String {
     match r {
         Ok(()) => "{\"ok\":true}".into(),
         Err(e) => format!("{{\"ok\":false,\"error\":{:?}}}", e.message()),

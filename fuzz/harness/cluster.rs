@@ -9,8 +9,8 @@
 //! messages must decode.
 
 use super::input::Input;
-use presence::cluster::wire::{self, Body, Change, Message};
-use presence::{ClusterConfig, Config, Engine, Format};
+use presence_core::cluster::wire::{self, Body, Change, Message};
+use presence_core::{ClusterConfig, Config, Engine, Format};
 use serde_json::Value;
 
 pub const SECRET: &str = "fuzz-test-secret-0123456789";

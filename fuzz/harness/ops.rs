@@ -10,7 +10,7 @@
 //! exactly the connection's TTL presences.
 
 use super::input::{c_string, meta_is_valid, Input};
-use presence::ffi::*;
+use presence::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_void, CString};

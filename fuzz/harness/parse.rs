@@ -3,8 +3,8 @@
 //! in a list as the same JSON value.
 
 use super::input::{c_string, meta_is_valid, Input};
-use presence::ffi::*;
-use presence::{Config, Format};
+use presence::*;
+use presence_core::{Config, Format};
 use serde_json::Value;
 use std::ffi::CString;
 use std::ptr;
@@ -52,12 +52,12 @@ fn config(bytes: &[u8]) {
             }
             assert!(obj
                 .keys()
-                .all(|k| presence::CONFIG_FIELDS.contains(&k.as_str())));
+                .all(|k| presence_core::CONFIG_FIELDS.contains(&k.as_str())));
         }
         Err(e) => assert_eq!(
             st,
             match e.kind() {
-                presence::ErrorKind::Io => presence_status::Io,
+                presence_core::ErrorKind::Io => presence_status::Io,
                 _ => presence_status::InvalidConfig,
             },
             "{s:?}: {e}"

@@ -1,7 +1,7 @@
 //! Timing driver of `make bench` (see bench/run.py, which runs it and merges its output).
 //! Every command prints JSON lines (see `presence_bench::out`).
 
-use presence::{Engine, Envelope, Format, ReadyBatch};
+use presence_core::{Engine, Envelope, Format, ReadyBatch};
 use presence_bench::args::{self, Args};
 use presence_bench::fanout::{self, Mode};
 use presence_bench::floor::{self, Floor};
@@ -664,7 +664,7 @@ fn print_check(imp: &str, phase: &str, topics: &[String], counts: &[[Option<u64>
     );
 }
 
-fn full(c: presence::Counts) -> [Option<u64>; 3] {
+fn full(c: presence_core::Counts) -> [Option<u64>; 3] {
     [Some(c.viewers), Some(c.users), Some(c.connections)]
 }
 
@@ -686,7 +686,7 @@ fn check(a: &Args) {
     ];
 
     let e = engine(Format::Counts);
-    let mut published: HashMap<String, presence::Counts> = HashMap::new();
+    let mut published: HashMap<String, presence_core::Counts> = HashMap::new();
     let mut f = Floor::default();
     for (phase, conns, join) in phases {
         if join {

@@ -7,7 +7,7 @@
 //! processes take their times from `CLOCK_MONOTONIC`, the same clock in every process, so
 //! "tracked on a at t0, seen on b at t1" subtracts across processes.
 
-use presence::{Engine, Format};
+use presence_core::{Engine, Format};
 use presence_bench::args::{self, Args};
 use presence_bench::cluster::{cluster_engine, now_ns, Churn, Event};
 use presence_bench::out::Record;

@@ -17,7 +17,7 @@
 //! - `check` (make test-bench): the reload room, small, asserts that the grace leaves no
 //!   diff at all and that without it there are some (counts, no timing).
 
-use presence::{Clock, Config, Engine, Format, ManualClock};
+use presence_core::{Clock, Config, Engine, Format, ManualClock};
 use presence_bench::args::{self, Args};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;

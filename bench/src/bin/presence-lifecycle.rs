@@ -12,7 +12,7 @@
 //! the counting allocator. The allocator counts in every command of this binary, so the
 //! timings carry its relaxed atomic add per allocation; both sides of each ratio do.
 
-use presence::{Config, Engine, ManualClock};
+use presence_core::{Config, Engine, ManualClock};
 use presence_bench::alloc::Counting;
 use presence_bench::args::{self, Args};
 use presence_bench::out::{ns_per, Record};
@@ -26,7 +26,7 @@ static ALLOC: Counting = Counting;
 
 const USAGE: &str = "usage: presence-lifecycle expiry --held H[,H...] --rate R --seconds S --topics T --runs K\n       presence-lifecycle memory --n N --topics T --runs K";
 
-/// The engine's tick (`TICK_MS` in src/ttl.rs): the step the clock moves by.
+/// The engine's tick (`TICK_MS` in core/src/ttl.rs): the step the clock moves by.
 const TICK: Duration = Duration::from_millis(10);
 
 /// The time to live of connection `i`: the first expires after one second, then `rate`

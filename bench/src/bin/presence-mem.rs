@@ -1,7 +1,7 @@
 //! Memory driver of `make bench`: live heap bytes per presence, measured with a counting
 //! global allocator, beside the engine's own estimate (`Engine::stats().bytes`).
 
-use presence::Format;
+use presence_core::Format;
 use presence_bench::alloc::Counting;
 use presence_bench::args::{self, Args};
 use presence_bench::floor::{self, Floor};

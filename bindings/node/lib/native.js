@@ -41,7 +41,7 @@ function sourceRoot(pkgDir = PACKAGE_DIR) {
   const isRepo =
     fs.existsSync(path.join(root, 'Cargo.toml')) &&
     fs.existsSync(path.join(root, 'include', 'presence.h')) &&
-    fs.existsSync(path.join(root, 'src', 'ffi'));
+    fs.existsSync(path.join(root, 'core', 'Cargo.toml'));
   return isRepo ? root : null;
 }
 

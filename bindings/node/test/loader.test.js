@@ -26,9 +26,10 @@ function tmpdir(t) {
 /** A directory that looks like a presence-engine checkout, with the package inside. */
 function fakeRepo(dir) {
   fs.mkdirSync(path.join(dir, 'include'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'src', 'ffi'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'core'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'bindings', 'node'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'Cargo.toml'), '[package]\nname = "presence"\n');
+  fs.writeFileSync(path.join(dir, 'core', 'Cargo.toml'), '[package]\nname = "presence-core"\n');
   fs.writeFileSync(path.join(dir, 'include', 'presence.h'), '');
   return path.join(dir, 'bindings', 'node');
 }

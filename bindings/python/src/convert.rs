@@ -2,7 +2,7 @@
 //! written out as compact JSON here, in Rust, without going through the `json` module).
 
 use crate::errors;
-use presence::ErrorKind;
+use presence_core::ErrorKind;
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};

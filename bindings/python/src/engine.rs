@@ -10,7 +10,7 @@ use crate::errors;
 use crate::ready::{self, json_loads, Batch};
 use crate::settings;
 use crate::values::{ClusterStats, Counts, Stats};
-use presence::{Config, Engine, Format, ReadyBatch};
+use presence_core::{Config, Engine, Format, ReadyBatch};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -162,7 +162,7 @@ impl Chunk {
     }
 
     /// Tracks the items in order; stops at the first failure and returns its position.
-    fn track(&self, engine: &Engine) -> Result<(), (usize, presence::Error)> {
+    fn track(&self, engine: &Engine) -> Result<(), (usize, presence_core::Error)> {
         for (i, it) in self.items.iter().enumerate() {
             let key = it.key.as_ref().map(|r| self.str(r));
             let meta = it.meta.as_ref().map(|r| self.str(r));
@@ -174,7 +174,7 @@ impl Chunk {
     }
 
     /// Untracks the items in order; stops at the first failure and returns its position.
-    fn untrack(&self, engine: &Engine) -> Result<(), (usize, presence::Error)> {
+    fn untrack(&self, engine: &Engine) -> Result<(), (usize, presence_core::Error)> {
         for (i, it) in self.items.iter().enumerate() {
             engine
                 .untrack(self.str(&it.topic), it.conn)
@@ -211,7 +211,7 @@ impl Names {
 }
 
 /// The exception of a topic `counts_many` refused, with its position as `index`.
-fn counts_many_error(py: Python<'_>, e: &presence::Error) -> PyErr {
+fn counts_many_error(py: Python<'_>, e: &presence_core::Error) -> PyErr {
     match e.index() {
         Some(index) => errors::at_index(py, errors::engine_error(py, e), index),
         None => errors::engine_error(py, e),
@@ -229,7 +229,7 @@ impl PyEngine {
     fn with<R>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&Engine) -> presence::Result<R>,
+        f: impl FnOnce(&Engine) -> presence_core::Result<R>,
     ) -> PyResult<R> {
         let guard = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let Some(engine) = guard.as_ref() else {
@@ -255,7 +255,7 @@ impl PyEngine {
         .ok_or_else(|| errors::closed(py))
     }
 
-    fn state_of(&self, py: Python<'_>, topic: &Bound<'_, PyAny>) -> PyResult<presence::State> {
+    fn state_of(&self, py: Python<'_>, topic: &Bound<'_, PyAny>) -> PyResult<presence_core::State> {
         let topic = convert::text(topic, "topic")?;
         if self.config.format == Format::Phoenix {
             // A phoenix state lists every presence: worth releasing the interpreter.
@@ -616,8 +616,8 @@ impl PyEngine {
     fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterStats> {
         self.with(py, |e| {
             e.cluster_stats().map(ClusterStats::from).ok_or_else(|| {
-                presence::Error::new(
-                    presence::ErrorKind::NoCluster,
+                presence_core::Error::new(
+                    presence_core::ErrorKind::NoCluster,
                     "the engine was created without a cluster config",
                 )
             })

@@ -5,7 +5,7 @@
 //! single-base `create_exception!` cannot express. Every instance carries the engine's
 //! message as its only argument and a `kind` attribute naming the core's error kind.
 
-use presence::{ErrorKind, ERROR_CLASSES};
+use presence_core::{ErrorKind, ERROR_CLASSES};
 use pyo3::exceptions::{PyException, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -122,7 +122,7 @@ pub fn error(py: Python<'_>, kind: ErrorKind, message: &str) -> PyErr {
 }
 
 /// The exception for an error of the core.
-pub fn engine_error(py: Python<'_>, err: &presence::Error) -> PyErr {
+pub fn engine_error(py: Python<'_>, err: &presence_core::Error) -> PyErr {
     error(py, err.kind(), err.message())
 }
 
@@ -143,7 +143,7 @@ pub fn at_index(py: Python<'_>, err: PyErr, index: usize) -> PyErr {
 
 /// The exception for a core error on item `index` of a bulk call: the message is
 /// prefixed with `item N: ` and the instance has an `index` attribute.
-pub fn item_error(py: Python<'_>, err: &presence::Error, index: usize) -> PyErr {
+pub fn item_error(py: Python<'_>, err: &presence_core::Error, index: usize) -> PyErr {
     let message = format!("item {index}: {}", err.message());
     at_index(py, error(py, err.kind(), &message), index)
 }

@@ -29,7 +29,7 @@ mod _native {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         super::add_exceptions(m)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        m.add("CORE_VERSION", presence::VERSION)?;
+        m.add("CORE_VERSION", presence_core::VERSION)?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! iterated, and each decodes its payload to Python objects only when `payload` is read.
 
 use crate::values::Counts;
-use presence::{Envelope, ReadyBatch, ReadyDiff};
+use presence_core::{Envelope, ReadyBatch, ReadyDiff};
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

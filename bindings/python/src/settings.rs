@@ -1,13 +1,13 @@
 //! The `Engine(**settings)` keywords, passed to the core's config parser as JSON.
 //!
-//! The fields, their defaults and their value checks are the core's (`presence::Config`);
+//! The fields, their defaults and their value checks are the core's (`presence_core::Config`);
 //! this binding knows only Python's side of them: a keyword the core does not know, or a
 //! value of the wrong Python type, is a TypeError (the type is that of the field's
 //! default), and the `cluster=` mapping follows the same rules one level down.
 
 use crate::convert::{self, type_name};
 use crate::errors;
-use presence::{Config, ErrorKind};
+use presence_core::{Config, ErrorKind};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -20,8 +20,8 @@ pub struct Counts {
     pub connections: u64,
 }
 
-impl From<presence::Counts> for Counts {
-    fn from(c: presence::Counts) -> Self {
+impl From<presence_core::Counts> for Counts {
+    fn from(c: presence_core::Counts) -> Self {
         Counts {
             viewers: c.viewers,
             users: c.users,
@@ -114,8 +114,8 @@ pub struct Stats {
     pub polls: u64,
 }
 
-impl From<presence::Stats> for Stats {
-    fn from(s: presence::Stats) -> Self {
+impl From<presence_core::Stats> for Stats {
+    fn from(s: presence_core::Stats) -> Self {
         Stats {
             topics: s.topics,
             presences: s.presences,
@@ -204,8 +204,8 @@ pub struct ClusterStats {
     pub link_up: bool,
 }
 
-impl From<presence::ClusterStats> for ClusterStats {
-    fn from(s: presence::ClusterStats) -> Self {
+impl From<presence_core::ClusterStats> for ClusterStats {
+    fn from(s: presence_core::ClusterStats) -> Self {
         ClusterStats {
             node: s.node,
             incarnation: s.incarnation,

@@ -56,6 +56,20 @@ def test_stubs_cover_the_runtime() -> None:
     assert runtime <= stub_methods, runtime - stub_methods
 
 
+def test_the_module_exports_no_symbol_of_the_c_library() -> None:
+    # The extension links the core crate alone; the C library's presence_* functions
+    # belong to libpresence, and a copy exported here would be a second, unused C ABI.
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", presence_engine._native.__file__],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    exported = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert "PyInit__native" in exported, exported
+    assert [name for name in exported if name.startswith("presence_")] == []
+
+
 @pytest.mark.skipif(not WHEEL, reason="set PRESENCE_ENGINE_WHEEL to the wheel (make test-python does)")
 def test_wheel_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert WHEEL is not None

@@ -315,8 +315,10 @@ impl Engine {
         self.shared.is_poisoned()
     }
 
-    /// `Panicked` once the engine is poisoned (see [`Engine::is_poisoned`]).
-    pub(crate) fn check_usable(&self) -> Result<()> {
+    /// `Panicked` once the engine is poisoned (see [`Engine::is_poisoned`]), for callers
+    /// that refuse every call of a poisoned engine, those that cannot fail included (the
+    /// C ABI does).
+    pub fn check_usable(&self) -> Result<()> {
         self.shared.enter().map(drop)
     }
 

@@ -266,12 +266,12 @@ pub enum presence_occupancy {
     Vacated = 2,
 }
 
-impl From<crate::Occupancy> for presence_occupancy {
-    fn from(o: crate::Occupancy) -> Self {
+impl From<presence_core::Occupancy> for presence_occupancy {
+    fn from(o: presence_core::Occupancy) -> Self {
         match o {
-            crate::Occupancy::Unchanged => presence_occupancy::Unchanged,
-            crate::Occupancy::Occupied => presence_occupancy::Occupied,
-            crate::Occupancy::Vacated => presence_occupancy::Vacated,
+            presence_core::Occupancy::Unchanged => presence_occupancy::Unchanged,
+            presence_core::Occupancy::Occupied => presence_occupancy::Occupied,
+            presence_core::Occupancy::Vacated => presence_occupancy::Vacated,
         }
     }
 }
@@ -355,7 +355,7 @@ pub struct presence_ready_view {
 #[cfg(test)]
 mod tests {
     use super::presence_status;
-    use crate::ErrorKind;
+    use presence_core::ErrorKind;
 
     #[test]
     fn every_error_kind_is_a_status_of_the_same_value_and_name() {
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_status_of_the_header_once() {
-        let header = include_str!("../../include/presence.h");
+        let header = include_str!("../include/presence.h");
         let start = header
             .find("typedef enum presence_status {")
             .expect("the enum");

@@ -230,7 +230,7 @@ impl Shared {
         t.insert(conn, key_hash, key, meta, || self.new_ref());
         self.changed(&mut topics, slot, true);
         drop(topics);
-        #[cfg(test)]
+        #[cfg(any(test, feature = "test-hooks"))]
         panic_hook::maybe_panic_mid_track();
         place.insert(TopicRef { shard, slot }, key_hash);
         if let Some(ttl) = ttl_ms {
@@ -594,7 +594,7 @@ pub(crate) fn reserve(count: &AtomicUsize, max: usize, what: &str) -> Result<()>
 
 /// A hook for tests of the poisoning: the next track on this thread panics in its middle,
 /// after its topic counts the presence and before the connection index knows it.
-#[cfg(test)]
+#[cfg(any(test, feature = "test-hooks"))]
 pub(crate) mod panic_hook {
     use std::cell::Cell;
 
@@ -602,7 +602,7 @@ pub(crate) mod panic_hook {
         static MID_TRACK: Cell<bool> = const { Cell::new(false) };
     }
 
-    pub(crate) fn arm() {
+    pub fn arm() {
         MID_TRACK.with(|p| p.set(true));
     }
 

@@ -2,7 +2,7 @@
 //! the checks that turn raw pointers into Rust references.
 
 use super::types::{presence_engine, presence_status};
-use crate::{Engine, Error};
+use presence_core::{Engine, Error};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -153,11 +153,11 @@ mod tests {
 
     #[test]
     fn a_poisoned_engine_answers_panic_to_every_call() {
-        use crate::ffi::*;
-        use crate::shared::panic_hook;
-        use crate::Config;
+        use crate::*;
+        use presence_core::test_hooks::panic_in_next_track;
+        use presence_core::Config;
         let engine = Engine::new(Config::default()).unwrap();
-        panic_hook::arm();
+        panic_in_next_track();
         let outcome =
             std::panic::catch_unwind(AssertUnwindSafe(|| engine.track("room", 1, None, None)));
         assert!(outcome.is_err());

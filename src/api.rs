@@ -10,7 +10,7 @@ use super::guard::{
     engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error, Failure,
 };
 use super::types::*;
-use crate::{Config, Counts, Engine, Envelope, ReadyBatch};
+use presence_core::{Config, Counts, Engine, Envelope, ReadyBatch};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
@@ -1076,6 +1076,17 @@ pub unsafe extern "C" fn presence_state_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header's PRESENCE_VERSION and `presence_version` come from this crate's
+    /// Cargo.toml, the metrics' `version` label and Python's from the core's: one version.
+    #[test]
+    fn the_library_has_the_version_of_the_core() {
+        // SAFETY: a static NUL-terminated string.
+        let version = unsafe { CStr::from_ptr(presence_version()) }
+            .to_str()
+            .unwrap();
+        assert_eq!(version, presence_core::VERSION);
+    }
 
     #[test]
     fn config_defaults_are_the_cores_and_parse_back() {
