@@ -10,12 +10,11 @@ mod remote;
 pub(crate) mod render;
 
 use crate::config::Format;
-use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
+use crate::hash::{ConnBuild, HashMap, HashSet, PrehashedBuild};
 use crate::table::{Prehashed, Probe, Table};
 use held::Held;
 pub(crate) use remote::Arrival;
 use remote::Remote;
-use std::collections::{HashMap, HashSet};
 
 /// The three numbers of a topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -560,9 +559,9 @@ impl Topic {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.name.len()
-            + table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
+            + self.entries.allocation_size()
             + self.users.heap_bytes()
-            + table_bytes::<(u64, Pending)>(self.pending.capacity());
+            + self.pending.allocation_size();
         bytes += self.local_entries().map(Entry::heap_bytes).sum::<usize>();
         for c in self.pending.values() {
             if let Pending::Left(e) = c {
@@ -577,10 +576,10 @@ impl Topic {
         }
         if let Some(o) = &self.outbox {
             bytes += size_of::<Outbox>()
-                + table_bytes::<u64>(o.added.capacity())
-                + table_bytes::<u64>(o.removed.capacity())
-                + table_bytes::<(u64, u64)>(o.joined.capacity())
-                + table_bytes::<u64>(o.left.capacity());
+                + o.added.allocation_size()
+                + o.removed.allocation_size()
+                + o.joined.allocation_size()
+                + o.left.allocation_size();
         }
         bytes
     }
@@ -623,8 +622,11 @@ mod tests {
         let c = t.local_counts();
         assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4));
         assert_eq!(
-            t.users.keys().copied().collect::<HashSet<u64>>(),
-            HashSet::from([7, 8])
+            t.users
+                .keys()
+                .copied()
+                .collect::<std::collections::HashSet<u64>>(),
+            std::collections::HashSet::from([7, 8])
         );
         t.remove(1, 7);
         t.remove(4, 8);
