@@ -5,20 +5,26 @@
 //! the fields and defaults from `Config::defaults_json`; the README table and the stubs
 //! are generated from it (`make header`).
 //!
-//! The parser is written out rather than derived: serde's derive with
-//! `deny_unknown_fields` words its errors differently ("unknown field `x`, expected one
-//! of ..." without the `cluster.` path, "missing field"), and these messages are part of
-//! what the C harness and the bindings' tests check. Serialization is derived, so the
-//! list of fields cannot drift from the struct (`CONFIG_FIELDS` is checked against it).
+//! Parsing is serde's derive; `serde_path_to_error` puts the path of the offending field
+//! (`cluster.tick_ms`) in front of serde's message, which says what was expected. The
+//! ranges and the rules between fields are `validate`'s, which checks configs built in
+//! Rust too.
 
 use crate::error::{Error, ErrorKind, Result};
-use serde::Serialize;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::fmt;
 
 pub use crate::format::Format;
 
 /// Engine settings. `Config::default()` is what `NULL` or `{}` gives over the C ABI.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a JSON object of config fields"
+)]
 pub struct Config {
     /// The wire format.
     pub format: Format,
@@ -26,50 +32,71 @@ pub struct Config {
     /// empty; in phoenix format at most `max_key_bytes` long.
     pub viewers_key: String,
     /// Number of lock shards for topics and for connections (rounded up to a power of two).
+    #[serde(deserialize_with = "positive")]
     pub shards: usize,
     /// Longest topic, in bytes.
+    #[serde(deserialize_with = "positive")]
     pub max_topic_bytes: usize,
     /// Longest key, in bytes.
+    #[serde(deserialize_with = "positive")]
     pub max_key_bytes: usize,
     /// Longest meta JSON text, in bytes.
+    #[serde(deserialize_with = "positive")]
     pub max_meta_bytes: usize,
     /// Most topics held at once.
+    #[serde(deserialize_with = "positive")]
     pub max_topics: usize,
     /// Most presences held at once.
+    #[serde(deserialize_with = "positive")]
     pub max_presences: usize,
     /// How long a leave waits for the same user to come back, in milliseconds (0: a leave
     /// is published at the next poll). A leave (`untrack`, `untrack_conn`) followed within
     /// this window by a track of the same key in the same topic (an anonymous viewer for
     /// an anonymous viewer) makes no diff; without one, the leave is published at the
     /// first poll after the window ends, and the wake-up descriptor turns readable then.
+    #[serde(deserialize_with = "non_negative")]
     pub leave_grace_ms: u64,
     /// Cluster mode: share presence with other nodes. `None` for a single node.
+    #[serde(deserialize_with = "object_or_null")]
     pub cluster: Option<ClusterConfig>,
 }
 
-/// Settings of cluster mode (see the README's cluster section).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Settings of cluster mode (see the README's cluster section). Parsed with the defaults
+/// of `ClusterConfig::new("", "")`: `node` and `secret` have none, and `validate` refuses
+/// the empty strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a JSON object of cluster fields"
+)]
 pub struct ClusterConfig {
     /// This node's name, unique in the cluster.
     pub node: String,
     /// The shared secret: authenticates messages and keys the user hashes (16+ bytes).
     pub secret: String,
     /// How often the host (or the Redis link) calls `cluster_tick`, in milliseconds.
+    #[serde(deserialize_with = "positive")]
     pub tick_ms: u64,
     /// A node silent this long is dropped, in milliseconds; only time during which this
     /// node could hear the bus counts.
+    #[serde(deserialize_with = "positive")]
     pub down_after_ms: u64,
     /// While this node's own Redis link is down or unresponsive, it keeps the other
     /// nodes' presences (stale) this long before dropping them, in milliseconds (or
     /// `down_after_ms`, if that is longer: an outage never drops a peer sooner than
     /// silence would).
+    #[serde(deserialize_with = "positive")]
     pub stale_after_ms: u64,
     /// Each node broadcasts a full snapshot this often, in milliseconds: a backstop, since
     /// lost messages are found from sequence gaps and healed by snapshots sent on request.
+    #[serde(deserialize_with = "positive")]
     pub snapshot_interval_ms: u64,
     /// Largest message sent or accepted, in bytes.
+    #[serde(deserialize_with = "positive")]
     pub max_message_bytes: usize,
     /// Most other nodes tracked at once.
+    #[serde(deserialize_with = "positive")]
     pub max_nodes: usize,
 }
 
@@ -86,6 +113,12 @@ impl ClusterConfig {
             max_message_bytes: 256 * 1024,
             max_nodes: 64,
         }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig::new("", "")
     }
 }
 
@@ -198,61 +231,28 @@ impl Config {
     }
 
     /// Parses a JSON object; absent fields keep their defaults, unknown fields are an error
-    /// (a typo should not silently fall back to a default).
+    /// (a typo should not silently fall back to a default). An error names the field by
+    /// its path and says what was expected: `cluster.tick_ms: invalid value: integer `0`,
+    /// expected a positive integer`.
     pub fn from_json(text: &str) -> Result<Config> {
         let bad = |msg: String| Error::new(ErrorKind::InvalidConfig, msg);
+        // Through a `Value`: serde's messages then carry no line and column, which say
+        // less than the path does, and a repeated field is the last one, as in most JSON
+        // readers, instead of an error.
         let value: Value = serde_json::from_str(text)
             .map_err(|e| bad(format!("config is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
+        if !value.is_object() {
             return Err(bad("config must be a JSON object".into()));
-        };
-        let mut config = Config::default();
-        for (name, v) in &map {
-            match name.as_str() {
-                "format" => {
-                    config.format = match v.as_str().and_then(Format::from_name) {
-                        Some(f) => f,
-                        None => {
-                            let names: Vec<String> = Format::ALL
-                                .iter()
-                                .map(|f| format!("{:?}", f.name()))
-                                .collect();
-                            return Err(bad(format!(
-                                "format must be {}, got {v}",
-                                names.join(" or ")
-                            )));
-                        }
-                    }
-                }
-                "viewers_key" => {
-                    config.viewers_key = v
-                        .as_str()
-                        .ok_or_else(|| bad("viewers_key must be a string".into()))?
-                        .to_owned()
-                }
-                "shards" => config.shards = positive(name, v)?,
-                "max_topic_bytes" => config.max_topic_bytes = positive(name, v)?,
-                "max_key_bytes" => config.max_key_bytes = positive(name, v)?,
-                "max_meta_bytes" => config.max_meta_bytes = positive(name, v)?,
-                "max_topics" => config.max_topics = positive(name, v)?,
-                "max_presences" => config.max_presences = positive(name, v)?,
-                "leave_grace_ms" => {
-                    config.leave_grace_ms = v.as_u64().ok_or_else(|| {
-                        bad(format!(
-                            "leave_grace_ms must be a non-negative integer, got {v}"
-                        ))
-                    })?
-                }
-                "cluster" if v.is_null() => config.cluster = None,
-                "cluster" => config.cluster = Some(cluster_from_json(v)?),
-                other => {
-                    return Err(bad(format!(
-                        "unknown config field {other:?}; known fields: {}",
-                        CONFIG_FIELDS.join(", ")
-                    )))
-                }
-            }
         }
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            bad(if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            })
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -295,10 +295,12 @@ impl Config {
         }
         if let Some(c) = &self.cluster {
             if c.node.is_empty() || c.node.len() > 255 {
-                return Err(bad("cluster.node must be 1 to 255 bytes".into()));
+                return Err(bad("cluster.node must be a string of 1 to 255 bytes".into()));
             }
             if c.secret.len() < 16 {
-                return Err(bad("cluster.secret must be at least 16 bytes".into()));
+                return Err(bad(
+                    "cluster.secret must be a string of at least 16 bytes".into()
+                ));
             }
             if c.tick_ms == 0 || c.down_after_ms <= c.tick_ms {
                 return Err(bad(
@@ -325,50 +327,83 @@ impl Config {
     }
 }
 
-fn cluster_from_json(v: &Value) -> Result<ClusterConfig> {
-    let bad = |msg: String| Error::new(ErrorKind::InvalidConfig, msg);
-    let Value::Object(map) = v else {
-        return Err(bad("cluster must be a JSON object".into()));
-    };
-    let text = |name: &str| -> Result<String> {
-        map.get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad(format!("cluster.{name} must be a string")))
-    };
-    let mut c = ClusterConfig::new(text("node")?, text("secret")?);
-    for (name, v) in map {
-        match name.as_str() {
-            "node" | "secret" => {}
-            "tick_ms" => c.tick_ms = positive(&format!("cluster.{name}"), v)? as u64,
-            "down_after_ms" => c.down_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
-            "stale_after_ms" => c.stale_after_ms = positive(&format!("cluster.{name}"), v)? as u64,
-            "snapshot_interval_ms" => {
-                c.snapshot_interval_ms = positive(&format!("cluster.{name}"), v)? as u64
+/// The `cluster` object, or null. serde's derive would also read a struct from an array
+/// of its fields in order, which no user means to write.
+fn object_or_null<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<ClusterConfig>, D::Error> {
+    struct ObjectOrNull;
+    impl<'de> Visitor<'de> for ObjectOrNull {
+        type Value = Option<ClusterConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object of cluster fields, or null")
+        }
+        fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            ClusterConfig::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(ObjectOrNull)
+}
+
+/// A count of at least 1, for `usize` and `u64` fields.
+fn positive<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> std::result::Result<T, D::Error> {
+    at_least(d, 1)
+}
+
+/// An integer of at least 0: serde's own message would expect a `u64`, which is Rust's
+/// word, not the bindings' users'.
+fn non_negative<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+) -> std::result::Result<T, D::Error> {
+    at_least(d, 0)
+}
+
+fn at_least<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+    min: u64,
+) -> std::result::Result<T, D::Error> {
+    struct AtLeast(u64);
+    impl Visitor<'_> for AtLeast {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(if self.0 == 0 {
+                "a non-negative integer"
+            } else {
+                "a positive integer"
+            })
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<u64, E> {
+            if n >= self.0 {
+                Ok(n)
+            } else {
+                Err(E::invalid_value(Unexpected::Unsigned(n), &self))
             }
-            "max_message_bytes" => c.max_message_bytes = positive(&format!("cluster.{name}"), v)?,
-            "max_nodes" => c.max_nodes = positive(&format!("cluster.{name}"), v)?,
-            other => {
-                return Err(bad(format!(
-                    "unknown cluster field {other:?}; known fields: {}",
-                    CLUSTER_FIELDS.join(", ")
-                )))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<u64, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::invalid_value(Unexpected::Signed(n), &self)),
             }
         }
     }
-    Ok(c)
-}
-
-fn positive(name: &str, v: &Value) -> Result<usize> {
-    v.as_u64()
-        .filter(|n| *n >= 1)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("{name} must be a positive integer, got {v}"),
-            )
-        })
+    let expected = AtLeast(min);
+    let n = d.deserialize_u64(AtLeast(min))?;
+    T::try_from(n).map_err(|_| de::Error::invalid_value(Unexpected::Unsigned(n), &expected))
 }
 
 #[cfg(test)]
@@ -500,21 +535,68 @@ mod tests {
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_message_bytes":100}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","stale_after_ms":0}}"#,
             r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
+            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","max_nodes":1e30}}"#,
+            r#"{"cluster":[]}"#,
+            r#"{"cluster":5}"#,
             "[]",
             "nope",
         ] {
             let err = Config::from_json(text).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
         }
-        // A message names the field by its full path.
-        let err = Config::from_json(
-            r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":0}}"#,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("cluster.tick_ms must be a positive integer"),
-            "{err}"
-        );
+        // A message names the field by its full path and says what was expected.
+        for (text, message) in [
+            (
+                r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tick_ms":0}}"#,
+                "cluster.tick_ms: invalid value: integer `0`, expected a positive integer",
+            ),
+            (
+                r#"{"cluster":{"node":"a","secret":"0123456789abcdef","tickms":5}}"#,
+                "cluster.tickms: unknown field `tickms`, expected one of `node`, `secret`",
+            ),
+            (
+                r#"{"cluster":{"node":1,"secret":"0123456789abcdef"}}"#,
+                "cluster.node: invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"cluster":["a","0123456789abcdef"]}"#,
+                "cluster: invalid type: sequence, expected a JSON object of cluster fields",
+            ),
+            (
+                r#"{"cluster":{"node":"a"}}"#,
+                "cluster.secret must be a string of at least 16 bytes",
+            ),
+            (
+                r#"{"format":"xml"}"#,
+                "format: unknown variant `xml`, expected `counts` or `phoenix`",
+            ),
+            (
+                r#"{"formatt":"counts"}"#,
+                "formatt: unknown field `formatt`, expected one of `format`, `viewers_key`",
+            ),
+            (
+                r#"{"shards":-1}"#,
+                "shards: invalid value: integer `-1`, expected a positive integer",
+            ),
+            (
+                r#"{"max_presences":1.5}"#,
+                "max_presences: invalid type: floating point `1.5`, expected a positive integer",
+            ),
+            (
+                r#"{"leave_grace_ms":"5000"}"#,
+                "leave_grace_ms: invalid type: string \"5000\", expected a non-negative integer",
+            ),
+            ("[]", "config must be a JSON object"),
+        ] {
+            let err = Config::from_json(text).unwrap_err().to_string();
+            assert!(err.starts_with(message), "{text}: {err}");
+        }
+    }
+
+    /// A repeated field is its last value, as in most JSON readers.
+    #[test]
+    fn the_last_of_repeated_fields_wins() {
+        let c = Config::from_json(r#"{"max_topics":0,"max_topics":5}"#).unwrap();
+        assert_eq!(c.max_topics, 5);
     }
 }

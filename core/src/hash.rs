@@ -95,37 +95,10 @@ impl Hasher for PrehashedHasher {
     }
 }
 
-/// Heap bytes of a std `HashMap`/`HashSet` of entries `T` (`(K, V)` for a map) whose
-/// `capacity()` is `capacity`, laid out as hashbrown allocates it: a power-of-two number
-/// of buckets of `T` each, then one control byte per bucket plus one group's worth more.
-/// A table with a capacity of 7 or less has capacity + 1 buckets; a larger one 8 buckets
-/// for every 7 of capacity. Deleted entries that left tombstones lower `capacity()`
-/// below that until the next rehash, which rounding up to a power of two absorbs.
-/// Computed here because std's `HashMap` does not report the size of its allocation.
-pub(crate) fn table_bytes<T>(capacity: usize) -> usize {
-    if capacity == 0 {
-        return 0;
-    }
-    let buckets = if capacity < 8 {
-        capacity + 1
-    } else {
-        capacity.saturating_mul(8) / 7
-    }
-    .next_power_of_two();
-    let ctrl_align = std::mem::align_of::<T>().max(GROUP_WIDTH);
-    let data = (buckets * std::mem::size_of::<T>()).next_multiple_of(ctrl_align);
-    data + buckets + GROUP_WIDTH
-}
-
-/// The width of hashbrown's control-byte groups: 16 with SSE2, 8 elsewhere.
-const GROUP_WIDTH: usize = if cfg!(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-)) {
-    16
-} else {
-    8
-};
+/// The engine's hash maps and sets: hashbrown's, the tables behind std's `HashMap`,
+/// used directly because they report the size of their allocation (`allocation_size`),
+/// which `stats().bytes` adds up.
+pub(crate) use hashbrown::{HashMap, HashSet};
 
 /// `BuildHasher` for connection-keyed maps.
 pub type ConnBuild = BuildHasherDefault<ConnHasher>;
@@ -155,36 +128,6 @@ mod tests {
         assert_eq!(siphash24(key, &msg), 0xa129_ca61_49be_45e5);
         let msg: Vec<u8> = (0..63u8).collect();
         assert_eq!(siphash24(key, &msg), 0x958a_324c_eb06_4572);
-    }
-
-    /// The estimate is exactly what the allocator is asked for (hashbrown's layout).
-    #[test]
-    fn table_bytes_follow_the_layout() {
-        use std::collections::HashMap;
-        assert_eq!(table_bytes::<(u64, u64)>(0), 0);
-        // 3 of capacity: 4 buckets of 16 bytes, 4 + 16 control bytes.
-        assert_eq!(table_bytes::<(u64, u64)>(3), 64 + 4 + GROUP_WIDTH);
-        assert_eq!(table_bytes::<(u64, u32)>(14), 16 * 16 + 16 + GROUP_WIDTH);
-        assert_eq!(
-            table_bytes::<(u64, u64, u64)>(28_672),
-            32_768 * 25 + GROUP_WIDTH
-        );
-        let mut m: HashMap<u64, u64, ConnBuild> = HashMap::default();
-        for i in 0..1000 {
-            m.insert(i, i);
-        }
-        assert_eq!(m.capacity(), 1792, "1000 entries take 2048 buckets");
-        assert_eq!(
-            table_bytes::<(u64, u64)>(m.capacity()),
-            2048 * 17 + GROUP_WIDTH
-        );
-        for i in 0..100 {
-            m.remove(&i);
-        }
-        assert_eq!(
-            table_bytes::<(u64, u64)>(m.capacity()),
-            2048 * 17 + GROUP_WIDTH
-        );
     }
 
     /// SipHash-1-3 agrees with the standard library's (`DefaultHasher` is SipHash-1-3

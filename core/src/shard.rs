@@ -3,11 +3,11 @@
 //! order, so no two calls can deadlock), for a few hundred nanoseconds.
 
 use crate::format::Format;
-use crate::hash::{table_bytes, ConnBuild};
+use crate::hash::{ConnBuild, HashMap};
 use crate::table::{Mixed, Prehashed, Probe, Table};
 use crate::topic::Topic;
 use crate::ttl::Deadlines;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Where a topic lives: its shard and its slot in that shard. Stable while the topic
@@ -364,7 +364,7 @@ impl ConnShard {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.first.heap_bytes()
-            + table_bytes::<(u64, Vec<Link>)>(self.more.capacity())
+            + self.more.allocation_size()
             + self
                 .more
                 .values()

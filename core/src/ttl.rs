@@ -11,9 +11,9 @@
 //! tick comes, finds the presences renewed and moves to the new earliest tick: at most one
 //! such move per time to live, however often the connection is touched.
 
-use crate::hash::{table_bytes, ConnBuild};
+use crate::hash::{ConnBuild, HashMap};
 use crate::table::{KeyHash, Probe, Table};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -478,7 +478,7 @@ impl Deadlines {
         // A B-tree leaf of 11 entries takes 192 bytes, and entries come mostly in tick
         // order, which leaves leaves about half full: some 32 bytes per entry.
         self.first.heap_bytes()
-            + table_bytes::<(u64, Vec<Timed>)>(self.more.capacity())
+            + self.more.allocation_size()
             + self
                 .more
                 .values()

@@ -84,9 +84,9 @@ static void test_bad_configs(void) {
   presence_engine *e = (presence_engine *)0x1; /* must stay untouched on failure */
   CHECK_STATUS(presence_engine_new("{\"format\":\"xml\"}", &e), PRESENCE_STATUS_INVALID_CONFIG);
   CHECK(e == (presence_engine *)0x1);
-  CHECK(last_error_has("format"));
+  CHECK(last_error_has("format: unknown variant `xml`, expected `counts` or `phoenix`"));
   CHECK_STATUS(presence_engine_new("{\"max_topicz\":1}", &e), PRESENCE_STATUS_INVALID_CONFIG);
-  CHECK(last_error_has("unknown config field"));
+  CHECK(last_error_has("max_topicz: unknown field `max_topicz`, expected one of `format`"));
   CHECK_STATUS(presence_engine_new("not json", &e), PRESENCE_STATUS_INVALID_CONFIG);
   CHECK_STATUS(presence_engine_new("[1]", &e), PRESENCE_STATUS_INVALID_CONFIG);
   CHECK_STATUS(presence_engine_new("{\"shards\":0}", &e), PRESENCE_STATUS_INVALID_CONFIG);

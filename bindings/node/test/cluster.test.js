@@ -361,14 +361,14 @@ test('cluster options: camelCase to the engine\'s config, checked', () => {
   e.close();
   const bad = (cluster, pattern) =>
     throwsStatus(() => new Engine({ cluster }), pe.ConfigError, Status.INVALID_CONFIG, pattern);
-  bad({ node: 'a' }, /secret must be a string/);
-  bad({ secret: SECRET }, /node must be a string/);
-  bad({ node: 'a', secret: 'short' }, /secret must be at least 16 bytes/);
-  bad({ node: '', secret: SECRET }, /node must be 1 to 255 bytes/);
+  bad({ node: 'a' }, /cluster\.secret must be a string of at least 16 bytes/);
+  bad({ secret: SECRET }, /cluster\.node must be a string of 1 to 255 bytes/);
+  bad({ node: 'a', secret: 'short' }, /cluster\.secret must be a string of at least 16 bytes/);
+  bad({ node: '', secret: SECRET }, /cluster\.node must be a string of 1 to 255 bytes/);
   bad({ node: 'a', secret: SECRET, tickMs: 500, downAfterMs: 400 }, /down_after_ms must exceed/);
-  bad({ node: 'a', secret: SECRET, tickMs: 0 }, /tick_ms must be a positive integer/);
-  bad({ node: 'a', secret: SECRET, staleAfterMs: 0 }, /stale_after_ms must be a positive integer/);
-  bad({ node: 'a', secret: SECRET, maxNodes: 1.5 }, /max_nodes/);
+  bad({ node: 'a', secret: SECRET, tickMs: 0 }, /cluster\.tick_ms: invalid value: integer `0`, expected a positive integer/);
+  bad({ node: 'a', secret: SECRET, staleAfterMs: 0 }, /cluster\.stale_after_ms: invalid value: integer `0`, expected a positive integer/);
+  bad({ node: 'a', secret: SECRET, maxNodes: 1.5 }, /cluster\.max_nodes: invalid type: floating point `1\.5`, expected a positive integer/);
   bad({ node: 'a', secret: SECRET, maxMessageBytes: 100 }, /max_message_bytes must be at least/);
   bad({ node: 'a', secret: SECRET, tick: 5 }, /unknown cluster option "tick"; known cluster options: node, secret, tickMs/);
   bad({ node: 'a', secret: SECRET, tick_ms: 5 }, /unknown cluster option/);

@@ -13,9 +13,9 @@ pub(crate) mod phoenix;
 
 use crate::codec::Reader;
 use crate::hash::{ConnBuild, PrehashedBuild};
+use crate::hash::{HashMap, HashSet};
 use phoenix::{HeldEntries, RemoteEntries};
-use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
 
 pub use phoenix::WireEntry;
 
@@ -47,8 +47,9 @@ pub(crate) struct Outbox {
     pub left: HashSet<u64, ConnBuild>,
 }
 
-/// Which wire format the engine renders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+/// Which wire format the engine renders. Serde's names (`rename_all`) are the
+/// modules' `NAME`s, which a unit test checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Anonymous counts only: `{"viewers":{"count":V},"users":{"count":U}}`. No key or meta
@@ -570,6 +571,10 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(f).unwrap(),
                 serde_json::Value::from(f.name())
+            );
+            assert_eq!(
+                serde_json::from_value::<Format>(f.name().into()).unwrap(),
+                *f
             );
         }
         assert_eq!(Format::from_wire_id(Format::ALL.len() as u8), None);

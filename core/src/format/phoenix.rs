@@ -10,10 +10,9 @@
 use super::{Bounds, Counts, Outbox};
 use super::{Change, FormatState};
 use crate::codec::Reader;
-use crate::hash::{table_bytes, ConnBuild};
+use crate::hash::{ConnBuild, HashMap};
 use crate::json;
 use crate::meta;
-use std::collections::HashMap;
 
 /// The name of the format in the configuration and the metrics.
 pub(crate) const NAME: &str = "phoenix";
@@ -334,8 +333,7 @@ impl FormatState for State {
     }
 
     fn heap_bytes(&self, held: Option<&dyn HeldEntries>) -> usize {
-        let mut bytes = table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
-            + table_bytes::<(u64, Pending)>(self.pending.capacity());
+        let mut bytes = self.entries.allocation_size() + self.pending.allocation_size();
         bytes += self
             .local_entries(held)
             .map(Entry::heap_bytes)

@@ -16,8 +16,8 @@ const MATCH_SCAN: usize = 32;
 use super::{Entry, Topic, ANONYMOUS};
 use crate::format::phoenix::HeldEntries;
 use crate::format::FormatState;
-use crate::hash::{table_bytes, ConnBuild, PrehashedBuild};
-use std::collections::{HashMap, VecDeque};
+use crate::hash::{ConnBuild, HashMap, PrehashedBuild};
+use std::collections::VecDeque;
 
 impl Topic {
     /// Holds the local presence of `conn`, tracked with `key_hash`, until `due` instead of
@@ -193,13 +193,13 @@ impl Held {
 
     /// Heap bytes of the tables; the entries' own bytes are counted with the topic's.
     pub fn heap_bytes(&self) -> usize {
-        table_bytes::<(u64, VecDeque<(u64, u64)>)>(self.by_key.capacity())
+        self.by_key.allocation_size()
             + self
                 .by_key
                 .values()
                 .map(|v| v.capacity() * 16)
                 .sum::<usize>()
-            + table_bytes::<(u64, Box<Entry>)>(self.entries.capacity())
+            + self.entries.allocation_size()
             + self.order.capacity() * std::mem::size_of::<(u64, u64, u64)>()
     }
 }

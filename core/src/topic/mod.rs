@@ -13,7 +13,6 @@ use crate::format::phoenix::{HeldEntries, RemoteEntries};
 pub use crate::format::Counts;
 use crate::format::{Change, Format, FormatState, TopicState};
 pub(crate) use crate::format::{Outbox, ANONYMOUS};
-use crate::hash::table_bytes;
 use crate::table::{Prehashed, Probe, Table};
 pub(crate) use held::Held;
 pub(crate) use remote::Remote;
@@ -421,10 +420,10 @@ impl Topic {
         }
         if let Some(o) = &self.outbox {
             bytes += size_of::<Outbox>()
-                + table_bytes::<u64>(o.added.capacity())
-                + table_bytes::<u64>(o.removed.capacity())
-                + table_bytes::<(u64, u64)>(o.joined.capacity())
-                + table_bytes::<u64>(o.left.capacity());
+                + o.added.allocation_size()
+                + o.removed.allocation_size()
+                + o.joined.allocation_size()
+                + o.left.allocation_size();
         }
         bytes
     }
@@ -433,7 +432,6 @@ impl Topic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     /// What a track or an untrack reads of a topic sits in its first cache line.
     #[test]
@@ -463,8 +461,11 @@ mod tests {
         let c = t.local_counts();
         assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4));
         assert_eq!(
-            t.users.keys().copied().collect::<HashSet<u64>>(),
-            HashSet::from([7, 8])
+            t.users
+                .keys()
+                .copied()
+                .collect::<std::collections::HashSet<u64>>(),
+            std::collections::HashSet::from([7, 8])
         );
         t.remove(1, 7);
         t.remove(4, 8);

@@ -12,9 +12,8 @@
 use super::{Entry, Topic, Users, ANONYMOUS};
 use crate::format::phoenix::RemoteEntries;
 use crate::format::{Change, WireEntry};
-use crate::hash::table_bytes;
+use crate::hash::{HashMap, HashSet};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
 
 /// Every remote node's part of one topic.
 #[derive(Default)]
@@ -87,11 +86,11 @@ impl Remote {
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let mut bytes = self.parts.capacity() * size_of::<(u32, Part)>()
-            + table_bytes::<(u64, u32)>(self.holders.capacity())
-            + table_bytes::<((u32, u64), u64)>(self.left.capacity());
+            + self.holders.allocation_size()
+            + self.left.allocation_size();
         for (_, p) in &self.parts {
-            bytes += table_bytes::<(u64, u32)>(p.users.capacity())
-                + table_bytes::<(u64, (Box<Entry>, u64))>(p.entries.capacity())
+            bytes += p.users.allocation_size()
+                + p.entries.allocation_size()
                 + p.entries
                     .values()
                     .map(|(e, _)| e.heap_bytes())
@@ -247,7 +246,7 @@ impl Topic {
                 stay
             });
         } else {
-            gone.extend(removed.iter().filter(|h| part.users.remove(h).is_some()));
+            gone.extend(removed.iter().filter(|h| part.users.remove(*h).is_some()));
         }
         for &h in added {
             if h != ANONYMOUS && part.users.insert(h, 1).is_none() {
@@ -293,7 +292,7 @@ impl Topic {
         if replace {
             let named: HashSet<u64, RandomState> = joins.iter().map(|a| a.entry.phx_ref).collect();
             if let Some(part) = self.part(node) {
-                leaving.extend(part.entries.keys().filter(|r| !named.contains(r)));
+                leaving.extend(part.entries.keys().filter(|r| !named.contains(*r)));
             }
         }
         for r in leaving {
