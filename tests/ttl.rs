@@ -330,3 +330,35 @@ fn threads_tracking_touching_and_untracking_while_the_timer_expires() {
     engine.poll_diff();
     assert_eq!(engine.stats().topics, 0);
 }
+
+#[test]
+fn first_ttl_tracks_racing_from_threads_leave_the_timer_running() {
+    // Each engine starts its timer at its first `track_ttl`: several threads making that
+    // first call at once must leave one timer thread running, which expires every
+    // presence with no poll.
+    for round in 0..40 {
+        let engine = Arc::new(Engine::new(Config::default()).unwrap());
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8u64)
+            .map(|conn| {
+                let (e, start) = (Arc::clone(&engine), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    e.track_ttl("race", conn, None, None, ms(1)).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let start = Instant::now();
+        while engine.stats().presences > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "round {round}: {:?}",
+                engine.stats()
+            );
+            std::thread::sleep(ms(1));
+        }
+    }
+}

@@ -30,6 +30,9 @@ pub struct Engine {
     /// The thread expiring TTL presences, started by the first `track_ttl` on the system
     /// clock.
     timer: OnceLock<Timer>,
+    /// Taken to start the timer: the threads share one stop flag, so a second timer
+    /// started and dropped by a racing first `track_ttl` would stop the first one too.
+    starting: Mutex<()>,
 }
 
 impl Engine {
@@ -63,6 +66,7 @@ impl Engine {
             cluster,
             link: Mutex::new(None),
             timer: OnceLock::new(),
+            starting: Mutex::new(()),
         })
     }
 
@@ -106,8 +110,10 @@ impl Engine {
         let ttl = crate::ttl::ttl_ms(ttl).map_err(|m| Error::new(ErrorKind::InvalidArgument, m))?;
         if self.shared.ttl.timed && self.timer.get().is_none() {
             self.check_usable()?;
-            // Two first tracks may race: the timer that loses is dropped, stopping its thread.
-            let _ = self.timer.set(Timer::start(&self.shared)?);
+            let _starting = crate::shard::lock(&self.starting);
+            if self.timer.get().is_none() {
+                let _ = self.timer.set(Timer::start(&self.shared)?);
+            }
         }
         self.shared.track_with(topic, conn, key, meta, Some(ttl))
     }
