@@ -12,10 +12,10 @@
 //! piece and operation, runs in CPU ns per operation (ms for populate).
 
 use hashbrown::HashTable;
-use presence_core::internals::{populate, KeyHash, Mixed, Probe, Table};
 use presence_bench::args::{self, Args};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;
+use presence_core::internals::{populate, KeyHash, Mixed, Probe, Table};
 use serde_json::json;
 use std::hint::black_box;
 

@@ -1,7 +1,6 @@
 //! Timing driver of `make bench` (see bench/run.py, which runs it and merges its output).
 //! Every command prints JSON lines (see `presence_bench::out`).
 
-use presence_core::{Engine, Envelope, Format, ReadyBatch};
 use presence_bench::args::{self, Args};
 use presence_bench::fanout::{self, Mode};
 use presence_bench::floor::{self, Floor};
@@ -9,6 +8,7 @@ use presence_bench::out::{ns_per, rate, Record};
 use presence_bench::redis_patterns::{self as rp, Pattern};
 use presence_bench::workload::Workload;
 use presence_bench::{engine, META};
+use presence_core::{Engine, Envelope, Format, ReadyBatch};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;

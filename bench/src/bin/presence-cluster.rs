@@ -7,13 +7,13 @@
 //! processes take their times from `CLOCK_MONOTONIC`, the same clock in every process, so
 //! "tracked on a at t0, seen on b at t1" subtracts across processes.
 
-use presence_core::{Engine, Format};
 use presence_bench::args::{self, Args};
 use presence_bench::cluster::{cluster_engine, now_ns, Churn, Event};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;
 use presence_bench::workload::Workload;
 use presence_bench::META;
+use presence_core::{Engine, Format};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};

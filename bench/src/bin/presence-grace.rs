@@ -17,10 +17,10 @@
 //! - `check` (make test-bench): the reload room, small, asserts that the grace leaves no
 //!   diff at all and that without it there are some (counts, no timing).
 
-use presence_core::{Clock, Config, Engine, Format, ManualClock};
 use presence_bench::args::{self, Args};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;
+use presence_core::{Clock, Config, Engine, Format, ManualClock};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;

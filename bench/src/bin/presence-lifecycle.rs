@@ -12,11 +12,11 @@
 //! the counting allocator. The allocator counts in every command of this binary, so the
 //! timings carry its relaxed atomic add per allocation; both sides of each ratio do.
 
-use presence_core::{Config, Engine, ManualClock};
 use presence_bench::alloc::Counting;
 use presence_bench::args::{self, Args};
 use presence_bench::out::{ns_per, Record};
 use presence_bench::workload::Workload;
+use presence_core::{Config, Engine, ManualClock};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,13 +1,13 @@
 //! Memory driver of `make bench`: live heap bytes per presence, measured with a counting
 //! global allocator, beside the engine's own estimate (`Engine::stats().bytes`).
 
-use presence_core::Format;
 use presence_bench::alloc::Counting;
 use presence_bench::args::{self, Args};
 use presence_bench::floor::{self, Floor};
 use presence_bench::out::Record;
 use presence_bench::workload::Workload;
 use presence_bench::{engine, META};
+use presence_core::Format;
 use serde_json::json;
 
 #[global_allocator]
