@@ -28,7 +28,7 @@ fn main() {
     ));
     // Parsing the sources directly, not the crate: `with_crate` runs `cargo metadata`,
     // whose rustc probes race with the C build scripts of dependencies on a cold build.
-    // The core's sources too: the header carries its public limits (MAX_LEAVE_GRACE_MS),
+    // The core's sources too: the header carries its public limits (the longest leave grace),
     // which the core alone defines.
     cbindgen::Builder::new()
         .with_src(crate_dir.join("src/lib.rs"))

@@ -35,7 +35,7 @@
  * The longest leave grace: an hour. A held leave keeps its presence counted and its
  * memory taken, so a window much longer than a reload would mostly hide real departures.
  */
-#define MAX_LEAVE_GRACE_MS 3600000
+#define PRESENCE_MAX_LEAVE_GRACE_MS 3600000
 
 /**
  * The result of every fallible call. `PRESENCE_STATUS_OK` is 0; each failure kind has
