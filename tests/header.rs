@@ -1,6 +1,5 @@
 //! The committed header is the one cbindgen generates, every name it declares carries the
-//! library's prefix, and it compiles cleanly as C99
-//! and as C++17.
+//! library's prefix, and it compiles cleanly as C99 and as C++17.
 
 use std::path::Path;
 use std::process::Command;
