@@ -1,7 +1,10 @@
-//! Shared by the integration tests: a seeded random source and the two client-side
-//! judges of the wire formats, written as their real clients behave.
+//! Shared by the integration tests: a seeded random source, the two client-side judges
+//! of the wire formats, written as their real clients behave, and an in-test cluster bus
+//! (`bus`).
 
 #![allow(dead_code)]
+
+pub mod bus;
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
