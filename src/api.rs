@@ -7,7 +7,8 @@
 #![allow(clippy::missing_safety_doc)]
 
 use super::guard::{
-    engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error, Failure,
+    engine, guard, guard_value, null, optional_text, set_last_error, text, with_last_error,
+    write_optional, Failure,
 };
 use super::types::*;
 use presence_core::{Config, Counts, Engine, Envelope, ReadyBatch};
@@ -94,13 +95,41 @@ pub unsafe extern "C" fn presence_track(
     meta: *const c_char,
 ) -> presence_status {
     guard(|| {
-        // SAFETY (all four): pointers are NULL or valid by the caller's contract.
-        let e = unsafe { self::engine(engine) }?;
-        let topic = unsafe { text(topic, "topic") }?;
-        let key = unsafe { optional_text(key, "key") }?;
-        let meta = unsafe { optional_text(meta, "meta") }?;
-        Ok(e.track(topic, conn, key, meta)?)
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let a = unsafe { TrackArgs::check(engine, topic, key, meta) }?;
+        Ok(a.engine.track(a.topic, conn, a.key, a.meta)?)
     })
+}
+
+/// The checked arguments of a track, shared by `presence_track` and `presence_track_ttl`
+/// so that both fail alike.
+pub(crate) struct TrackArgs<'a> {
+    pub engine: &'a Engine,
+    pub topic: &'a str,
+    pub key: Option<&'a str>,
+    pub meta: Option<&'a str>,
+}
+
+impl<'a> TrackArgs<'a> {
+    /// Checks the engine, the topic, then the optional key and meta.
+    ///
+    /// # Safety
+    /// `engine` is NULL or a live handle; the strings are NULL or NUL-terminated, and
+    /// outlive `'a`.
+    pub unsafe fn check(
+        engine: *const presence_engine,
+        topic: *const c_char,
+        key: *const c_char,
+        meta: *const c_char,
+    ) -> Result<TrackArgs<'a>, Failure> {
+        // SAFETY (all four): forwarded from the caller.
+        Ok(TrackArgs {
+            engine: unsafe { self::engine(engine) }?,
+            topic: unsafe { text(topic, "topic") }?,
+            key: unsafe { optional_text(key, "key") }?,
+            meta: unsafe { optional_text(meta, "meta") }?,
+        })
+    }
 }
 
 /// Stops tracking connection `conn` in `topic`. Fails with `PRESENCE_STATUS_NOT_TRACKED`
@@ -140,10 +169,8 @@ pub unsafe extern "C" fn presence_untrack_conn(
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let n = e.untrack_conn(conn);
-        if !removed.is_null() {
-            // SAFETY: non-NULL and writable by contract.
-            unsafe { *removed = n };
-        }
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_optional(removed, n) };
         Ok(())
     })
 }
@@ -272,12 +299,10 @@ pub unsafe extern "C" fn presence_list(
             return Err(null("out"));
         }
         let state = e.list(topic)?;
-        // SAFETY: non-NULL and writable by contract.
+        // SAFETY: `out` is non-NULL and writable, `seq` NULL or writable, by contract.
         unsafe {
             *out = presence_buf::from_string(state.json);
-            if !seq.is_null() {
-                *seq = state.seq;
-            }
+            write_optional(seq, state.seq);
         }
         Ok(())
     })
@@ -1062,12 +1087,10 @@ pub unsafe extern "C" fn presence_state_message(
             Some(env) => env.state_message(topic, &state),
             None => state.json,
         };
-        // SAFETY: non-NULL and writable by contract.
+        // SAFETY: `out` is non-NULL and writable, `seq` NULL or writable, by contract.
         unsafe {
             *out = presence_buf::from_string(message);
-            if !seq.is_null() {
-                *seq = state.seq;
-            }
+            write_optional(seq, state.seq);
         }
         Ok(())
     })

@@ -120,6 +120,20 @@ pub(crate) unsafe fn optional_text<'a>(
     })
 }
 
+/// Writes `value` through an optional out-parameter: NULL means the caller does not want
+/// it, so nothing is written and the call still succeeds.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of a `T`: the header documents every such parameter
+/// as receiving its value only if it is not NULL.
+pub(crate) unsafe fn write_optional<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL, hence writable by the caller's contract. `write` drops nothing,
+        // as the memory may hold no initialized value.
+        unsafe { out.write(value) };
+    }
+}
+
 /// The failure of a required pointer argument that is NULL.
 pub(crate) fn null(what: &str) -> Failure {
     Failure::new(

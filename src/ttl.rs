@@ -2,7 +2,8 @@
 //! into `include/presence.h`, like those of `api.rs`, under the same safety contract.
 #![allow(clippy::missing_safety_doc)]
 
-use super::guard::{engine, guard, optional_text, text};
+use super::api::TrackArgs;
+use super::guard::{engine, guard, write_optional};
 use super::types::{presence_engine, presence_status};
 use std::ffi::c_char;
 use std::time::Duration;
@@ -27,12 +28,10 @@ pub unsafe extern "C" fn presence_track_ttl(
     ttl_ms: u64,
 ) -> presence_status {
     guard(|| {
-        // SAFETY (all four): pointers are NULL or valid by the caller's contract.
-        let e = unsafe { self::engine(engine) }?;
-        let topic = unsafe { text(topic, "topic") }?;
-        let key = unsafe { optional_text(key, "key") }?;
-        let meta = unsafe { optional_text(meta, "meta") }?;
-        Ok(e.track_ttl(topic, conn, key, meta, Duration::from_millis(ttl_ms))?)
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let a = unsafe { TrackArgs::check(engine, topic, key, meta) }?;
+        let ttl = Duration::from_millis(ttl_ms);
+        Ok(a.engine.track_ttl(a.topic, conn, a.key, a.meta, ttl)?)
     })
 }
 
@@ -53,10 +52,8 @@ pub unsafe extern "C" fn presence_touch(
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let n = e.touch(conn);
-        if !renewed.is_null() {
-            // SAFETY: non-NULL and writable by contract.
-            unsafe { *renewed = n };
-        }
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_optional(renewed, n) };
         Ok(())
     })
 }

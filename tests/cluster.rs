@@ -8,6 +8,7 @@ use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+use support::bus::{lossy_round, round, settle};
 use support::{normalize, phoenix_state, sync_diff, Rng};
 
 const SECRET: &str = "a test secret of some length";
@@ -27,31 +28,6 @@ fn node_with(name: &str, format: Format, tweak: impl FnOnce(&mut ClusterConfig))
         ..Config::default()
     })
     .unwrap()
-}
-
-/// One tick of every node, each message delivered to every other node unless `lose`
-/// says to drop it. Returns every message published.
-fn round(nodes: &[&Engine], mut lose: impl FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
-    let mut all = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        for msg in n.cluster_tick().unwrap() {
-            for (j, other) in nodes.iter().enumerate() {
-                if i != j && !lose(&msg) {
-                    other
-                        .cluster_ingest(&msg)
-                        .unwrap_or_else(|e| panic!("refused: {e}"));
-                }
-            }
-            all.push(msg);
-        }
-    }
-    all
-}
-
-fn settle(nodes: &[&Engine]) {
-    for _ in 0..3 {
-        round(nodes, |_| false);
-    }
 }
 
 fn c(viewers: u64, users: u64, connections: u64) -> Counts {
@@ -77,20 +53,20 @@ fn three_nodes_converge_to_exact_counts_with_users_counted_once() {
         n3.track("video:1", 8, Some("bob"), None).unwrap();
         n3.track("video:1", 9, None, None).unwrap();
         n3.track("video:2", 9, None, None).unwrap();
-        round(&nodes, |_| false);
+        round(&nodes);
         for n in nodes {
             assert_eq!(n.counts("video:1").unwrap(), c(2, 2, 7), "{format:?}");
             assert_eq!(n.counts("video:2").unwrap(), c(1, 0, 1));
         }
         // alice leaves node a: still present on b and c.
         a.untrack_conn(1);
-        round(&nodes, |_| false);
+        round(&nodes);
         for n in nodes {
             assert_eq!(n.counts("video:1").unwrap(), c(2, 2, 6));
         }
         b.untrack_conn(1);
         n3.untrack_conn(7);
-        round(&nodes, |_| false);
+        round(&nodes);
         for n in nodes {
             assert_eq!(
                 n.counts("video:1").unwrap(),
@@ -116,7 +92,7 @@ fn remote_changes_come_out_of_poll_diff_and_phoenix_lists_show_every_node() {
     b.track("room", 5, Some("bob"), Some(r#"{"status":"online"}"#))
         .unwrap();
     a.track("room", 1, Some("alice"), None).unwrap();
-    round(&[&a, &b], |_| false);
+    round(&[&a, &b]);
     apply(&a, &mut client);
     let listed = phoenix_state(&serde_json::from_str(&a.list("room").unwrap().json).unwrap());
     assert_eq!(client, listed);
@@ -127,7 +103,7 @@ fn remote_changes_come_out_of_poll_diff_and_phoenix_lists_show_every_node() {
     // on b, and a (whose clients saw it too) passes that on.
     b.poll_diff();
     b.update("room", 5, Some(r#"{"status":"away"}"#)).unwrap();
-    round(&[&a, &b], |_| false);
+    round(&[&a, &b]);
     let batch = a.poll_diff();
     let d = batch
         .iter()
@@ -167,12 +143,12 @@ fn lost_messages_are_detected_and_healed_by_snapshots() {
             }
             if step % 5 == 0 {
                 // A lossy bus: a third of the messages never arrive.
-                round(&refs, |_| rng.chance(33));
+                lossy_round(&refs, |_| rng.chance(33));
             }
         }
         // Then a reliable bus: gaps are seen, snapshots requested and applied.
         for _ in 0..12 {
-            round(&refs, |_| false);
+            round(&refs);
         }
         let requests: u64 = nodes
             .iter()
@@ -208,7 +184,7 @@ fn a_silent_node_is_dropped_and_its_presences_leave_through_poll() {
     settle(&[&a, &b]);
     b.track("video:1", 1, Some("bob"), None).unwrap();
     b.track("video:1", 2, None, None).unwrap();
-    round(&[&a, &b], |_| false);
+    round(&[&a, &b]);
     assert_eq!(a.counts("video:1").unwrap(), c(1, 1, 2));
     a.poll_diff();
     // b goes silent (crashed); a keeps ticking.
@@ -245,13 +221,13 @@ fn a_restarted_node_replaces_its_old_incarnation_at_once() {
     settle(&[&a, &b1]);
     b1.track("video:1", 1, Some("bob"), None).unwrap();
     b1.track("video:1", 2, Some("bob2"), None).unwrap();
-    round(&[&a, &b1], |_| false);
+    round(&[&a, &b1]);
     assert_eq!(a.counts("video:1").unwrap().users, 2);
     drop(b1); // crashed without a goodbye
     std::thread::sleep(Duration::from_millis(2)); // a later incarnation
     let b2 = node("b", Format::Counts);
     b2.track("video:1", 1, Some("bob"), None).unwrap();
-    round(&[&a, &b2], |_| false);
+    round(&[&a, &b2]);
     assert_eq!(
         a.counts("video:1").unwrap(),
         c(0, 1, 1),
@@ -264,7 +240,7 @@ fn a_clean_leave_drops_the_node_immediately() {
     let (a, b) = (node("a", Format::Counts), node("b", Format::Counts));
     settle(&[&a, &b]);
     b.track("video:1", 1, None, None).unwrap();
-    round(&[&a, &b], |_| false);
+    round(&[&a, &b]);
     assert_eq!(a.counts("video:1").unwrap().viewers, 1);
     let goodbye = b.cluster_leave().unwrap();
     a.cluster_ingest(&goodbye).unwrap();
@@ -389,10 +365,10 @@ fn counts_format_never_puts_a_user_id_or_meta_on_the_wire() {
         .unwrap();
     let mut seen = Vec::new();
     for _ in 0..3 {
-        seen.extend(round(&[&a, &b], |_| false));
+        seen.extend(round(&[&a, &b]));
     }
     a.untrack_conn(1);
-    seen.extend(round(&[&a, &b], |_| false));
+    seen.extend(round(&[&a, &b]));
     let leave = a.cluster_leave().unwrap();
     seen.push(leave);
     assert!(seen.len() >= 4);

@@ -12,6 +12,7 @@ use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
+use support::bus::round;
 use support::{normalize, phoenix_state, sync_diff};
 
 const SECRET: &str = "a test secret of some length";
@@ -115,15 +116,6 @@ fn phoenix(topic: &str, joins: &[(u64, Option<&str>)], leaves: Vec<u64>) -> Topi
     }
 }
 
-fn exchange(a: &Engine, b: &Engine) {
-    for msg in a.cluster_tick().unwrap() {
-        b.cluster_ingest(&msg).unwrap();
-    }
-    for msg in b.cluster_tick().unwrap() {
-        a.cluster_ingest(&msg).unwrap();
-    }
-}
-
 fn list(e: &Engine, topic: &str) -> BTreeMap<String, Vec<Value>> {
     phoenix_state(&serde_json::from_str(&e.list(topic).unwrap().json).unwrap())
 }
@@ -166,7 +158,7 @@ fn a_node_dropped_and_heard_again_shows_its_entries_at_once() {
         let (a, b) = (fast("a"), fast("b"));
         a.track("t", 1, Some("alice"), None).unwrap();
         for _ in 0..3 {
-            exchange(&a, &b);
+            round(&[&a, &b]);
         }
         b.poll_diff();
         assert_eq!(b.counts("t").unwrap(), c(0, 1, 1), "{format:?}");
@@ -180,7 +172,7 @@ fn a_node_dropped_and_heard_again_shows_its_entries_at_once() {
         assert_eq!(b.cluster_stats().unwrap().nodes_dropped, 1, "{format:?}");
         assert_eq!(b.counts("t").unwrap(), c(0, 0, 0), "{format:?}");
         for _ in 0..6 {
-            exchange(&a, &b);
+            round(&[&a, &b]);
         }
         assert_eq!(b.counts("t").unwrap(), c(0, 1, 1), "{format:?}");
         if format == Format::Phoenix {

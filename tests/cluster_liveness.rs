@@ -2,8 +2,11 @@
 //! how a pause of this node differs from the silence of a peer, and who pays for the
 //! snapshots a cold node needs.
 
+mod support;
+
 use presence_core::{ClusterConfig, Config, Counts, Engine, Format};
 use std::time::{Duration, Instant};
+use support::bus::round;
 
 const SECRET: &str = "a test secret of some length";
 const DOWN_AFTER_MS: u64 = 300;
@@ -18,19 +21,6 @@ fn node(name: &str) -> Engine {
         ..Config::default()
     })
     .unwrap()
-}
-
-/// One tick of every node, each message delivered to every other node.
-fn round(nodes: &[&Engine]) {
-    for (i, n) in nodes.iter().enumerate() {
-        for msg in n.cluster_tick().unwrap() {
-            for (j, other) in nodes.iter().enumerate() {
-                if i != j {
-                    other.cluster_ingest(&msg).unwrap();
-                }
-            }
-        }
-    }
 }
 
 fn c(viewers: u64, users: u64, connections: u64) -> Counts {

@@ -4,6 +4,7 @@
 mod support;
 
 use presence_core::{ClusterConfig, Config, Counts, Engine, ErrorKind, Format};
+use support::bus::settle;
 use support::Rng;
 
 fn c(viewers: u64, users: u64, connections: u64) -> Counts {
@@ -113,21 +114,6 @@ fn node(name: &str) -> Engine {
         ..Config::default()
     })
     .unwrap()
-}
-
-/// Ticks each node and delivers its messages to the others, a few times over.
-fn settle(nodes: &[&Engine]) {
-    for _ in 0..3 {
-        for (i, n) in nodes.iter().enumerate() {
-            for msg in n.cluster_tick().unwrap() {
-                for (j, other) in nodes.iter().enumerate() {
-                    if i != j {
-                        other.cluster_ingest(&msg).unwrap();
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[test]

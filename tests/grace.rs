@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
+use support::bus::round;
 use support::{phoenix_state, sync_diff, SeedReducer};
 
 const GRACE: u64 = 5_000;
@@ -359,19 +360,6 @@ fn cluster_node(name: &str, format: Format, clock: &Arc<ManualClock>) -> Engine 
         ..Config::default()
     };
     Engine::with_clock(config, clock.clone()).unwrap()
-}
-
-/// One tick of every node, each message delivered to every other node.
-fn round(nodes: &[&Engine]) {
-    for (i, n) in nodes.iter().enumerate() {
-        for msg in n.cluster_tick().unwrap() {
-            for (j, other) in nodes.iter().enumerate() {
-                if i != j {
-                    other.cluster_ingest(&msg).unwrap();
-                }
-            }
-        }
-    }
 }
 
 /// The grace applies where the presence lives: a leave on one node and the rejoin on the

@@ -2,8 +2,11 @@
 //! back by a strict parser of the exposition format and compared with them, on one node
 //! and on the nodes of a cluster (over an in-test bus).
 
+mod support;
+
 use presence_core::{ClusterConfig, Config, Engine, Format, MetricKind, METRICS};
 use std::collections::BTreeMap;
+use support::bus::echoed_round;
 
 /// One family: its type, and its samples by their labels (`name="value"` pairs, sorted).
 #[derive(Debug, Default)]
@@ -204,18 +207,6 @@ fn node(name: &str) -> Engine {
     .unwrap()
 }
 
-/// Ticks each node and delivers its messages to every node, the sender included (as
-/// pub/sub echoes them).
-fn round(nodes: &[&Engine]) {
-    for n in nodes {
-        for msg in n.cluster_tick().unwrap() {
-            for other in nodes {
-                other.cluster_ingest(&msg).unwrap();
-            }
-        }
-    }
-}
-
 #[test]
 fn a_cluster_node_shows_its_cluster_stats() {
     let (a, b, c) = (node("a"), node("b\"\\ \n"), node("c"));
@@ -223,7 +214,7 @@ fn a_cluster_node_shows_its_cluster_stats() {
     b.track("video:1", 1, Some("bob"), None).unwrap();
     c.track("video:2", 1, None, None).unwrap();
     for _ in 0..3 {
-        round(&[&a, &b, &c]);
+        echoed_round(&[&a, &b, &c]);
     }
     assert!(a.cluster_ingest(b"not a message of the cluster").is_err());
     assert!(a.cluster_ingest(&[0; 300_000]).is_err());

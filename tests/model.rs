@@ -12,12 +12,13 @@
 
 mod support;
 
-use presence_core::{Clock, Config, Counts, Engine, ErrorKind, Format, ManualClock, Occupancy};
+use presence_core::{Clock, Config, Counts, Engine, ErrorKind, Format, ManualClock};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{host_meta, normalize, phoenix_state, sync_diff, Rng, SeedReducer};
+use support::replay::{Clients, Expected};
+use support::Rng;
 
 const TOPICS: &[&str] = &["video:1", "video:2", "room:\"quoted\"", "é:ünï"];
 const KEYS: &[&str] = &["alice", "bob", "carol", "dave\\slash"];
@@ -72,7 +73,9 @@ impl Model {
         let text = self.texts.remove(&k).unwrap();
         self.held.push((topic.to_owned(), key, meta, due, text));
     }
+}
 
+impl Expected for Model {
     fn counts(&self, topic: &str) -> Counts {
         let mut c = Counts::default();
         let mut users = HashSet::new();
@@ -91,7 +94,6 @@ impl Model {
         c
     }
 
-    /// key → sorted host metas, the phoenix list of the model with refs stripped.
     fn listing(&self, topic: &str, viewers_key: &str) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, meta) in self.present(topic) {
@@ -103,21 +105,6 @@ impl Model {
         }
         out.values_mut().for_each(|v| v.sort());
         out
-    }
-}
-
-/// One client per topic, fed `list()` once and then every polled diff.
-enum Client {
-    Counts(SeedReducer),
-    Phoenix(BTreeMap<String, Vec<Value>>),
-}
-
-impl Client {
-    fn is_empty(&self) -> bool {
-        match self {
-            Client::Counts(r) => *r == SeedReducer::default(),
-            Client::Phoenix(s) => s.is_empty(),
-        }
     }
 }
 
@@ -144,26 +131,12 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
         leave_grace_ms: grace,
         ..Config::default()
     };
-    let viewers_key = config.viewers_key.clone();
     let phoenix = format == Format::Phoenix;
     let clock = Arc::new(ManualClock::default());
     let engine = Engine::with_clock(config, clock.clone()).unwrap();
     let mut model = Model::default();
     let mut rng = Rng(seed);
-    let mut clients: HashMap<&str, (Client, u64)> = HashMap::new();
-    for t in TOPICS {
-        let state = engine.list(t).unwrap();
-        let json: Value = serde_json::from_str(&state.json).unwrap();
-        let client = match format {
-            Format::Counts => {
-                let mut r = SeedReducer::default();
-                r.set(&json);
-                Client::Counts(r)
-            }
-            Format::Phoenix => Client::Phoenix(phoenix_state(&json)),
-        };
-        clients.insert(t, (client, state.seq));
-    }
+    let mut clients = Clients::new(&engine, TOPICS);
     let mut polls_with_changes = 0;
     for step in 0..steps {
         let topic = TOPICS[rng.below(TOPICS.len() as u64) as usize];
@@ -276,158 +249,9 @@ fn run_with_grace(format: Format, seed: u64, steps: usize, grace: u64) {
                 let now = clock.now_ms();
                 model.held.retain(|(_, _, _, due, _)| *due > now);
                 let batch = engine.poll_diff();
-                let whole: Value = serde_json::from_str(batch.json()).expect("poll is valid JSON");
-                assert_eq!(whole.as_array().unwrap().len(), batch.len());
-                let mut seen = HashSet::new();
-                for (d, env) in batch.iter().zip(whole.as_array().unwrap()) {
-                    assert!(seen.insert(d.topic.to_owned()), "topic twice in one poll");
-                    assert_eq!(env["topic"], d.topic);
-                    assert_eq!(env["seq"], d.seq);
-                    let payload: Value = serde_json::from_str(d.payload).unwrap();
-                    assert_eq!(env["payload"], payload, "the envelope embeds the payload");
-                    let (client, seq) = clients.get_mut(d.topic).expect("known topic");
-                    // A dropped topic starts again at seq 1, which applies to the empty state.
-                    assert!(
-                        d.seq == *seq + 1 || (d.seq == 1 && client.is_empty()),
-                        "seq gap on {} at step {step}",
-                        d.topic
-                    );
-                    *seq = d.seq;
-                    let was_occupied = !client.is_empty();
-                    match client {
-                        Client::Counts(r) => {
-                            // Only what clients show counts as a change: a second tab
-                            // of a user already present sends nothing.
-                            let before = *r;
-                            r.diff(&payload);
-                            assert!(
-                                *r != before,
-                                "a diff that changes nothing a client shows, for {}",
-                                d.topic
-                            );
-                        }
-                        Client::Phoenix(s) => {
-                            // Minimal diffs: leaves are refs the client holds, joins are new refs.
-                            let held: HashSet<&str> = s
-                                .values()
-                                .flatten()
-                                .filter_map(|m| m["phx_ref"].as_str())
-                                .collect();
-                            let refs = |side: &str| -> Vec<String> {
-                                payload[side]
-                                    .as_object()
-                                    .unwrap()
-                                    .values()
-                                    .flat_map(|p| p["metas"].as_array().unwrap().iter())
-                                    .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
-                                    .collect()
-                            };
-                            let (joins, leaves) = (refs("joins"), refs("leaves"));
-                            assert!(
-                                !joins.is_empty() || !leaves.is_empty(),
-                                "an empty diff was sent for {}",
-                                d.topic
-                            );
-                            assert!(
-                                leaves.iter().all(|r| held.contains(r.as_str())),
-                                "a leave of a ref the client never saw"
-                            );
-                            assert!(
-                                joins.iter().all(|r| !held.contains(r.as_str())),
-                                "a join of a ref the client holds"
-                            );
-                            // phx_ref_prev names the meta the client saw before: a
-                            // ref of the same key leaving in this same diff.
-                            for (key, p) in payload["joins"].as_object().unwrap() {
-                                for m in p["metas"].as_array().unwrap() {
-                                    if let Some(prev) = m.get("phx_ref_prev") {
-                                        let left =
-                                            payload["leaves"][key]["metas"].as_array().is_some_and(
-                                                |ms| ms.iter().any(|l| l["phx_ref"] == *prev),
-                                            );
-                                        assert!(
-                                            left,
-                                            "phx_ref_prev {prev} of {key} names no leave"
-                                        );
-                                    }
-                                }
-                            }
-                            sync_diff(s, &payload);
-                            normalize(s);
-                        }
-                    }
-                    let occupancy = match (was_occupied, !client.is_empty()) {
-                        (false, true) => Occupancy::Occupied,
-                        (true, false) => Occupancy::Vacated,
-                        _ => Occupancy::Unchanged,
-                    };
-                    assert_eq!(
-                        d.occupancy, occupancy,
-                        "occupancy of {} at step {step}",
-                        d.topic
-                    );
-                    match occupancy.name() {
-                        Some(name) => assert_eq!(env["occupancy"], name),
-                        None => assert!(env.get("occupancy").is_none(), "{env}"),
-                    }
-                }
+                clients.apply(&batch, step);
                 polls_with_changes += usize::from(!batch.is_empty());
-                for t in TOPICS {
-                    let want = model.counts(t);
-                    assert_eq!(
-                        engine.counts(t).unwrap(),
-                        want,
-                        "counts of {t} at step {step}"
-                    );
-                    let state = engine.list(t).unwrap();
-                    let listed: Value = serde_json::from_str(&state.json).unwrap();
-                    let (client, seq) = clients.get_mut(t).unwrap();
-                    if state.seq == 0 && *seq != 0 {
-                        // The topic emptied and was dropped; its clients were told so.
-                        assert!(
-                            client.is_empty(),
-                            "{t} was dropped while clients saw it non-empty"
-                        );
-                        *seq = 0;
-                    }
-                    assert_eq!(state.seq, *seq, "list seq of {t}");
-                    let client = &*client;
-                    match client {
-                        Client::Counts(r) => {
-                            assert_eq!(
-                                (r.viewers as u64, r.users as u64),
-                                (want.viewers, want.users),
-                                "reducer of {t} at step {step}"
-                            );
-                            let mut fresh = SeedReducer::default();
-                            fresh.set(&listed);
-                            assert_eq!(&fresh, r, "list of {t} equals the reduced state");
-                        }
-                        Client::Phoenix(s) => {
-                            assert_eq!(
-                                s,
-                                &phoenix_state(&listed),
-                                "synced client of {t} equals list at step {step}"
-                            );
-                            let synced: BTreeMap<String, Vec<String>> = s
-                                .iter()
-                                .map(|(k, metas)| {
-                                    let mut v: Vec<String> =
-                                        metas.iter().map(|m| host_meta(m).to_string()).collect();
-                                    v.sort();
-                                    (k.clone(), v)
-                                })
-                                .collect();
-                            assert_eq!(
-                                synced,
-                                model.listing(t, &viewers_key),
-                                "metas of {t} at step {step}"
-                            );
-                            let users = s.keys().filter(|k| **k != viewers_key).count() as u64;
-                            assert_eq!(users, want.users);
-                        }
-                    }
-                }
+                clients.check(&engine, &model, step);
             }
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! After every poll, for every topic: the client that started from `list()` and applied
 //! every polled diff holds exactly the engine's new `list()`, the engine's counts equal
-//! the model's, and seqs have no gaps.
+//! the model's, seqs have no gaps, diffs are minimal and occupancy changes are marked
+//! (the replay of `tests/model.rs`, in `support/replay.rs`).
 
 mod support;
 
@@ -14,7 +15,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{host_meta, normalize, phoenix_state, sync_diff, Rng, SeedReducer};
+use support::replay::{Clients, Expected};
+use support::Rng;
 
 const TOPICS: &[&str] = &["video:1", "video:2", "é:ünï"];
 const KEYS: &[&str] = &["alice", "bob", "carol"];
@@ -58,7 +60,9 @@ impl Model {
         });
         renewed
     }
+}
 
+impl Expected for Model {
     fn counts(&self, topic: &str) -> Counts {
         let mut c = Counts::default();
         let mut users = HashSet::new();
@@ -91,58 +95,17 @@ impl Model {
     }
 }
 
-enum Client {
-    Counts(SeedReducer),
-    Phoenix(BTreeMap<String, Vec<Value>>),
-}
-
-impl Client {
-    fn new(format: Format, state: &Value) -> Client {
-        match format {
-            Format::Counts => {
-                let mut r = SeedReducer::default();
-                r.set(state);
-                Client::Counts(r)
-            }
-            Format::Phoenix => Client::Phoenix(phoenix_state(state)),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            Client::Counts(r) => *r == SeedReducer::default(),
-            Client::Phoenix(s) => s.is_empty(),
-        }
-    }
-
-    fn apply(&mut self, payload: &Value) {
-        match self {
-            Client::Counts(r) => r.diff(payload),
-            Client::Phoenix(s) => {
-                sync_diff(s, payload);
-                normalize(s);
-            }
-        }
-    }
-}
-
 fn run(format: Format, seed: u64, steps: usize) {
     let config = Config {
         format,
         max_topics: 64,
         ..Config::default()
     };
-    let viewers_key = config.viewers_key.clone();
     let clock = Arc::new(ManualClock::default());
     let engine = Engine::with_clock(config, clock.clone()).unwrap();
     let mut model = Model::default();
     let mut rng = Rng(seed);
-    let mut clients: HashMap<&str, (Client, u64)> = HashMap::new();
-    for t in TOPICS {
-        let state = engine.list(t).unwrap();
-        let json: Value = serde_json::from_str(&state.json).unwrap();
-        clients.insert(t, (Client::new(format, &json), state.seq));
-    }
+    let mut clients = Clients::new(&engine, TOPICS);
     let (mut expiries, mut renewals) = (0, 0);
     for step in 0..steps {
         let topic = TOPICS[rng.below(TOPICS.len() as u64) as usize];
@@ -224,55 +187,8 @@ fn run(format: Format, seed: u64, steps: usize) {
                 model.expire();
                 expiries += before - model.presences.len();
                 let batch = engine.poll_diff();
-                let mut seen = HashSet::new();
-                for d in batch.iter() {
-                    assert!(seen.insert(d.topic.to_owned()), "topic twice in one poll");
-                    let payload: Value = serde_json::from_str(d.payload).unwrap();
-                    let (client, seq) = clients.get_mut(d.topic).expect("known topic");
-                    assert!(
-                        d.seq == *seq + 1 || (d.seq == 1 && client.is_empty()),
-                        "seq gap on {} at step {step}",
-                        d.topic
-                    );
-                    *seq = d.seq;
-                    client.apply(&payload);
-                }
-                for t in TOPICS {
-                    let want = model.counts(t);
-                    assert_eq!(engine.counts(t).unwrap(), want, "{t} at step {step}");
-                    let state = engine.list(t).unwrap();
-                    let listed: Value = serde_json::from_str(&state.json).unwrap();
-                    let (client, seq) = clients.get_mut(t).unwrap();
-                    if state.seq == 0 && *seq != 0 {
-                        assert!(client.is_empty(), "{t} dropped while shown non-empty");
-                        *seq = 0;
-                    }
-                    assert_eq!(state.seq, *seq, "list seq of {t}");
-                    match &*client {
-                        Client::Counts(r) => {
-                            assert_eq!(
-                                (r.viewers as u64, r.users as u64),
-                                (want.viewers, want.users)
-                            );
-                            let mut fresh = SeedReducer::default();
-                            fresh.set(&listed);
-                            assert_eq!(&fresh, r, "list of {t} equals the reduced state");
-                        }
-                        Client::Phoenix(s) => {
-                            assert_eq!(s, &phoenix_state(&listed), "{t} at step {step}");
-                            let synced: BTreeMap<String, Vec<String>> = s
-                                .iter()
-                                .map(|(k, metas)| {
-                                    let mut v: Vec<String> =
-                                        metas.iter().map(|m| host_meta(m).to_string()).collect();
-                                    v.sort();
-                                    (k.clone(), v)
-                                })
-                                .collect();
-                            assert_eq!(synced, model.listing(t, &viewers_key), "{t} at {step}");
-                        }
-                    }
-                }
+                clients.apply(&batch, step);
+                clients.check(&engine, &model, step);
                 assert_eq!(engine.stats().presences, model.presences.len() as u64);
             }
         }

@@ -675,10 +675,7 @@ impl PyEngine {
     /// "counts" or "phoenix".
     #[getter]
     fn format(&self) -> &'static str {
-        match self.config.format {
-            Format::Counts => "counts",
-            Format::Phoenix => "phoenix",
-        }
+        self.config.format.name()
     }
 
     /// Every setting in force, as a dict.
