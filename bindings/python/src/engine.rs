@@ -565,7 +565,7 @@ impl PyEngine {
         self.with(py, |e| Ok(e.pending_topics()))
     }
 
-    /// Engine-wide Stats(topics, presences, bytes, topics_pending, polls).
+    /// Engine-wide Stats(topics, presences, bytes, topics_pending, polls, expired).
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         self.detached(py, Engine::stats).map(Stats::from)
     }

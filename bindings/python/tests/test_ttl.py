@@ -1,8 +1,8 @@
-"""Presences with a time to live (`track(..., ttl=seconds)`, `touch(conn)`): the expiry
-wakes `fileno()` by itself, one touch renews every topic of a connection, untracks work as
-for any presence, bad ttls are refused, `diffs()` delivers the leave with no timer of the
-host's, and in a cluster the leave reaches the other node. The engine's clock is the
-system's here: the deterministic tests of deadlines are the core's (tests/model_ttl.rs)."""
+"""Presences with a time to live (`track(..., ttl=seconds)`, `touch(conn)`): the expiry wakes `fileno()` by itself, one touch renews every topic of a
+connection, untracks work as for any presence, bad ttls are refused, `diffs()` delivers the
+leave with no timer of the host's, in a cluster the leave reaches the other node, and
+`stats().expired` counts this node's expiries only. The engine's clock is the system's
+here: the deterministic tests of deadlines are the core's (tests/model_ttl.rs)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def test_an_expired_presence_wakes_the_descriptor_and_leaves_at_the_next_poll(fm
             [meta] = diff["payload"]["leaves"]["alice"]["metas"]
             assert meta["device"] == "phone"
         assert e.stats().presences == 1
+        assert e.stats().expired == 1
         assert e.touch(1) == 0
 
 
@@ -55,6 +56,7 @@ def test_one_touch_renews_every_topic_of_the_connection() -> None:
         assert e.touch(7) == 1
         assert e.untrack_conn(7) == 2
         assert e.touch(7) == 0
+        assert e.stats().expired == 0, "renewals and untracks are no expiries"
 
 
 def test_a_touched_presence_outlives_its_first_deadline() -> None:
@@ -138,3 +140,5 @@ def test_in_a_cluster_the_leave_reaches_the_other_node() -> None:
         assert b.counts("video:1") == pe.Counts(viewers=0, users=1, connections=1)
         [diff] = b.poll_diff()
         assert json.loads(json.dumps(diff["payload"]))["leaves"]["users"] == {"count": 1}
+        assert (a.stats().expired, b.stats().expired) == (1, 0), "each node counts its own expiries"
+

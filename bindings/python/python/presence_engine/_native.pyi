@@ -262,11 +262,17 @@ class Stats:
         """Polls taken since the engine was created (`poll_diff`, `poll_diff_json`, `poll`,
         and the polls of `diffs()`), empty ones included."""
 
+    @property
+    def expired(self) -> int:
+        """Presences tracked with a `ttl` that this node removed because it ran out (at a
+        poll, by the engine's timer, or at a `touch` that came too late). Untracks and
+        renewals are not counted, nor other nodes' expiries."""
+
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def to_dict(self) -> dict[str, int]:
         """`{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...,
-        "polls": ...}`."""
+        "polls": ..., "expired": ...}`."""
 
 @final
 class ClusterStats:
