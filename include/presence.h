@@ -297,6 +297,13 @@ typedef struct presence_stats {
    * `presence_poll_diff_each`, `presence_poll_ready`), empty ones included.
    */
   uint64_t polls;
+  /**
+   * Presences tracked with `presence_track_ttl` that this node removed because their
+   * time to live ran out (at a poll, by the timer, or at a `presence_touch` that came
+   * too late), since the engine was created. Untracks and renewals are not counted,
+   * nor the expiries of other nodes, whose leaves arrive as replicated changes.
+   */
+  uint64_t expired;
 } presence_stats;
 
 /**
@@ -671,9 +678,10 @@ enum presence_status presence_get_stats(const struct presence_engine *engine,
  * body of a `/metrics` response (`Content-Type: text/plain; version=0.0.4`). The names
  * start with `presence_`: the figures of `presence_get_stats` (`presence_topics`,
  * `presence_presences`, `presence_heap_bytes`, `presence_topics_pending`,
- * `presence_polls_total`), `presence_info` (the version and format as labels) and, in
- * cluster mode, those of `presence_cluster_get_stats` (`presence_cluster_...`; refused
- * messages as one counter with a `cause` label). The README lists every metric.
+ * `presence_polls_total`, `presence_expired_total`), `presence_info` (the version and
+ * format as labels) and, in cluster mode, those of `presence_cluster_get_stats`
+ * (`presence_cluster_...`; refused messages as one counter with a `cause` label). The
+ * README lists every metric.
  *
  * Like `presence_get_stats` it visits every topic: call it when scraped, not per event.
  * The caller owns `*out` and must release it with `presence_buf_free`. `out` must not

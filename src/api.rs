@@ -471,6 +471,7 @@ pub unsafe extern "C" fn presence_get_stats(
                 bytes: s.bytes,
                 topics_pending: s.topics_pending,
                 polls: s.polls,
+                expired: s.expired,
             }
         };
         Ok(())
@@ -482,9 +483,10 @@ pub unsafe extern "C" fn presence_get_stats(
 /// body of a `/metrics` response (`Content-Type: text/plain; version=0.0.4`). The names
 /// start with `presence_`: the figures of `presence_get_stats` (`presence_topics`,
 /// `presence_presences`, `presence_heap_bytes`, `presence_topics_pending`,
-/// `presence_polls_total`), `presence_info` (the version and format as labels) and, in
-/// cluster mode, those of `presence_cluster_get_stats` (`presence_cluster_...`; refused
-/// messages as one counter with a `cause` label). The README lists every metric.
+/// `presence_polls_total`, `presence_expired_total`), `presence_info` (the version and
+/// format as labels) and, in cluster mode, those of `presence_cluster_get_stats`
+/// (`presence_cluster_...`; refused messages as one counter with a `cause` label). The
+/// README lists every metric.
 ///
 /// Like `presence_get_stats` it visits every topic: call it when scraped, not per event.
 /// The caller owns `*out` and must release it with `presence_buf_free`. `out` must not

@@ -125,6 +125,11 @@ pub struct presence_stats {
     /// Polls taken since the engine was created (`presence_poll_diff`,
     /// `presence_poll_diff_each`, `presence_poll_ready`), empty ones included.
     pub polls: u64,
+    /// Presences tracked with `presence_track_ttl` that this node removed because their
+    /// time to live ran out (at a poll, by the timer, or at a `presence_touch` that came
+    /// too late), since the engine was created. Untracks and renewals are not counted,
+    /// nor the expiries of other nodes, whose leaves arrive as replicated changes.
+    pub expired: u64,
 }
 
 /// A byte buffer allocated by the library: text (JSON, or the Prometheus text format of

@@ -1,7 +1,7 @@
 //! Builds the C harness, the C++ wrapper test and the C example against
 //! `include/presence.h` and the static library, and runs them: under AddressSanitizer
-//! and UndefinedBehaviorSanitizer, and the harness again under valgrind. Any sanitizer
-//! report, leak or failed check fails the test.
+//! and UndefinedBehaviorSanitizer, and the harness and the wrapper test again under
+//! valgrind. Any sanitizer report, leak or failed check fails the test.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -132,6 +132,27 @@ fn cpp_raii_wrapper_is_clean_under_asan() {
         "wrapper-asan",
     );
     let out = run(Command::new(exe), "C++ wrapper test");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn cpp_raii_wrapper_is_clean_under_valgrind() {
+    let exe = build(
+        "c++",
+        "c++17",
+        &["tests/cpp/wrapper_test.cpp"],
+        false,
+        "wrapper-plain",
+    );
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--quiet",
+        "--error-exitcode=42",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite,indirect,possible",
+    ])
+    .arg(exe);
+    let out = run(cmd, "C++ wrapper test (valgrind)");
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 

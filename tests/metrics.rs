@@ -308,3 +308,25 @@ fn a_cluster_node_shows_its_cluster_stats() {
     assert_eq!(value(&families, "presence_presences"), 1);
     assert_eq!(a.counts("video:1").unwrap().users, 2);
 }
+
+#[test]
+fn expiries_show_in_their_counter() {
+    let clock = std::sync::Arc::new(presence_core::ManualClock::default());
+    let engine = Engine::with_clock(Config::default(), clock.clone()).unwrap();
+    let ttl = std::time::Duration::from_millis(100);
+    for conn in 0..5u64 {
+        engine.track_ttl("inbox", conn, None, None, ttl).unwrap();
+    }
+    engine.untrack("inbox", 0).unwrap();
+    assert_eq!(
+        value(&parse(&engine.metrics()), "presence_expired_total"),
+        0
+    );
+    clock.advance(ttl);
+    engine.poll_diff();
+    let text = engine.metrics();
+    let families = parse(&text);
+    check_families(&families, &text, false);
+    assert_eq!(engine.stats().expired, 4);
+    assert_eq!(value(&families, "presence_expired_total"), 4);
+}

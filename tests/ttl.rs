@@ -151,6 +151,38 @@ fn an_expired_presence_leaves_a_phoenix_list_with_its_ref() {
 }
 
 #[test]
+fn the_expired_count_counts_expiries_only() {
+    let (engine, clock) = manual(Format::Counts);
+    let expired = |engine: &Engine| engine.stats().expired;
+    engine.track_ttl("a", 1, None, None, ms(500)).unwrap();
+    engine.track_ttl("b", 1, None, None, ms(500)).unwrap();
+    engine.track_ttl("a", 2, None, None, ms(500)).unwrap();
+    engine.track_ttl("a", 3, None, None, ms(500)).unwrap();
+    engine.track("a", 4, None, None).unwrap();
+    poll(&engine);
+    // Renewals, untracks and a connection's untrack remove nothing by expiry.
+    clock.advance(ms(400));
+    assert_eq!(engine.touch(1), 2);
+    engine.untrack("a", 2).unwrap();
+    assert_eq!(engine.untrack_conn(4), 1);
+    poll(&engine);
+    assert_eq!(expired(&engine), 0);
+    // At 500 conn 3's deadline passes (conn 1's is at 900 now): one expiry at the poll.
+    clock.advance(ms(100));
+    assert_eq!(poll(&engine).len(), 1);
+    assert_eq!(expired(&engine), 1);
+    // A touch that comes too late expires both of conn 1's presences.
+    clock.advance(ms(400));
+    assert_eq!(engine.touch(1), 0);
+    assert_eq!(expired(&engine), 3);
+    assert_eq!(engine.stats().presences, 0);
+    // Nothing is counted twice, however often the engine polls afterwards.
+    clock.advance(ms(10_000));
+    poll(&engine);
+    assert_eq!(expired(&engine), 3);
+}
+
+#[test]
 fn a_ttl_out_of_range_is_refused_and_changes_nothing() {
     let (engine, _) = manual(Format::Counts);
     for ttl in [
@@ -274,6 +306,8 @@ fn in_a_cluster_the_presence_expires_on_its_node_and_leaves_on_the_other() {
     assert_eq!(diffs[0].1["leaves"]["users"]["count"], 1);
     // A touch on b of a's connection renews nothing there.
     assert_eq!(b.touch(1), 0);
+    // Each node counts the expiries it made: a's leave reached b as a change, no expiry.
+    assert_eq!((a.stats().expired, b.stats().expired), (1, 0));
 }
 
 #[test]

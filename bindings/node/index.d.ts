@@ -118,6 +118,8 @@ export interface Stats {
   topicsPending: number;
   /** Polls taken since the engine was created (pollDiff, pollDiffJson, pollReady, and those of onDiff and diffs), empty ones included. */
   polls: number;
+  /** Presences tracked with a ttlMs that this node removed because it ran out (untracks and renewals are not counted, nor other nodes' expiries). */
+  expired: number;
 }
 
 /** A topic's presence_state payload as of the last poll, and the seq of the last diff in it. */

@@ -27,6 +27,7 @@ impl Shared {
         }
         let mut expired = Vec::new();
         let renewed = conns.ttl.touch(conn, self.ttl.now_ms(), &mut expired);
+        self.count_expired(expired.len());
         for place in expired {
             self.expire(&mut conns, conn, place);
         }
@@ -54,7 +55,15 @@ impl Shared {
                 self.expire(&mut conns, conn, place);
             }
         }
+        self.count_expired(expired);
         expired
+    }
+
+    /// One write of the counter per pass, not per presence: a pass may expire thousands.
+    fn count_expired(&self, n: usize) {
+        if n > 0 {
+            self.expired_count.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// Removes an expired presence, whose deadline its shard has forgotten already.

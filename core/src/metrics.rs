@@ -167,6 +167,12 @@ pub const METRICS: &[Metric] = &[
         "Polls taken, empty ones included.",
         Source::Engine(|f, s| s.value(f.stats.polls)),
     ),
+    counter(
+        "presence_expired_total",
+        "Presences with a time to live that this node removed because it ran out (untracks \
+         and renewals are not counted).",
+        Source::Engine(|f, s| s.value(f.stats.expired)),
+    ),
     Metric {
         name: "presence_cluster_info",
         kind: MetricKind::Gauge,
@@ -288,6 +294,7 @@ mod tests {
             bytes: 4096,
             topics_pending: 2,
             polls: 5,
+            expired: 6,
         }
     }
 
@@ -311,6 +318,7 @@ mod tests {
                 "presence_heap_bytes 4096",
                 "presence_topics_pending 2",
                 "presence_polls_total 5",
+                "presence_expired_total 6",
             ]
         );
         assert!(!text.contains("presence_cluster"), "{text}");

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     /// Polls taken, for monitoring; on a line of its own too: each poll writes it, which
     /// would make the calls that read a line it shared miss that line afterwards.
     poll_count: Padded<AtomicU64>,
+    /// TTL presences removed by expiry, for monitoring (see `poll_count` for its line).
+    pub(crate) expired_count: Padded<AtomicU64>,
     waker: Waker,
     /// Cluster mode: local changes are queued for other nodes, and user hashes are keyed
     /// per topic because they travel.
@@ -79,6 +81,10 @@ pub struct Stats {
     /// Polls taken since the engine was created (each `poll_diff`, whichever binding or C
     /// call made it), empty ones included.
     pub polls: u64,
+    /// TTL presences of this node removed because their time to live ran out (by a poll,
+    /// the timer, or a `touch` that came too late) since the engine was created; untracks
+    /// and renewals are not counted, nor other nodes' expiries.
+    pub expired: u64,
 }
 
 /// A topic's published state, for a client that joins now.
@@ -123,6 +129,7 @@ impl Shared {
             presence_count: Padded(AtomicUsize::new(0)),
             pending_count: Padded(AtomicUsize::new(0)),
             poll_count: Padded(AtomicU64::new(0)),
+            expired_count: Padded(AtomicU64::new(0)),
             waker: if config.leave_grace_ms > 0 {
                 Waker::with_timer()?
             } else {
@@ -450,6 +457,7 @@ impl Shared {
             bytes: bytes as u64,
             topics_pending: self.pending_count.load(Ordering::Relaxed) as u64,
             polls: self.poll_count.load(Ordering::Relaxed),
+            expired: self.expired_count.load(Ordering::Relaxed),
         }
     }
 

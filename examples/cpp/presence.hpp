@@ -8,6 +8,7 @@
 
 #include "presence.h"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -60,6 +61,24 @@ class Engine {
              const std::optional<std::string> &meta = std::nullopt) {
     check(presence_track(get(), topic.c_str(), conn, key ? key->c_str() : nullptr,
                          meta ? meta->c_str() : nullptr));
+  }
+  // track for a client without a socket: the presence leaves by itself once ttl (1 ms to
+  // 30 days) passes without a touch(conn). The ttl comes before key and meta, which are
+  // optional here as in track.
+  void track_ttl(const std::string &topic, std::uint64_t conn, std::chrono::milliseconds ttl,
+                 const std::optional<std::string> &key = std::nullopt,
+                 const std::optional<std::string> &meta = std::nullopt) {
+    // A negative ttl becomes 0, which the engine refuses as out of range; cast as it is,
+    // it would wrap to a huge count and be refused with a baffling number instead.
+    const auto ms = static_cast<std::uint64_t>(ttl.count() < 0 ? 0 : ttl.count());
+    check(presence_track_ttl(get(), topic.c_str(), conn, key ? key->c_str() : nullptr,
+                             meta ? meta->c_str() : nullptr, ms));
+  }
+  // Renews every TTL presence of conn, in every topic; returns how many.
+  std::size_t touch(std::uint64_t conn) {
+    std::size_t renewed = 0;
+    check(presence_touch(get(), conn, &renewed));
+    return renewed;
   }
   void untrack(const std::string &topic, std::uint64_t conn) {
     check(presence_untrack(get(), topic.c_str(), conn));

@@ -849,6 +849,10 @@ static void test_ttl(void) {
   CHECK(removed == 2);
   CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
   presence_buf_free(&b);
+  /* Renewals and untracks are no expiries. */
+  presence_stats st;
+  CHECK_STATUS(presence_get_stats(e, &st), PRESENCE_STATUS_OK);
+  CHECK(st.expired == 0);
 
   /* An expiry wakes the descriptor by itself, and the next poll shows the leave. */
   int fd = presence_wakeup_fd(e);
@@ -862,6 +866,8 @@ static void test_ttl(void) {
   CHECK_STATUS(presence_poll_diff(e, &b), PRESENCE_STATUS_OK);
   CHECK(b.data != NULL && strstr((const char *)b.data, "\"leaves\":{\"viewers\":{\"count\":0},\"users\":{\"count\":1}}") != NULL);
   presence_buf_free(&b);
+  CHECK_STATUS(presence_get_stats(e, &st), PRESENCE_STATUS_OK);
+  CHECK(st.expired == 1 && st.presences == 0);
   CHECK_STATUS(presence_touch(e, 7, &renewed), PRESENCE_STATUS_OK);
   CHECK(renewed == 0);
   presence_engine_free(e);

@@ -2,6 +2,9 @@
 // unique_ptr, exceptions for statuses, no leak under AddressSanitizer.
 #include "presence.hpp"
 
+#include <poll.h>
+
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -24,6 +27,11 @@ static presence_status status_of(F &&f) {
     return e.status();
   }
   return PRESENCE_STATUS_OK;
+}
+
+static bool readable_within(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
 }
 
 int main() {
@@ -82,6 +90,44 @@ int main() {
     // Moving the engine moves ownership; the moved-from handle is empty.
     presence::Engine moved = std::move(phoenix);
     CHECK(moved.get() != nullptr && phoenix.get() == nullptr);
+  }
+
+  {
+    using std::chrono::milliseconds;
+    presence::Engine engine;
+    engine.track_ttl("inbox", 7, milliseconds(60000), std::string("carol"));
+    engine.track_ttl("outbox", 7, std::chrono::minutes(2), std::nullopt, std::string("{}"));
+    engine.track("inbox", 8);
+    CHECK(engine.counts("inbox").users == 1 && engine.counts("outbox").viewers == 1);
+    CHECK(engine.touch(7) == 2);
+    CHECK(engine.touch(8) == 0);  // no TTL presence: not an error
+    CHECK(status_of([&] { engine.track_ttl("inbox", 7, milliseconds(1000)); }) ==
+          PRESENCE_STATUS_ALREADY_TRACKED);
+    CHECK(status_of([&] { engine.track_ttl("t", 9, milliseconds(0)); }) ==
+          PRESENCE_STATUS_INVALID_ARGUMENT);
+    CHECK(status_of([&] { engine.track_ttl("t", 9, milliseconds(-5)); }) ==
+          PRESENCE_STATUS_INVALID_ARGUMENT);
+    CHECK(status_of([&] { engine.track_ttl("t", 9, std::chrono::hours(24 * 31)); }) ==
+          PRESENCE_STATUS_INVALID_ARGUMENT);
+    CHECK(engine.counts("t").connections == 0);
+    engine.untrack("outbox", 7);
+    CHECK(engine.touch(7) == 1);
+    CHECK(engine.untrack_conn(7) == 1);
+    CHECK(engine.stats().expired == 0);
+    engine.poll_diff();
+
+    // Left alone, the presence expires, and the engine's timer wakes the descriptor.
+    engine.track_ttl("inbox", 9, milliseconds(30), std::string("dave"));
+    engine.poll_diff();
+    CHECK(readable_within(engine.wakeup_fd(), 10000));
+    auto diffs = engine.poll_diff();
+    CHECK(diffs.size() == 1 && diffs[0].topic == "inbox");
+    CHECK(diffs.size() == 1 &&
+          diffs[0].payload.find("\"leaves\":{\"viewers\":{\"count\":0},\"users\":{\"count\":1}}") !=
+              std::string::npos);
+    CHECK(engine.stats().expired == 1);
+    CHECK(engine.metrics().find("\npresence_expired_total 1\n") != std::string::npos);
+    CHECK(engine.touch(9) == 0);
   }
 
   CHECK(status_of([] { presence::Engine bad(R"({"format":"nope"})"); }) ==

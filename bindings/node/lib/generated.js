@@ -55,7 +55,7 @@ const CLASS_OF = Object.freeze({
 /** The u64 words of the C structs read by index.js, in order (nested structs flattened). */
 const STRUCT_WORDS = Object.freeze({
   presence_counts: Object.freeze(['viewers', 'users', 'connections']),
-  presence_stats: Object.freeze(['topics', 'presences', 'bytes', 'topics_pending', 'polls']),
+  presence_stats: Object.freeze(['topics', 'presences', 'bytes', 'topics_pending', 'polls', 'expired']),
   presence_cluster_stats: Object.freeze(['incarnation', 'nodes', 'messages_sent', 'bytes_sent', 'messages_received', 'bytes_received', 'rejected_unauthenticated', 'rejected_malformed', 'rejected_oversized', 'rejected_replayed', 'snapshots_sent', 'snapshot_requests_sent', 'nodes_dropped', 'stale_nodes', 'link_up']),
   presence_ready_diff: Object.freeze(['seq', 'counts.viewers', 'counts.users', 'counts.connections', 'topic.offset', 'topic.len', 'payload.offset', 'payload.len', 'message.offset', 'message.len', 'topic_utf16.offset', 'topic_utf16.len', 'payload_utf16.offset', 'payload_utf16.len', 'message_utf16.offset', 'message_utf16.len', 'occupancy']),
 });

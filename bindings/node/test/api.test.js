@@ -277,7 +277,7 @@ test('list and pollDiff in phoenix format', () => {
 
 test('stats', () => {
   const e = new Engine();
-  assert.deepEqual(Object.keys(e.stats()).sort(), ['bytes', 'polls', 'presences', 'topics', 'topicsPending']);
+  assert.deepEqual(Object.keys(e.stats()).sort(), ['bytes', 'expired', 'polls', 'presences', 'topics', 'topicsPending']);
   e.track('a', 1, 'x');
   e.track('b', 1, 'x');
   e.track('b', 2);
@@ -291,7 +291,7 @@ test('stats', () => {
   e.untrackConn(1);
   e.untrackConn(2);
   e.pollDiff();
-  assert.deepEqual({ ...e.stats(), bytes: 0 }, { topics: 0, presences: 0, bytes: 0, topicsPending: 0, polls: 2 });
+  assert.deepEqual({ ...e.stats(), bytes: 0 }, { topics: 0, presences: 0, bytes: 0, topicsPending: 0, polls: 2, expired: 0 });
   e.close();
 });
 

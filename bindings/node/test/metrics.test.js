@@ -18,6 +18,7 @@ const ENGINE_FAMILIES = {
   presence_heap_bytes: 'gauge',
   presence_topics_pending: 'gauge',
   presence_polls_total: 'counter',
+  presence_expired_total: 'counter',
 };
 const CLUSTER_FAMILIES = {
   presence_cluster_info: 'gauge',
@@ -94,6 +95,7 @@ function checkStats(scrape, s) {
   assert.equal(scrape.value('presence_heap_bytes'), s.bytes);
   assert.equal(scrape.value('presence_topics_pending'), s.topicsPending);
   assert.equal(scrape.value('presence_polls_total'), s.polls);
+  assert.equal(scrape.value('presence_expired_total'), s.expired);
 }
 
 for (const format of ['counts', 'phoenix']) {

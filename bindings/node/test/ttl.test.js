@@ -48,6 +48,7 @@ test('an expired presence leaves at the next poll, with no poll or touch to make
       if (format === 'counts') assert.deepEqual(diff.payload.leaves.users, { count: 1 });
       else assert.equal(diff.payload.leaves.alice.metas[0].device, 'phone');
       assert.equal(e.stats().presences, 1);
+      assert.equal(e.stats().expired, 1);
       assert.equal(e.touch(1), 0);
     } finally {
       e.close();
@@ -68,6 +69,7 @@ test('one touch renews every topic of the connection; untracks work as usual', (
     assert.equal(e.touch(7n), 1);
     assert.equal(e.untrackConn(7), 3);
     assert.equal(e.touch(7), 0);
+    assert.equal(e.stats().expired, 0, 'renewals and untracks are no expiries');
   } finally {
     e.close();
   }
@@ -130,6 +132,7 @@ test('over the own bus, an expiry on one node is a leave on the other', async ()
     assert.deepEqual(b.counts('video:1'), { viewers: 0, users: 1, connections: 1 });
     const [diff] = b.pollDiff();
     assert.deepEqual(diff.payload.leaves.users, { count: 1 });
+    assert.deepEqual([a.stats().expired, b.stats().expired], [1, 0], 'each node counts its own expiries');
   } finally {
     a.close();
     b.close();

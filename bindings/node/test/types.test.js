@@ -38,3 +38,20 @@ test('the Engine methods declared are the ones implemented', () => {
   assert.equal(typeof pe.Engine.prototype[Symbol.dispose], 'function');
   assert.ok(body.includes('[Symbol.dispose](): void;'));
 });
+
+test('the Stats and ClusterStats interfaces declare exactly the fields of stats() and clusterStats()', () => {
+  const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8');
+  const fields = (name) => {
+    const start = dts.indexOf(`export interface ${name} {`);
+    assert.ok(start >= 0, name);
+    const body = dts.slice(start, dts.indexOf('\n}', start));
+    return [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1]).sort();
+  };
+  const e = new pe.Engine({ cluster: { node: 'a', secret: 'a shared secret of the test cluster' } });
+  try {
+    assert.deepEqual(fields('Stats'), Object.keys(e.stats()).sort());
+    assert.deepEqual(fields('ClusterStats'), Object.keys(e.clusterStats()).sort());
+  } finally {
+    e.close();
+  }
+});

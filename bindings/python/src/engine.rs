@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::ops::Range;
 use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
 /// Items a bulk call converts before applying them in one detached stretch.
 const CHUNK_ITEMS: usize = 1024;
@@ -161,14 +162,22 @@ impl Chunk {
         self.items.clear();
     }
 
-    /// Tracks the items in order; stops at the first failure and returns its position.
-    fn track(&self, engine: &Engine) -> Result<(), (usize, presence_core::Error)> {
+    /// Tracks the items in order, each with `ttl` if given; stops at the first failure
+    /// and returns its position.
+    fn track(
+        &self,
+        engine: &Engine,
+        ttl: Option<Duration>,
+    ) -> Result<(), (usize, presence_core::Error)> {
         for (i, it) in self.items.iter().enumerate() {
             let key = it.key.as_ref().map(|r| self.str(r));
             let meta = it.meta.as_ref().map(|r| self.str(r));
-            engine
-                .track(self.str(&it.topic), it.conn, key, meta)
-                .map_err(|e| (i, e))?;
+            let topic = self.str(&it.topic);
+            match ttl {
+                Some(ttl) => engine.track_ttl(topic, it.conn, key, meta, ttl),
+                None => engine.track(topic, it.conn, key, meta),
+            }
+            .map_err(|e| (i, e))?;
         }
         Ok(())
     }
@@ -220,7 +229,8 @@ fn counts_many_error(py: Python<'_>, e: &presence_core::Error) -> PyErr {
 
 #[derive(Clone, Copy)]
 enum BulkOp {
-    Track,
+    /// With the time to live of every item, if the call gave one.
+    Track(Option<Duration>),
     Untrack,
 }
 
@@ -272,7 +282,7 @@ impl PyEngine {
             return Ok(());
         }
         let outcome = self.detached(py, |e| match op {
-            BulkOp::Track => chunk.track(e),
+            BulkOp::Track(ttl) => chunk.track(e, ttl),
             BulkOp::Untrack => chunk.untrack(e),
         })?;
         chunk.clear();
@@ -286,7 +296,7 @@ impl PyEngine {
         for (index, item) in items.try_iter()?.enumerate() {
             let converted = item.and_then(|item| {
                 match op {
-                    BulkOp::Track => chunk.push_track(&item, max_meta),
+                    BulkOp::Track(_) => chunk.push_track(&item, max_meta),
                     BulkOp::Untrack => chunk.push_untrack(&item),
                 }
                 .map_err(|e| errors::at_index(py, e, index))
@@ -385,10 +395,18 @@ impl PyEngine {
         self.with(py, |e| e.update(topic, conn, meta))
     }
 
-    /// Tracks (topic, conn[, key[, meta]]) items in order. On the first failing item, the
-    /// items before it stay applied and its error is raised with `index` set.
-    fn track_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.bulk(py, BulkOp::Track, items)
+    /// Tracks (topic, conn[, key[, meta]]) items in order, each with the time to live `ttl`
+    /// in seconds if given. On the first failing item, the items before it stay applied and
+    /// its error is raised with `index` set.
+    #[pyo3(signature = (items, *, ttl=None))]
+    fn track_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ttl = ttl.map(convert::ttl).transpose()?;
+        self.bulk(py, BulkOp::Track(ttl), items)
     }
 
     /// Untracks (topic, conn) items in order; same failure rule as track_many.
@@ -565,7 +583,7 @@ impl PyEngine {
         self.with(py, |e| Ok(e.pending_topics()))
     }
 
-    /// Engine-wide Stats(topics, presences, bytes, topics_pending, polls).
+    /// Engine-wide Stats(topics, presences, bytes, topics_pending, polls, expired).
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         self.detached(py, Engine::stats).map(Stats::from)
     }

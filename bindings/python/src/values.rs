@@ -112,6 +112,9 @@ pub struct Stats {
     /// Polls taken since the engine was created.
     #[pyo3(get)]
     pub polls: u64,
+    /// TTL presences this node removed because their time to live ran out.
+    #[pyo3(get)]
+    pub expired: u64,
 }
 
 impl From<presence_core::Stats> for Stats {
@@ -122,6 +125,7 @@ impl From<presence_core::Stats> for Stats {
             bytes: s.bytes,
             topics_pending: s.topics_pending,
             polls: s.polls,
+            expired: s.expired,
         }
     }
 }
@@ -131,12 +135,13 @@ impl From<presence_core::Stats> for Stats {
 impl Stats {
     fn __repr__(&self) -> String {
         format!(
-            "Stats(topics={}, presences={}, bytes={}, topics_pending={}, polls={})",
-            self.topics, self.presences, self.bytes, self.topics_pending, self.polls
+            "Stats(topics={}, presences={}, bytes={}, topics_pending={}, polls={}, expired={})",
+            self.topics, self.presences, self.bytes, self.topics_pending, self.polls, self.expired
         )
     }
 
-    /// `{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ..., "polls": ...}`.
+    /// `{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ..., "polls": ...,
+    /// "expired": ...}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("topics", self.topics)?;
@@ -144,6 +149,7 @@ impl Stats {
         d.set_item("bytes", self.bytes)?;
         d.set_item("topics_pending", self.topics_pending)?;
         d.set_item("polls", self.polls)?;
+        d.set_item("expired", self.expired)?;
         Ok(d)
     }
 }

@@ -437,8 +437,9 @@ def test_stats(engine: pe.Engine) -> None:
         "bytes": s.bytes,
         "topics_pending": 10,
         "polls": 0,
+        "expired": 0,
     }
-    assert repr(s) == f"Stats(topics=10, presences=100, bytes={s.bytes}, topics_pending=10, polls=0)"
+    assert repr(s) == f"Stats(topics=10, presences=100, bytes={s.bytes}, topics_pending=10, polls=0, expired=0)"
     assert s != engine.stats()  # topics_pending changed
     assert engine.stats() == engine.stats()
     with pytest.raises(AttributeError):

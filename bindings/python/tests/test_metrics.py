@@ -22,6 +22,7 @@ ENGINE_FAMILIES = {
     "presence_heap_bytes": "gauge",
     "presence_topics_pending": "gauge",
     "presence_polls": "counter",
+    "presence_expired": "counter",
 }
 CLUSTER_FAMILIES = {
     "presence_cluster_info": "gauge",
@@ -67,6 +68,7 @@ def check_stats(scrape: Scrape, s: pe.Stats) -> None:
     assert scrape.value("presence_heap_bytes") == s.bytes
     assert scrape.value("presence_topics_pending") == s.topics_pending
     assert scrape.value("presence_polls_total") == s.polls
+    assert scrape.value("presence_expired_total") == s.expired
 
 
 def test_a_single_node_shows_its_stats(engine: pe.Engine) -> None:

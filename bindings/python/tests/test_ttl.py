@@ -1,8 +1,9 @@
-"""Presences with a time to live (`track(..., ttl=seconds)`, `touch(conn)`): the expiry
-wakes `fileno()` by itself, one touch renews every topic of a connection, untracks work as
-for any presence, bad ttls are refused, `diffs()` delivers the leave with no timer of the
-host's, and in a cluster the leave reaches the other node. The engine's clock is the
-system's here: the deterministic tests of deadlines are the core's (tests/model_ttl.rs)."""
+"""Presences with a time to live (`track(..., ttl=seconds)`, `track_many(items, ttl=...)`,
+`touch(conn)`): the expiry wakes `fileno()` by itself, one touch renews every topic of a
+connection, untracks work as for any presence, bad ttls are refused, `diffs()` delivers the
+leave with no timer of the host's, in a cluster the leave reaches the other node, and
+`stats().expired` counts this node's expiries only. The engine's clock is the system's
+here: the deterministic tests of deadlines are the core's (tests/model_ttl.rs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import math
 import select
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,6 +43,7 @@ def test_an_expired_presence_wakes_the_descriptor_and_leaves_at_the_next_poll(fm
             [meta] = diff["payload"]["leaves"]["alice"]["metas"]
             assert meta["device"] == "phone"
         assert e.stats().presences == 1
+        assert e.stats().expired == 1
         assert e.touch(1) == 0
 
 
@@ -55,6 +58,7 @@ def test_one_touch_renews_every_topic_of_the_connection() -> None:
         assert e.touch(7) == 1
         assert e.untrack_conn(7) == 2
         assert e.touch(7) == 0
+        assert e.stats().expired == 0, "renewals and untracks are no expiries"
 
 
 def test_a_touched_presence_outlives_its_first_deadline() -> None:
@@ -138,3 +142,49 @@ def test_in_a_cluster_the_leave_reaches_the_other_node() -> None:
         assert b.counts("video:1") == pe.Counts(viewers=0, users=1, connections=1)
         [diff] = b.poll_diff()
         assert json.loads(json.dumps(diff["payload"]))["leaves"]["users"] == {"count": 1}
+        assert (a.stats().expired, b.stats().expired) == (1, 0), "each node counts its own expiries"
+
+
+def test_track_many_with_a_ttl_tracks_every_item_with_it() -> None:
+    with pe.Engine(format="phoenix") as e:
+        # Past the binding's chunk of 1024 items, with every item shape.
+        e.track_many(
+            [("a", c) for c in range(1000)]
+            + [("a", c, f"u{c}") for c in range(1000, 1500)]
+            + [["b", c, f"u{c}", {"n": c}] for c in range(1500, 2000)],
+            ttl=60,
+        )
+        e.track_many([("c", c) for c in range(2000, 2010)], ttl=None)
+        e.track_many([("c", c) for c in range(2010, 2020)])
+        assert e.stats().presences == 2020
+        assert sum(e.touch(c) for c in range(2020)) == 2000, "the ttl items, not the others"
+        e.poll_diff()
+        assert e.list("b")["u1500"]["metas"][0]["n"] == 1500
+
+
+def test_track_many_items_with_a_ttl_expire_together() -> None:
+    with pe.Engine() as e:
+        e.track_many((("inbox", c, f"u{c}") for c in range(5)), ttl=0.05)
+        e.track("inbox", 99)
+        e.poll_diff()
+        assert readable_within(e.fileno(), 10)
+        assert e.counts("inbox") == pe.Counts(viewers=1, users=0, connections=1)
+        assert e.stats().expired == 5
+
+
+def test_track_many_with_a_bad_ttl_applies_nothing() -> None:
+    with pe.Engine() as e:
+        seen: list[int] = []
+
+        def items() -> Iterator[tuple[str, int]]:
+            for c in range(10):
+                seen.append(c)
+                yield ("t", c)
+
+        with pytest.raises(TypeError, match="ttl"):
+            e.track_many(items(), ttl="30")  # type: ignore[arg-type]
+        assert seen == [], "a ttl of the wrong type is refused before any item is taken"
+        with pytest.raises(pe.InvalidInputError, match="ttl") as info:
+            e.track_many(items(), ttl=0)
+        assert info.value.index == 0
+        assert e.stats().presences == 0

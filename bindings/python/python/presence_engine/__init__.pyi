@@ -103,7 +103,8 @@ TrackItem: TypeAlias = (
     | list[Any]
 )
 """An item of `Engine.track_many`: (topic, conn), (topic, conn, key) or
-(topic, conn, key, meta), as a tuple or a list."""
+(topic, conn, key, meta), as a tuple or a list. A time to live is not part of the item but
+of the call, for every item: `track_many(items, ttl=seconds)`."""
 
 UntrackItem: TypeAlias = tuple[str, int] | list[Any]
 """An item of `Engine.untrack_many`: (topic, conn), as a tuple or a list."""

@@ -262,11 +262,17 @@ class Stats:
         """Polls taken since the engine was created (`poll_diff`, `poll_diff_json`, `poll`,
         and the polls of `diffs()`), empty ones included."""
 
+    @property
+    def expired(self) -> int:
+        """Presences tracked with a `ttl` that this node removed because it ran out (at a
+        poll, by the engine's timer, or at a `touch` that came too late). Untracks and
+        renewals are not counted, nor other nodes' expiries."""
+
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def to_dict(self) -> dict[str, int]:
         """`{"topics": ..., "presences": ..., "bytes": ..., "topics_pending": ...,
-        "polls": ...}`."""
+        "polls": ..., "expired": ...}`."""
 
 @final
 class ClusterStats:
@@ -509,10 +515,13 @@ class Engine:
         Raises NotTrackedError if (topic, conn) is not tracked, and the errors of `track`
         for the meta."""
 
-    def track_many(self, items: Iterable[TrackItem]) -> None:
+    def track_many(self, items: Iterable[TrackItem], *, ttl: float | None = None) -> None:
         """Tracks many presences in one call: each item is (topic, conn), (topic, conn, key)
-        or (topic, conn, key, meta), as a tuple or list, with the meaning of `track`.
-        Items are converted and applied in order, in chunks of about a thousand, with the
+        or (topic, conn, key, meta), as a tuple or list, with the meaning of `track`; with
+        `ttl`, every item is tracked with that time to live, as `track(..., ttl=ttl)` does
+        (a ttl that is not a number raises TypeError before any item is taken; one out of
+        range is refused at the first item, as an item the engine refuses, so nothing is
+        applied). Items are converted and applied in order, in chunks of about a thousand, with the
         GIL released while each chunk is applied: this is several times faster than a loop
         of `track` calls.
 
