@@ -346,3 +346,180 @@ impl Topic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+
+    /// A user held by several nodes, through presences joining and leaving or through
+    /// counts-style claims, counts once, and not at all beside a local presence of it.
+    #[test]
+    fn a_user_on_several_nodes_counts_once() {
+        let mut local = Users::default();
+        let mut parts = Parts::default();
+        let mut c = Counting {
+            parts: &mut parts,
+            local: &local,
+        };
+        c.joined(1, 7);
+        c.joined(1, 7);
+        c.joined(2, 7);
+        c.joined(2, ANONYMOUS);
+        c.set_totals(3, 0, 1);
+        c.add_user(3, 7);
+        c.add_user(3, 7);
+        let sums = |p: &Parts| (p.viewers, p.connections, p.only_remote);
+        assert_eq!(sums(c.parts), (1, 5, 1));
+        assert_eq!(
+            (c.parts.size(1), c.parts.users(1), c.parts.size(3)),
+            (2, 1, 1)
+        );
+        c.left(1, 7);
+        c.left(1, 7);
+        assert!(!c.settle(1), "node 1 holds nothing");
+        c.left(2, 7);
+        c.left(2, ANONYMOUS);
+        assert!(!c.settle(2));
+        assert_eq!(sums(c.parts), (0, 1, 1), "node 3 still holds the user");
+        assert!(c.settle(3));
+
+        // Held here too, the user adds nothing from the other nodes.
+        local.add(7);
+        let mut remote = Remote {
+            counts: parts,
+            format: Format::Counts.new_state().new_peers(),
+        };
+        remote.local_user_appeared(7);
+        assert_eq!(remote.counts.only_remote, 0);
+        let mut c = Counting {
+            parts: &mut remote.counts,
+            local: &local,
+        };
+        c.joined(4, 7);
+        c.remove_user(3, 7);
+        assert_eq!(c.parts.only_remote, 0);
+        local.sub(7);
+        remote.local_user_left(7);
+        assert_eq!(remote.counts.only_remote, 1, "node 4 holds it");
+    }
+
+    fn key_hash(k: &str) -> u64 {
+        1 + k.bytes().map(u64::from).sum::<u64>()
+    }
+
+    /// In every format, the size a peer's change is checked at before it is merged is the
+    /// size its part has after; the receiver counts what the sender holds, a user present
+    /// on both nodes once; a node that goes leaves nothing behind once polled.
+    #[test]
+    fn a_peer_part_is_as_large_as_announced_in_every_format() {
+        for &f in Format::ALL {
+            let mut sender = Topic::new("t", 1, true, f);
+            let mut receiver = Topic::new("t", 1, true, f);
+            let mut next = 0;
+            let mut new_ref = || {
+                next += 1;
+                next
+            };
+            let mut fresh_next = 1000;
+            let mut fresh = || {
+                fresh_next += 1;
+                fresh_next
+            };
+            let mut merge = |receiver: &mut Topic, change: Change, replace: bool| {
+                let announced = receiver.remote_size_after(2, &change, replace);
+                receiver.apply_remote(2, change, replace, key_hash, &mut fresh);
+                assert_eq!(receiver.remote_part_size(2), announced, "{f:?}");
+            };
+            let track = |t: &mut Topic, conn: u64, key: Option<&str>, r: u64| {
+                let h = key.map_or(ANONYMOUS, key_hash);
+                t.insert(conn, h, key, "{}", || r);
+            };
+            track(&mut sender, 1, Some("alice"), new_ref());
+            track(&mut sender, 2, Some("alice"), new_ref());
+            track(&mut sender, 3, None, new_ref());
+            track(&mut sender, 4, Some("bob"), new_ref());
+            merge(&mut receiver, sender.drain_outbox().unwrap(), false);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+
+            sender.remove(2, key_hash("alice"));
+            sender.remove(4, key_hash("bob"));
+            track(&mut sender, 5, Some("carol"), new_ref());
+            merge(&mut receiver, sender.drain_outbox().unwrap(), false);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+            merge(&mut receiver, sender.full_change().unwrap(), true);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+
+            track(&mut receiver, 9, Some("alice"), new_ref());
+            let c = receiver.counts();
+            assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4), "{f:?}");
+
+            receiver.drop_remote_node(2);
+            assert_eq!(receiver.remote_part_size(2), 0, "{f:?}");
+            assert_eq!(receiver.counts(), receiver.local_counts(), "{f:?}");
+            receiver.take_diff("anon", &mut String::new());
+            assert!(receiver.remote.is_none(), "{f:?}");
+        }
+    }
+
+    /// Changes that name a presence twice (a leave and a join of the same ref or hash, a
+    /// snapshot repeating what the part holds) leave the part as large as announced.
+    #[test]
+    fn repeats_within_a_change_are_announced_as_merged() {
+        use crate::format::WireEntry;
+        let wire = |r: u64, key: Option<&str>| WireEntry {
+            phx_ref: r,
+            prev_ref: 0,
+            key: key.map(Into::into),
+            meta: "{}".into(),
+        };
+        let phoenix = |joins: Vec<WireEntry>, leaves: Vec<u64>| Change::Phoenix { joins, leaves };
+        let counts = |connections: u64, added: Vec<u64>, removed: Vec<u64>| Change::Counts {
+            viewers: 0,
+            connections,
+            added,
+            removed,
+        };
+        let cases = [
+            (
+                Format::Phoenix,
+                vec![
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(2, None)], vec![]),
+                        false,
+                    ),
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(3, Some("b"))], vec![1]),
+                        false,
+                    ),
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(1, Some("a"))], vec![9]),
+                        true,
+                    ),
+                    (phoenix(vec![wire(4, None)], vec![4, 1]), false),
+                ],
+            ),
+            (
+                Format::Counts,
+                vec![
+                    (counts(2, vec![5, 6], vec![]), false),
+                    (counts(0, vec![5, 7, 7], vec![5, 6]), false),
+                    (counts(1, vec![5, 5, ANONYMOUS], vec![7]), true),
+                    (counts(0, vec![8], vec![8, 5]), false),
+                ],
+            ),
+        ];
+        for (f, changes) in cases {
+            let mut t = Topic::new("t", 1, true, f);
+            let mut next = 100;
+            for (i, (change, replace)) in changes.into_iter().enumerate() {
+                let announced = t.remote_size_after(2, &change, replace);
+                t.apply_remote(2, change, replace, key_hash, &mut || {
+                    next += 1;
+                    next
+                });
+                assert_eq!(t.remote_part_size(2), announced, "{f:?} change {i}");
+            }
+        }
+    }
+}
