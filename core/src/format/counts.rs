@@ -2,13 +2,17 @@
 //!
 //! A topic's counts are all it renders, and every format keeps them, so this format keeps
 //! nothing more: no key, no meta, no ref. Nodes replicate their absolute viewer and
-//! connection counts and the keyed hashes of the users that appeared or left.
+//! connection counts and the keyed hashes of the users that appeared or left, which the
+//! shared counting of other nodes' parts takes as they come.
 
-use super::phoenix::{HeldEntries, RemoteEntries};
-use super::{Bounds, Change, FormatState};
+use super::phoenix::HeldEntries;
+use super::{Bounds, Change, FormatState, PeerState};
 use super::{Counts, Outbox};
+use super::{FormatPeers, PeerCounts, PeerCountsMut, ANONYMOUS};
 use crate::codec::Reader;
+use crate::hash::HashSet;
 use crate::json;
+use std::collections::hash_map::RandomState;
 
 /// The name of the format in the configuration and the metrics.
 pub(crate) const NAME: &str = "counts";
@@ -77,7 +81,7 @@ impl FormatState for State {
         out: &mut String,
         published: Counts,
         now: Counts,
-        _remote: Option<&dyn RemoteEntries>,
+        _peers: Option<&PeerState>,
         _held: Option<&dyn HeldEntries>,
         _viewers_key: &str,
     ) {
@@ -88,7 +92,7 @@ impl FormatState for State {
         &self,
         out: &mut String,
         published: Counts,
-        _remote: Option<&dyn RemoteEntries>,
+        _peers: Option<&PeerState>,
         _held: Option<&dyn HeldEntries>,
         _viewers_key: &str,
     ) {
@@ -135,6 +139,73 @@ impl FormatState for State {
             removed: o.removed.drain().collect(),
         }
     }
+}
+
+/// What this format keeps of other nodes' parts beyond the shared counting: nothing.
+pub(crate) struct Peers;
+
+impl FormatPeers for Peers {
+    fn is_empty(&self) -> bool {
+        true
+    }
+
+    fn forget_leaves(&mut self) {}
+
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Sets `node`'s part: its viewers and connections, and with `replace` (a snapshot)
+/// `added` as the full set of its users; otherwise users are added and removed. Returns
+/// whether the node still has a part here. The caller has checked the claims (`check`).
+pub(super) fn merge(
+    counts: &mut impl PeerCountsMut,
+    node: u32,
+    viewers: u64,
+    connections: u64,
+    added: &[u64],
+    removed: &[u64],
+    replace: bool,
+) -> bool {
+    counts.set_totals(node, viewers, connections);
+    if replace {
+        let keep: HashSet<u64, RandomState> = added.iter().copied().collect();
+        counts.retain_users(node, &|h| keep.contains(&h));
+    } else {
+        for &h in removed {
+            counts.remove_user(node, h);
+        }
+    }
+    for &h in added {
+        if h != ANONYMOUS {
+            counts.add_user(node, h);
+        }
+    }
+    counts.settle(node)
+}
+
+/// What `counts.size(node)` will be after `merge` with these arguments: the claimed
+/// connections or, if more, the users the node will hold.
+pub(super) fn size_after(
+    counts: &impl PeerCounts,
+    node: u32,
+    connections: u64,
+    added: &[u64],
+    removed: &[u64],
+    replace: bool,
+) -> usize {
+    let held = |h: &u64| !replace && counts.holds(node, *h);
+    let gone: HashSet<u64, RandomState> = removed.iter().copied().filter(held).collect();
+    let mut fresh: HashSet<u64, RandomState> = HashSet::default();
+    for &h in added {
+        if h != ANONYMOUS && (!held(&h) || gone.contains(&h)) {
+            fresh.insert(h);
+        }
+    }
+    let before = if replace { 0 } else { counts.users(node) };
+    let n = before - gone.len() + fresh.len();
+    n.max(usize::try_from(connections).unwrap_or(usize::MAX))
 }
 
 /// `{"viewers":{"count":V},"users":{"count":U}}`: the seed's state shape, nothing more

@@ -4,9 +4,12 @@
 //! asks the topic's `TopicState` or the engine's `Format`, never which format it is.
 //!
 //! A format is registered in this file alone: its variant of `Format` (name and wire id),
-//! of `TopicState` and of `Change`, and one arm in each `match` below. The merge of a
-//! peer's `Change` into the other nodes' parts of a topic, which every format's counts
-//! share, is the topic's (`topic/remote.rs`).
+//! of `TopicState`, of `PeerState` and of `Change`, and one arm in each `match` below.
+//! Other nodes' parts of a topic are kept in two halves: the counting every format shares
+//! (viewers, connections, users across nodes: `topic/remote.rs`, seen from here through
+//! `PeerCounts` and `PeerCountsMut`) and what the format keeps beyond it (its `PeerState`).
+//! The format merges a peer's `Change` into both, and tells how large it leaves the peer's
+//! part (`TopicState::merge`, `TopicState::size_after`).
 
 pub(crate) mod counts;
 pub(crate) mod phoenix;
@@ -14,7 +17,7 @@ pub(crate) mod phoenix;
 use crate::codec::Reader;
 use crate::hash::{ConnBuild, PrehashedBuild};
 use crate::hash::{HashMap, HashSet};
-use phoenix::{HeldEntries, RemoteEntries};
+use phoenix::HeldEntries;
 use serde::{Deserialize, Serialize};
 
 pub use phoenix::WireEntry;
@@ -113,6 +116,9 @@ impl Format {
 /// What a format does with one topic. The topic keeps the counts (local and remote), the
 /// users' refcounts, the published counts, the outbox and the held leaves; a format keeps
 /// what it renders beyond them, and is told of each change after the counts took it.
+/// What it keeps of other nodes' parts is its `PeerState`, which the topic keeps in its
+/// remote part and lends to the renderings (`peers`), and which its merge of a peer's
+/// change (`TopicState::merge`) fills.
 ///
 /// Contract (the unit tests of this module check it for every format): a join followed
 /// by its leave within one poll window leaves the state settled (`is_settled`) with
@@ -170,7 +176,7 @@ pub(crate) trait FormatState {
         out: &mut String,
         published: Counts,
         now: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     );
@@ -180,7 +186,7 @@ pub(crate) trait FormatState {
         &self,
         out: &mut String,
         published: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     );
@@ -224,20 +230,183 @@ macro_rules! dispatch {
 }
 
 impl TopicState {
-    /// The phoenix state, for the merge of a peer's phoenix entries.
-    pub(crate) fn phoenix_mut(&mut self) -> Option<&mut phoenix::State> {
+    /// What this format keeps of other nodes' parts of the topic, before the first peer
+    /// change.
+    pub(crate) fn new_peers(&self) -> PeerState {
         match self {
-            TopicState::Phoenix(p) => Some(p),
-            _ => None,
+            TopicState::Counts(_) => PeerState::Counts(counts::Peers),
+            TopicState::Phoenix(_) => PeerState::Phoenix(phoenix::Peers::default()),
         }
     }
 
-    pub(crate) fn phoenix(&self) -> Option<&phoenix::State> {
+    /// Merges `change` from `node` (with `replace`, a snapshot: it is the node's whole
+    /// part) into the format's `peers` and the shared `counts`. `key_hash` hashes a key of
+    /// an arriving presence, `fresh` gives this node's refs. Returns whether the node
+    /// still has a part here. The caller has checked the change's claims (`Change::check`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn merge(
+        &mut self,
+        peers: &mut PeerState,
+        counts: &mut impl PeerCountsMut,
+        node: u32,
+        change: Change,
+        replace: bool,
+        key_hash: &dyn Fn(&str) -> u64,
+        fresh: &mut dyn FnMut() -> u64,
+    ) -> bool {
+        match (self, peers, change) {
+            (
+                TopicState::Counts(_),
+                PeerState::Counts(_),
+                Change::Counts {
+                    viewers,
+                    connections,
+                    added,
+                    removed,
+                },
+            ) => counts::merge(
+                counts,
+                node,
+                viewers,
+                connections,
+                &added,
+                &removed,
+                replace,
+            ),
+            (TopicState::Phoenix(s), PeerState::Phoenix(p), Change::Phoenix { joins, leaves }) => {
+                s.merge(p, counts, node, joins, &leaves, replace, key_hash, fresh)
+            }
+            // A message is of the engine's format (checked on arrival) and a topic's peer
+            // state is made by its own format: nothing to merge.
+            _ => counts.settle(node),
+        }
+    }
+
+    /// What `counts.size(node)` will be after `merge` with these arguments: the limits
+    /// are checked on it before anything is merged.
+    pub(crate) fn size_after(
+        &self,
+        peers: Option<&PeerState>,
+        counts: &impl PeerCounts,
+        node: u32,
+        change: &Change,
+        replace: bool,
+    ) -> usize {
+        match (self, change) {
+            (
+                TopicState::Counts(_),
+                Change::Counts {
+                    connections,
+                    added,
+                    removed,
+                    ..
+                },
+            ) => counts::size_after(counts, node, *connections, added, removed, replace),
+            (TopicState::Phoenix(_), Change::Phoenix { joins, leaves }) => {
+                let peers = peers.and_then(PeerState::phoenix);
+                phoenix::Peers::size_after(peers, node, joins, leaves, replace)
+            }
+            // As in `merge`: a change of another format merges nothing.
+            _ => counts.size(node),
+        }
+    }
+
+    /// `node` is gone: what the format keeps of its part leaves through the next poll.
+    /// The shared counting of its part is removed by the caller afterwards.
+    pub(crate) fn drop_peer(
+        &mut self,
+        peers: &mut PeerState,
+        counts: &mut impl PeerCountsMut,
+        node: u32,
+    ) {
+        match (self, peers) {
+            (TopicState::Phoenix(s), PeerState::Phoenix(p)) => s.drop_peer(p, counts, node),
+            // The counts format keeps nothing beyond the counting, and a topic's peer
+            // state is made by its own format (`new_peers`).
+            (TopicState::Counts(_), _) | (TopicState::Phoenix(_), _) => {}
+        }
+    }
+}
+
+/// What a format keeps of other nodes' parts of one topic beyond the counting every
+/// format shares (cluster mode). It lives beside that counting, in the topic's remote
+/// part, from a peer's first change until no peer holds a part and `is_empty`.
+pub(crate) enum PeerState {
+    Counts(counts::Peers),
+    Phoenix(phoenix::Peers),
+}
+
+impl PeerState {
+    fn phoenix(&self) -> Option<&phoenix::Peers> {
         match self {
-            TopicState::Phoenix(p) => Some(p),
+            PeerState::Phoenix(p) => Some(p),
             _ => None,
         }
     }
+}
+
+/// What every format's `PeerState` answers.
+pub(crate) trait FormatPeers {
+    /// Nothing is kept: the remote part may go once no node has a part either.
+    fn is_empty(&self) -> bool;
+    /// A poll published the leaves: what only a later join could name is forgotten.
+    fn forget_leaves(&mut self);
+    fn heap_bytes(&self) -> usize;
+}
+
+impl FormatPeers for PeerState {
+    fn is_empty(&self) -> bool {
+        match self {
+            PeerState::Counts(p) => p.is_empty(),
+            PeerState::Phoenix(p) => p.is_empty(),
+        }
+    }
+
+    fn forget_leaves(&mut self) {
+        match self {
+            PeerState::Counts(p) => p.forget_leaves(),
+            PeerState::Phoenix(p) => p.forget_leaves(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            PeerState::Counts(p) => p.heap_bytes(),
+            PeerState::Phoenix(p) => p.heap_bytes(),
+        }
+    }
+}
+
+/// The counting of other nodes' parts of a topic, which every format shares
+/// (`topic/remote.rs`): per node its viewers, connections and users by key hash; across
+/// nodes, a key hash counts once however many nodes (this one included) hold it.
+pub(crate) trait PeerCounts {
+    /// How many presences `node` holds here, what bounds a peer's memory: its connections
+    /// or, if more, its distinct users.
+    fn size(&self, node: u32) -> usize;
+    /// How many distinct key hashes `node` holds here.
+    fn users(&self, node: u32) -> usize;
+    /// Whether `node` holds the key hash `h` here.
+    fn holds(&self, node: u32, h: u64) -> bool;
+}
+
+/// The changes a format's merge makes to the shared counting of other nodes' parts. A
+/// node's part is made by its first change and removed by `settle` once it holds nothing.
+pub(crate) trait PeerCountsMut {
+    /// Sets `node`'s viewer and connection counts (a counts-style change: absolute).
+    fn set_totals(&mut self, node: u32, viewers: u64, connections: u64);
+    /// `node` holds the key hash `h`, once however often it says so.
+    fn add_user(&mut self, node: u32, h: u64);
+    /// `node` no longer holds `h`, however many of its presences had it.
+    fn remove_user(&mut self, node: u32, h: u64);
+    /// `node` keeps only the key hashes `keep` accepts.
+    fn retain_users(&mut self, node: u32, keep: &dyn Fn(u64) -> bool);
+    /// One presence of `node` joined, with key hash `h` (`ANONYMOUS`: a viewer).
+    fn joined(&mut self, node: u32, h: u64);
+    /// One presence of `node` with key hash `h` left.
+    fn left(&mut self, node: u32, h: u64);
+    /// Removes `node`'s part if it holds nothing; returns whether it still has one.
+    fn settle(&mut self, node: u32) -> bool;
 }
 
 impl FormatState for TopicState {
@@ -297,22 +466,22 @@ impl FormatState for TopicState {
         out: &mut String,
         published: Counts,
         now: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     ) {
-        dispatch!(self, s => s.write_diff(out, published, now, remote, held, viewers_key))
+        dispatch!(self, s => s.write_diff(out, published, now, peers, held, viewers_key))
     }
 
     fn write_state(
         &self,
         out: &mut String,
         published: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     ) {
-        dispatch!(self, s => s.write_state(out, published, remote, held, viewers_key))
+        dispatch!(self, s => s.write_state(out, published, peers, held, viewers_key))
     }
 
     fn write_empty_state(_out: &mut String) {

@@ -1,29 +1,33 @@
 //! Other nodes' contributions to a topic (cluster mode).
 //!
 //! Each remote node's part of a topic is kept apart, so that a node that goes away is
-//! removed as a unit. Distinct users stay exact across nodes: a key hash counts once
-//! however many nodes (this one included) hold it.
-//!
-//! A remote entry is known by its sender's ref only inside its node's part; clients see it
-//! under a ref this node assigns, so refs of different nodes (and this node's own) can
-//! never meet, whatever a peer picks. Maps keyed by values a peer chooses (its refs, its
-//! key hashes) use a randomly keyed hasher, so a peer cannot pile them into one bucket.
+//! removed as a unit. A part is counted here the same way in every format: its viewers,
+//! its connections and its users by keyed hash. Distinct users stay exact across nodes: a
+//! key hash counts once however many nodes (this one included) hold it. What a format
+//! keeps of the parts beyond that counting is its `PeerState`, kept beside it, and the
+//! merge of a peer's change is the format's (`format/`), which drives the counting
+//! through `PeerCountsMut`. Maps keyed by values a peer chooses (its key hashes) use a
+//! randomly keyed hasher, so a peer cannot pile them into one bucket.
 
-use super::{Entry, Topic, Users, ANONYMOUS};
-use crate::format::phoenix::RemoteEntries;
-use crate::format::{Change, WireEntry};
-use crate::hash::{HashMap, HashSet};
+use super::{Topic, Users, ANONYMOUS};
+use crate::format::{Change, FormatPeers, PeerCounts, PeerCountsMut, PeerState};
+use crate::hash::HashMap;
 use std::collections::hash_map::RandomState;
 
 /// Every remote node's part of one topic.
-#[derive(Default)]
 pub(crate) struct Remote {
+    /// The counting every format shares.
+    pub counts: Parts,
+    /// What the format keeps beyond it.
+    pub format: PeerState,
+}
+
+/// The counting of every remote node's part of one topic.
+#[derive(Default)]
+pub(crate) struct Parts {
     parts: Vec<(u32, Part)>,
     /// Key hash → number of remote nodes holding it.
     holders: HashMap<u64, u32, RandomState>,
-    /// (node, sender's ref) → this node's ref, for remote entries that left since the last
-    /// poll: a later join names the sender's ref as its `phx_ref_prev`.
-    left: HashMap<(u32, u64), u64, RandomState>,
     /// Hashes held remotely and not locally: what remote nodes add to `users`.
     pub only_remote: u64,
     /// Sums over the parts.
@@ -38,9 +42,6 @@ struct Part {
     connections: u64,
     /// Key hash → presences with that key on the node (always 1 in counts format).
     users: HashMap<u64, u32, RandomState>,
-    /// Phoenix format: the node's entries by the sender's ref, each with its key hash;
-    /// `Entry::phx_ref` is the ref this node assigned.
-    entries: HashMap<u64, (Box<Entry>, u64), RandomState>,
 }
 
 impl Part {
@@ -51,62 +52,62 @@ impl Part {
     }
 
     fn is_empty(&self) -> bool {
-        self.viewers == 0
-            && self.connections == 0
-            && self.users.is_empty()
-            && self.entries.is_empty()
+        self.viewers == 0 && self.connections == 0 && self.users.is_empty()
     }
 }
 
 impl Remote {
+    /// No node has a part here.
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.counts.parts.is_empty()
     }
 
+    /// Nothing is kept: neither a node's part nor anything of the format's.
+    fn is_spent(&self) -> bool {
+        self.is_empty() && self.format.is_empty()
+    }
+
+    #[inline]
     pub fn local_user_appeared(&mut self, h: u64) {
-        if self.holders.contains_key(&h) {
-            self.only_remote -= 1;
+        if self.counts.holders.contains_key(&h) {
+            self.counts.only_remote -= 1;
         }
     }
 
+    #[inline]
     pub fn local_user_left(&mut self, h: u64) {
-        if self.holders.contains_key(&h) {
-            self.only_remote += 1;
-        }
-    }
-
-    /// Leaves are published: a later join can no longer name them.
-    pub fn forget_leaves(&mut self) {
-        self.left.clear();
-        if self.left.capacity() > 64 {
-            self.left.shrink_to_fit();
+        if self.counts.holders.contains_key(&h) {
+            self.counts.only_remote += 1;
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let mut bytes = self.parts.capacity() * size_of::<(u32, Part)>()
-            + self.holders.allocation_size()
-            + self.left.allocation_size();
-        for (_, p) in &self.parts {
-            bytes += p.users.allocation_size()
-                + p.entries.allocation_size()
-                + p.entries
-                    .values()
-                    .map(|(e, _)| e.heap_bytes())
-                    .sum::<usize>();
-        }
-        bytes
+        let c = &self.counts;
+        c.parts.capacity() * size_of::<(u32, Part)>()
+            + c.holders.allocation_size()
+            + c.parts
+                .iter()
+                .map(|(_, p)| p.users.allocation_size())
+                .sum::<usize>()
+            + self.format.heap_bytes()
+    }
+}
+
+impl Parts {
+    fn part(&self, node: u32) -> Option<&Part> {
+        self.parts.iter().find(|(n, _)| *n == node).map(|(_, p)| p)
     }
 
-    fn part_index(&mut self, node: u32) -> usize {
-        match self.parts.iter().position(|(n, _)| *n == node) {
+    fn part_mut(&mut self, node: u32) -> &mut Part {
+        let i = match self.parts.iter().position(|(n, _)| *n == node) {
             Some(i) => i,
             None => {
                 self.parts.push((node, Part::default()));
                 self.parts.len() - 1
             }
-        }
+        };
+        &mut self.parts[i].1
     }
 
     /// A remote node now holds `h`.
@@ -130,337 +131,114 @@ impl Remote {
             }
         }
     }
-}
 
-impl Arrival {
-    /// A checked entry from the wire, with the keyed hash of its key.
-    fn new(w: WireEntry, key_hash: impl Fn(&str) -> u64) -> Arrival {
-        let key_hash = w.key.as_deref().map_or(ANONYMOUS, key_hash);
-        Arrival {
-            entry: Entry {
-                key: w.key.map(Into::into),
-                meta: w.meta.into(),
-                phx_ref: w.phx_ref,
-                prev_ref: w.prev_ref,
-            },
-            key_hash,
+    /// Removes `node`'s part, whatever it holds.
+    fn remove(&mut self, node: u32, local: &Users) {
+        let Some(i) = self.parts.iter().position(|(n, _)| *n == node) else {
+            return;
+        };
+        let (_, part) = self.parts.remove(i);
+        self.viewers = self.viewers.saturating_sub(part.viewers);
+        self.connections = self.connections.saturating_sub(part.connections);
+        for h in part.users.into_keys() {
+            self.release(h, local);
         }
     }
 }
 
-impl RemoteEntries for Remote {
-    fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry> {
-        let part = &self.parts.iter().find(|(n, _)| *n == node)?.1;
-        part.entries.get(&sent_ref).map(|(e, _)| &**e)
-    }
-
-    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
-        Box::new(
-            self.parts
-                .iter()
-                .flat_map(|(_, p)| p.entries.values().map(|(e, _)| &**e)),
-        )
-    }
-}
-
-/// A phoenix entry arriving from another node, with the keyed hash of its key.
-pub(crate) struct Arrival {
-    pub entry: Entry,
-    pub key_hash: u64,
-}
-
-impl Topic {
-    /// Merges `change` into `node`'s part (with `replace`, a snapshot: it is the node's
-    /// whole part). `key_hash` hashes a key of an arriving entry, `fresh` gives this node's
-    /// refs. Returns whether the node still has a part here. The caller has checked the
-    /// change's claims (`Change::check`).
-    pub fn apply_remote(
-        &mut self,
-        node: u32,
-        change: Change,
-        replace: bool,
-        key_hash: impl Fn(&str) -> u64,
-        fresh: &mut dyn FnMut() -> u64,
-    ) -> bool {
-        match change {
-            Change::Counts {
-                viewers,
-                connections,
-                added,
-                removed,
-            } => self.apply_remote_counts(node, viewers, connections, &added, &removed, replace),
-            Change::Phoenix { joins, leaves } => {
-                let arrivals = joins
-                    .into_iter()
-                    .map(|w| Arrival::new(w, &key_hash))
-                    .collect();
-                self.apply_remote_phoenix(node, arrivals, &leaves, replace, fresh)
-            }
-        }
-    }
-
-    /// What `remote_part_size(node)` will be after `apply_remote` with these arguments.
-    pub fn remote_size_after(&self, node: u32, change: &Change, replace: bool) -> usize {
-        match change {
-            Change::Counts {
-                connections,
-                added,
-                removed,
-                ..
-            } => self.remote_counts_size_after(node, *connections, added, removed, replace),
-            Change::Phoenix { joins, leaves } => {
-                let refs: Vec<u64> = joins.iter().map(|w| w.phx_ref).collect();
-                self.remote_phoenix_size_after(node, &refs, leaves, replace)
-            }
-        }
-    }
-
-    /// Counts format: sets `node`'s part. With `replace` (a snapshot) `added` is the full
-    /// set of its users; otherwise users are added and removed. Returns whether the node
-    /// still has a part here. The caller has checked the claims (`viewers <= connections`,
-    /// both within this node's limits).
-    fn apply_remote_counts(
-        &mut self,
-        node: u32,
-        viewers: u64,
-        connections: u64,
-        added: &[u64],
-        removed: &[u64],
-        replace: bool,
-    ) -> bool {
-        let remote = self.remote.get_or_insert_with(Box::default);
-        let i = remote.part_index(node);
-        let part = &mut remote.parts[i].1;
-        let (old_viewers, old_connections) = (part.viewers, part.connections);
-        part.viewers = viewers;
-        part.connections = connections;
-        let mut gone: Vec<u64> = Vec::new();
-        let mut new: Vec<u64> = Vec::new();
-        if replace {
-            let keep: HashSet<u64, RandomState> = added.iter().copied().collect();
-            part.users.retain(|h, _| {
-                let stay = keep.contains(h);
-                if !stay {
-                    gone.push(*h);
-                }
-                stay
-            });
-        } else {
-            gone.extend(removed.iter().filter(|h| part.users.remove(*h).is_some()));
-        }
-        for &h in added {
-            if h != ANONYMOUS && part.users.insert(h, 1).is_none() {
-                new.push(h);
-            }
-        }
-        let empty = part.is_empty();
-        // The parts' claims are bounded, so the sums stay far below u64::MAX; saturating
-        // keeps a mistake in those bounds from wrapping counts to nonsense.
-        remote.viewers = remote
-            .viewers
-            .saturating_sub(old_viewers)
-            .saturating_add(viewers);
-        remote.connections = remote
-            .connections
-            .saturating_sub(old_connections)
-            .saturating_add(connections);
-        for h in gone {
-            remote.release(h, &self.users);
-        }
-        for h in new {
-            remote.hold(h, &self.users);
-        }
-        if empty {
-            self.remove_part(node);
-        }
-        !empty
-    }
-
-    /// Phoenix format: applies `node`'s joins and leaves, both named by the sender's refs.
-    /// With `replace` (a snapshot) `joins` is the node's full list: entries it no longer
-    /// names leave, entries already known stay untouched, new ones join. Each new entry
-    /// gets a ref of this node from `fresh`. Returns whether the node still has a part here.
-    fn apply_remote_phoenix(
-        &mut self,
-        node: u32,
-        joins: Vec<Arrival>,
-        leaves: &[u64],
-        replace: bool,
-        fresh: &mut dyn FnMut() -> u64,
-    ) -> bool {
-        let mut leaving: Vec<u64> = leaves.to_vec();
-        if replace {
-            let named: HashSet<u64, RandomState> = joins.iter().map(|a| a.entry.phx_ref).collect();
-            if let Some(part) = self.part(node) {
-                leaving.extend(part.entries.keys().filter(|r| !named.contains(*r)));
-            }
-        }
-        for r in leaving {
-            self.remote_leave(node, r);
-        }
-        for mut a in joins {
-            let sent_ref = a.entry.phx_ref;
-            if self
-                .part(node)
-                .is_some_and(|p| p.entries.contains_key(&sent_ref))
-            {
-                continue;
-            }
-            // The sender names the ref its own clients last saw; here `phx_ref_prev` may
-            // only name a ref this node's clients saw, which leaves in this same diff.
-            let prev = self
-                .remote
-                .as_ref()
-                .and_then(|r| r.left.get(&(node, a.entry.prev_ref)).copied())
-                .filter(|p| self.state.phoenix().is_some_and(|s| s.leaves(*p)));
-            a.entry.prev_ref = prev.unwrap_or(0);
-            a.entry.phx_ref = fresh();
-            self.remote_join(node, sent_ref, a);
-        }
-        let empty = self.part(node).is_none_or(Part::is_empty);
-        if empty {
-            self.remove_part(node);
-        }
-        !empty
-    }
-
-    /// Removes everything `node` contributed; its entries leave through the next poll.
-    pub fn drop_remote_node(&mut self, node: u32) {
-        let refs: Vec<u64> = self
-            .part(node)
-            .map(|p| p.entries.keys().copied().collect())
-            .unwrap_or_default();
-        for r in refs {
-            self.remote_leave(node, r);
-        }
-        self.apply_remote_counts(node, 0, 0, &[], &[], true);
-    }
-
-    /// How many presences `node` holds here: what bounds a peer's memory. In counts
-    /// format, its claimed connections or, if more, the users it sent; in phoenix format,
-    /// its entries (`connections` counts them, and users never outnumber them).
-    pub fn remote_part_size(&self, node: u32) -> usize {
+impl PeerCounts for Parts {
+    fn size(&self, node: u32) -> usize {
         self.part(node).map_or(0, Part::size)
     }
 
-    /// What `remote_part_size` will be after `apply_remote_counts` with these arguments.
-    fn remote_counts_size_after(
-        &self,
-        node: u32,
-        connections: u64,
-        added: &[u64],
-        removed: &[u64],
-        replace: bool,
-    ) -> usize {
-        let empty = HashMap::default();
-        let users = match (replace, self.part(node)) {
-            (false, Some(p)) => &p.users,
-            _ => &empty,
-        };
-        let gone: HashSet<u64, RandomState> = removed
-            .iter()
-            .copied()
-            .filter(|h| users.contains_key(h))
-            .collect();
-        let mut fresh: HashSet<u64, RandomState> = HashSet::default();
-        for &h in added {
-            if h != ANONYMOUS && (!users.contains_key(&h) || gone.contains(&h)) {
-                fresh.insert(h);
-            }
-        }
-        let n = users.len() - gone.len() + fresh.len();
-        n.max(usize::try_from(connections).unwrap_or(usize::MAX))
+    fn users(&self, node: u32) -> usize {
+        self.part(node).map_or(0, |p| p.users.len())
     }
 
-    /// What `remote_part_size` will be after `apply_remote_phoenix` with these refs.
-    fn remote_phoenix_size_after(
-        &self,
-        node: u32,
-        joins: &[u64],
-        leaves: &[u64],
-        replace: bool,
-    ) -> usize {
-        let empty = HashMap::default();
-        let entries = match (replace, self.part(node)) {
-            (false, Some(p)) => &p.entries,
-            _ => &empty,
-        };
-        let gone: HashSet<u64, RandomState> = leaves
-            .iter()
-            .copied()
-            .filter(|r| entries.contains_key(r))
-            .collect();
-        let fresh: HashSet<u64, RandomState> = joins
-            .iter()
-            .copied()
-            .filter(|r| !entries.contains_key(r) || gone.contains(r))
-            .collect();
-        entries.len() - gone.len() + fresh.len()
+    fn holds(&self, node: u32, h: u64) -> bool {
+        self.part(node).is_some_and(|p| p.users.contains_key(&h))
+    }
+}
+
+/// The counting of the remote parts as a format's merge changes it, with this node's
+/// users, which decide whether a remote user adds to the topic's.
+struct Counting<'a> {
+    parts: &'a mut Parts,
+    local: &'a Users,
+}
+
+impl PeerCountsMut for Counting<'_> {
+    fn set_totals(&mut self, node: u32, viewers: u64, connections: u64) {
+        let part = self.parts.part_mut(node);
+        let old = (part.viewers, part.connections);
+        part.viewers = viewers;
+        part.connections = connections;
+        // The parts' claims are bounded, so the sums stay far below u64::MAX; saturating
+        // keeps a mistake in those bounds from wrapping counts to nonsense.
+        let p = &mut *self.parts;
+        p.viewers = p.viewers.saturating_sub(old.0).saturating_add(viewers);
+        p.connections = p
+            .connections
+            .saturating_sub(old.1)
+            .saturating_add(connections);
     }
 
-    fn part(&self, node: u32) -> Option<&Part> {
-        self.remote
-            .as_ref()?
-            .parts
-            .iter()
-            .find(|(n, _)| *n == node)
-            .map(|(_, p)| p)
-    }
-
-    fn remove_part(&mut self, node: u32) {
-        if let Some(remote) = &mut self.remote {
-            remote.parts.retain(|(n, _)| *n != node);
-            if remote.parts.is_empty() && remote.left.is_empty() {
-                self.remote = None;
-            }
+    fn add_user(&mut self, node: u32, h: u64) {
+        if self.parts.part_mut(node).users.insert(h, 1).is_none() {
+            self.parts.hold(h, self.local);
         }
     }
 
-    fn remote_join(&mut self, node: u32, sent_ref: u64, a: Arrival) {
-        let remote = self.remote.get_or_insert_with(Box::default);
-        let i = remote.part_index(node);
-        let part = &mut remote.parts[i].1;
-        let phx_ref = a.entry.phx_ref;
-        let anonymous = a.entry.key.is_none();
+    fn remove_user(&mut self, node: u32, h: u64) {
+        if self.parts.part_mut(node).users.remove(&h).is_some() {
+            self.parts.release(h, self.local);
+        }
+    }
+
+    fn retain_users(&mut self, node: u32, keep: &dyn Fn(u64) -> bool) {
+        let mut gone = Vec::new();
+        self.parts.part_mut(node).users.retain(|h, _| {
+            let stay = keep(*h);
+            if !stay {
+                gone.push(*h);
+            }
+            stay
+        });
+        for h in gone {
+            self.parts.release(h, self.local);
+        }
+    }
+
+    fn joined(&mut self, node: u32, h: u64) {
+        let part = self.parts.part_mut(node);
+        part.connections += 1;
         let mut first = false;
-        if anonymous {
+        if h == ANONYMOUS {
             part.viewers += 1;
         } else {
-            let n = part.users.entry(a.key_hash).or_insert(0);
+            let n = part.users.entry(h).or_insert(0);
             *n += 1;
             first = *n == 1;
         }
-        part.connections += 1;
-        part.entries
-            .insert(sent_ref, (Box::new(a.entry), a.key_hash));
-        remote.connections += 1;
-        if anonymous {
-            remote.viewers += 1;
+        self.parts.connections += 1;
+        if h == ANONYMOUS {
+            self.parts.viewers += 1;
         }
         if first {
-            remote.hold(a.key_hash, &self.users);
-        }
-        if let Some(s) = self.state.phoenix_mut() {
-            s.remote_joined(phx_ref, node, sent_ref);
+            self.parts.hold(h, self.local);
         }
     }
 
-    fn remote_leave(&mut self, node: u32, sent_ref: u64) {
-        let Some(remote) = &mut self.remote else {
-            return;
-        };
-        let Some((_, part)) = remote.parts.iter_mut().find(|(n, _)| *n == node) else {
-            return;
-        };
-        let Some((entry, h)) = part.entries.remove(&sent_ref) else {
+    fn left(&mut self, node: u32, h: u64) {
+        let Some((_, part)) = self.parts.parts.iter_mut().find(|(n, _)| *n == node) else {
             return;
         };
         part.connections -= 1;
-        remote.connections -= 1;
+        self.parts.connections -= 1;
         let mut last = false;
-        if entry.key.is_none() {
+        if h == ANONYMOUS {
             part.viewers -= 1;
-            remote.viewers -= 1;
+            self.parts.viewers -= 1;
         } else if let Some(n) = part.users.get_mut(&h) {
             *n -= 1;
             if *n == 0 {
@@ -469,11 +247,279 @@ impl Topic {
             }
         }
         if last {
-            remote.release(h, &self.users);
+            self.parts.release(h, self.local);
         }
-        remote.left.insert((node, sent_ref), entry.phx_ref);
-        if let Some(s) = self.state.phoenix_mut() {
-            s.note_leave(entry);
+    }
+
+    fn settle(&mut self, node: u32) -> bool {
+        let Some(i) = self.parts.parts.iter().position(|(n, _)| *n == node) else {
+            return false;
+        };
+        if self.parts.parts[i].1.is_empty() {
+            self.parts.parts.remove(i);
+            return false;
+        }
+        true
+    }
+}
+
+impl Topic {
+    /// Merges `change` into `node`'s part (with `replace`, a snapshot: it is the node's
+    /// whole part). `key_hash` hashes a key of an arriving presence, `fresh` gives this
+    /// node's refs. Returns whether the node still has a part here. The caller has checked
+    /// the change's claims against this node's bounds.
+    pub fn apply_remote(
+        &mut self,
+        node: u32,
+        change: Change,
+        replace: bool,
+        key_hash: impl Fn(&str) -> u64,
+        fresh: &mut dyn FnMut() -> u64,
+    ) -> bool {
+        let state = &self.state;
+        let remote = self.remote.get_or_insert_with(|| {
+            Box::new(Remote {
+                counts: Parts::default(),
+                format: state.new_peers(),
+            })
+        });
+        let mut counts = Counting {
+            parts: &mut remote.counts,
+            local: &self.users,
+        };
+        let holds = self.state.merge(
+            &mut remote.format,
+            &mut counts,
+            node,
+            change,
+            replace,
+            &key_hash,
+            fresh,
+        );
+        self.drop_spent_remote();
+        holds
+    }
+
+    /// What `remote_part_size(node)` will be after `apply_remote` with these arguments.
+    pub fn remote_size_after(&self, node: u32, change: &Change, replace: bool) -> usize {
+        match &self.remote {
+            Some(r) => self
+                .state
+                .size_after(Some(&r.format), &r.counts, node, change, replace),
+            None => self
+                .state
+                .size_after(None, &Parts::default(), node, change, replace),
+        }
+    }
+
+    /// Removes everything `node` contributed; its presences leave through the next poll.
+    pub fn drop_remote_node(&mut self, node: u32) {
+        let Some(remote) = &mut self.remote else {
+            return;
+        };
+        let mut counts = Counting {
+            parts: &mut remote.counts,
+            local: &self.users,
+        };
+        self.state.drop_peer(&mut remote.format, &mut counts, node);
+        remote.counts.remove(node, &self.users);
+        self.drop_spent_remote();
+    }
+
+    /// How many presences `node` holds here: what bounds a peer's memory. Its connections
+    /// or, if more, its distinct users (a counts-format peer claims both).
+    pub fn remote_part_size(&self, node: u32) -> usize {
+        self.remote.as_ref().map_or(0, |r| r.counts.size(node))
+    }
+
+    /// A poll published the leaves: the format forgets what only a later join could name.
+    pub(super) fn forget_remote_leaves(&mut self) {
+        if let Some(r) = &mut self.remote {
+            r.format.forget_leaves();
+        }
+        self.drop_spent_remote();
+    }
+
+    fn drop_spent_remote(&mut self) {
+        if self.remote.as_ref().is_some_and(|r| r.is_spent()) {
+            self.remote = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Format;
+
+    /// A user held by several nodes, through presences joining and leaving or through
+    /// counts-style claims, counts once, and not at all beside a local presence of it.
+    #[test]
+    fn a_user_on_several_nodes_counts_once() {
+        let mut local = Users::default();
+        let mut parts = Parts::default();
+        let mut c = Counting {
+            parts: &mut parts,
+            local: &local,
+        };
+        c.joined(1, 7);
+        c.joined(1, 7);
+        c.joined(2, 7);
+        c.joined(2, ANONYMOUS);
+        c.set_totals(3, 0, 1);
+        c.add_user(3, 7);
+        c.add_user(3, 7);
+        let sums = |p: &Parts| (p.viewers, p.connections, p.only_remote);
+        assert_eq!(sums(c.parts), (1, 5, 1));
+        assert_eq!(
+            (c.parts.size(1), c.parts.users(1), c.parts.size(3)),
+            (2, 1, 1)
+        );
+        c.left(1, 7);
+        c.left(1, 7);
+        assert!(!c.settle(1), "node 1 holds nothing");
+        c.left(2, 7);
+        c.left(2, ANONYMOUS);
+        assert!(!c.settle(2));
+        assert_eq!(sums(c.parts), (0, 1, 1), "node 3 still holds the user");
+        assert!(c.settle(3));
+
+        // Held here too, the user adds nothing from the other nodes.
+        local.add(7);
+        let mut remote = Remote {
+            counts: parts,
+            format: Format::Counts.new_state().new_peers(),
+        };
+        remote.local_user_appeared(7);
+        assert_eq!(remote.counts.only_remote, 0);
+        let mut c = Counting {
+            parts: &mut remote.counts,
+            local: &local,
+        };
+        c.joined(4, 7);
+        c.remove_user(3, 7);
+        assert_eq!(c.parts.only_remote, 0);
+        local.sub(7);
+        remote.local_user_left(7);
+        assert_eq!(remote.counts.only_remote, 1, "node 4 holds it");
+    }
+
+    fn key_hash(k: &str) -> u64 {
+        1 + k.bytes().map(u64::from).sum::<u64>()
+    }
+
+    /// In every format, the size a peer's change is checked at before it is merged is the
+    /// size its part has after; the receiver counts what the sender holds, a user present
+    /// on both nodes once; a node that goes leaves nothing behind once polled.
+    #[test]
+    fn a_peer_part_is_as_large_as_announced_in_every_format() {
+        for &f in Format::ALL {
+            let mut sender = Topic::new("t", 1, true, f);
+            let mut receiver = Topic::new("t", 1, true, f);
+            let mut next = 0;
+            let mut new_ref = || {
+                next += 1;
+                next
+            };
+            let mut fresh_next = 1000;
+            let mut fresh = || {
+                fresh_next += 1;
+                fresh_next
+            };
+            let mut merge = |receiver: &mut Topic, change: Change, replace: bool| {
+                let announced = receiver.remote_size_after(2, &change, replace);
+                receiver.apply_remote(2, change, replace, key_hash, &mut fresh);
+                assert_eq!(receiver.remote_part_size(2), announced, "{f:?}");
+            };
+            let track = |t: &mut Topic, conn: u64, key: Option<&str>, r: u64| {
+                let h = key.map_or(ANONYMOUS, key_hash);
+                t.insert(conn, h, key, "{}", || r);
+            };
+            track(&mut sender, 1, Some("alice"), new_ref());
+            track(&mut sender, 2, Some("alice"), new_ref());
+            track(&mut sender, 3, None, new_ref());
+            track(&mut sender, 4, Some("bob"), new_ref());
+            merge(&mut receiver, sender.drain_outbox().unwrap(), false);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+
+            sender.remove(2, key_hash("alice"));
+            sender.remove(4, key_hash("bob"));
+            track(&mut sender, 5, Some("carol"), new_ref());
+            merge(&mut receiver, sender.drain_outbox().unwrap(), false);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+            merge(&mut receiver, sender.full_change().unwrap(), true);
+            assert_eq!(receiver.counts(), sender.local_counts(), "{f:?}");
+
+            track(&mut receiver, 9, Some("alice"), new_ref());
+            let c = receiver.counts();
+            assert_eq!((c.viewers, c.users, c.connections), (1, 2, 4), "{f:?}");
+
+            receiver.drop_remote_node(2);
+            assert_eq!(receiver.remote_part_size(2), 0, "{f:?}");
+            assert_eq!(receiver.counts(), receiver.local_counts(), "{f:?}");
+            receiver.take_diff("anon", &mut String::new());
+            assert!(receiver.remote.is_none(), "{f:?}");
+        }
+    }
+
+    /// Changes that name a presence twice (a leave and a join of the same ref or hash, a
+    /// snapshot repeating what the part holds) leave the part as large as announced.
+    #[test]
+    fn repeats_within_a_change_are_announced_as_merged() {
+        use crate::format::WireEntry;
+        let wire = |r: u64, key: Option<&str>| WireEntry {
+            phx_ref: r,
+            prev_ref: 0,
+            key: key.map(Into::into),
+            meta: "{}".into(),
+        };
+        let phoenix = |joins: Vec<WireEntry>, leaves: Vec<u64>| Change::Phoenix { joins, leaves };
+        let counts = |connections: u64, added: Vec<u64>, removed: Vec<u64>| Change::Counts {
+            viewers: 0,
+            connections,
+            added,
+            removed,
+        };
+        let cases = [
+            (
+                Format::Phoenix,
+                vec![
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(2, None)], vec![]),
+                        false,
+                    ),
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(3, Some("b"))], vec![1]),
+                        false,
+                    ),
+                    (
+                        phoenix(vec![wire(1, Some("a")), wire(1, Some("a"))], vec![9]),
+                        true,
+                    ),
+                    (phoenix(vec![wire(4, None)], vec![4, 1]), false),
+                ],
+            ),
+            (
+                Format::Counts,
+                vec![
+                    (counts(2, vec![5, 6], vec![]), false),
+                    (counts(0, vec![5, 7, 7], vec![5, 6]), false),
+                    (counts(1, vec![5, 5, ANONYMOUS], vec![7]), true),
+                    (counts(0, vec![8], vec![8, 5]), false),
+                ],
+            ),
+        ];
+        for (f, changes) in cases {
+            let mut t = Topic::new("t", 1, true, f);
+            let mut next = 100;
+            for (i, (change, replace)) in changes.into_iter().enumerate() {
+                let announced = t.remote_size_after(2, &change, replace);
+                t.apply_remote(2, change, replace, key_hash, &mut || {
+                    next += 1;
+                    next
+                });
+                assert_eq!(t.remote_part_size(2), announced, "{f:?} change {i}");
+            }
         }
     }
 }

@@ -3,16 +3,21 @@
 //! client's `Presence` works unchanged.
 //!
 //! Each presence is an entry (key, meta, ref). A topic keeps its local entries by
-//! connection and the changes clients have not seen yet by ref; remote nodes' entries live
-//! in the topic's remote part and held ones in its held part, and a pending join names
-//! where its entry lives. Nodes replicate the entries themselves.
+//! connection and the changes clients have not seen yet by ref; other nodes' entries are
+//! the format's part of the topic's remote part (`peers.rs`), held ones live in its held
+//! part, and a pending join names where its entry lives. Nodes replicate the entries
+//! themselves.
 
-use super::{Bounds, Counts, Outbox};
+mod peers;
+
+use super::{Bounds, Counts, Outbox, PeerState};
 use super::{Change, FormatState};
 use crate::codec::Reader;
 use crate::hash::{ConnBuild, HashMap};
 use crate::json;
 use crate::meta;
+
+pub(crate) use peers::Peers;
 
 /// The name of the format in the configuration and the metrics.
 pub(crate) const NAME: &str = "phoenix";
@@ -34,13 +39,6 @@ impl Entry {
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Entry>() + self.key.as_ref().map_or(0, |k| k.len()) + self.meta.len()
     }
-}
-
-/// The entries of other nodes in a topic (cluster mode).
-pub(crate) trait RemoteEntries {
-    /// The entry `node` sent under its ref `sent_ref`.
-    fn entry(&self, node: u32, sent_ref: u64) -> Option<&Entry>;
-    fn entries(&self) -> Box<dyn Iterator<Item = &Entry> + '_>;
 }
 
 /// The entries of presences held for the leave grace.
@@ -81,7 +79,7 @@ pub(crate) struct State {
 impl State {
     /// Records that `old` is gone. A presence clients never saw just vanishes (join and
     /// leave cancel); one they saw becomes a pending leave.
-    pub(crate) fn note_leave(&mut self, old: Box<Entry>) {
+    fn note_leave(&mut self, old: Box<Entry>) {
         let r = old.phx_ref;
         match self.pending.remove(&r) {
             Some(Pending::Joined(_)) => {}
@@ -95,14 +93,8 @@ impl State {
         }
     }
 
-    /// A remote entry joined under this node's ref `phx_ref`.
-    pub(crate) fn remote_joined(&mut self, phx_ref: u64, node: u32, sent_ref: u64) {
-        self.pending
-            .insert(phx_ref, Pending::Joined(Loc::Remote(node, sent_ref)));
-    }
-
     /// Whether `phx_ref` was published and leaves at the next poll.
-    pub(crate) fn leaves(&self, phx_ref: u64) -> bool {
+    fn leaves(&self, phx_ref: u64) -> bool {
         matches!(self.pending.get(&phx_ref), Some(Pending::Left(_)))
     }
 
@@ -111,12 +103,12 @@ impl State {
         &'a self,
         phx_ref: u64,
         loc: Loc,
-        remote: Option<&'a dyn RemoteEntries>,
+        peers: Option<&'a Peers>,
         held: Option<&'a dyn HeldEntries>,
     ) -> Option<&'a Entry> {
         match loc {
             Loc::Local(conn) => self.entries.get(&conn).map(|e| &**e),
-            Loc::Remote(node, sent_ref) => remote.and_then(|r| r.entry(node, sent_ref)),
+            Loc::Remote(node, sent_ref) => peers.and_then(|p| p.entry(node, sent_ref)),
             Loc::Held => held.and_then(|h| h.entry(phx_ref)),
         }
         .filter(|e| e.phx_ref == phx_ref)
@@ -278,15 +270,16 @@ impl FormatState for State {
         out: &mut String,
         _published: Counts,
         _now: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     ) {
+        let peers = peers.and_then(PeerState::phoenix);
         let mut joins = Vec::new();
         let mut leaves = Vec::new();
         for (r, change) in &self.pending {
             match change {
-                Pending::Joined(loc) => joins.extend(self.joined_entry(*r, *loc, remote, held)),
+                Pending::Joined(loc) => joins.extend(self.joined_entry(*r, *loc, peers, held)),
                 Pending::Left(e) => leaves.push(&**e),
             }
         }
@@ -305,7 +298,7 @@ impl FormatState for State {
         &self,
         out: &mut String,
         _published: Counts,
-        remote: Option<&dyn RemoteEntries>,
+        peers: Option<&PeerState>,
         held: Option<&dyn HeldEntries>,
         viewers_key: &str,
     ) {
@@ -313,8 +306,8 @@ impl FormatState for State {
             .local_entries(held)
             .filter(|e| self.published(e))
             .collect();
-        if let Some(r) = remote {
-            entries.extend(r.entries().filter(|e| self.published(e)));
+        if let Some(p) = peers.and_then(PeerState::phoenix) {
+            entries.extend(p.entries().filter(|e| self.published(e)));
         }
         entries.extend(self.pending.values().filter_map(|c| match c {
             Pending::Left(e) => Some(&**e),
