@@ -1,7 +1,8 @@
-//! What every exported function shares: the panic boundary, the thread's last error, and
-//! the checks that turn raw pointers into Rust references.
+//! What the exported functions share: the panic boundary, the thread's last error, the
+//! checks that turn raw pointers into Rust references, and the body of the calls that hand
+//! out one text.
 
-use super::types::{presence_engine, presence_status};
+use super::types::{presence_buf, presence_engine, presence_status};
 use presence_core::{Engine, Error};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
@@ -132,6 +133,29 @@ pub(crate) unsafe fn write_optional<T>(out: *mut T, value: T) {
         // as the memory may hold no initialized value.
         unsafe { out.write(value) };
     }
+}
+
+/// The body of the calls that hand out one text of the engine's in a `presence_buf`:
+/// checks `engine` and `out`, then moves what `make` returns into `*out`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `out` is NULL or writable.
+pub(crate) unsafe fn string_out(
+    engine: *const presence_engine,
+    out: *mut presence_buf,
+    make: impl FnOnce(&Engine) -> String,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let text = make(e);
+        // SAFETY: non-NULL and writable by contract.
+        unsafe { *out = presence_buf::from_string(text) };
+        Ok(())
+    })
 }
 
 /// The failure of a required pointer argument that is NULL.
