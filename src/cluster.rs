@@ -3,7 +3,7 @@
 //! which makes those calls on its own thread. A single-node engine refuses them all but
 //! `presence_redis_stop`.
 
-use super::guard::{engine, guard, null, text, Failure};
+use super::guard::{engine, guard, null, text, Failure, Out};
 use super::types::{presence_cluster_stats, presence_engine, presence_message_cb, presence_status};
 use std::ffi::{c_char, c_void};
 
@@ -119,35 +119,30 @@ pub unsafe extern "C" fn presence_cluster_get_stats(
     guard(|| {
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let s = e.cluster_stats().ok_or_else(|| {
             Failure::new(
                 presence_status::NoCluster,
                 "the engine was created without a cluster config",
             )
         })?;
-        // SAFETY: non-NULL and writable by contract.
-        unsafe {
-            *out = presence_cluster_stats {
-                incarnation: s.incarnation,
-                nodes: s.nodes,
-                messages_sent: s.messages_sent,
-                bytes_sent: s.bytes_sent,
-                messages_received: s.messages_received,
-                bytes_received: s.bytes_received,
-                rejected_unauthenticated: s.rejected_unauthenticated,
-                rejected_malformed: s.rejected_malformed,
-                rejected_oversized: s.rejected_oversized,
-                rejected_replayed: s.rejected_replayed,
-                snapshots_sent: s.snapshots_sent,
-                snapshot_requests_sent: s.snapshot_requests_sent,
-                nodes_dropped: s.nodes_dropped,
-                stale_nodes: s.stale_nodes,
-                link_up: u64::from(s.link_up),
-            }
-        };
+        out.write(presence_cluster_stats {
+            incarnation: s.incarnation,
+            nodes: s.nodes,
+            messages_sent: s.messages_sent,
+            bytes_sent: s.bytes_sent,
+            messages_received: s.messages_received,
+            bytes_received: s.bytes_received,
+            rejected_unauthenticated: s.rejected_unauthenticated,
+            rejected_malformed: s.rejected_malformed,
+            rejected_oversized: s.rejected_oversized,
+            rejected_replayed: s.rejected_replayed,
+            snapshots_sent: s.snapshots_sent,
+            snapshot_requests_sent: s.snapshot_requests_sent,
+            nodes_dropped: s.nodes_dropped,
+            stale_nodes: s.stale_nodes,
+            link_up: u64::from(s.link_up),
+        });
         Ok(())
     })
 }

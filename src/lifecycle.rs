@@ -2,7 +2,7 @@
 //! destruction. These are the only calls that turn a handle into the engine's `Box` and
 //! back; every other call borrows the engine through `guard::engine`.
 
-use super::guard::{guard, guard_value, null, optional_text};
+use super::guard::{guard, guard_value, optional_text, Out};
 use super::types::{presence_buf, presence_engine, presence_status};
 use presence_core::{Config, Engine};
 use std::ffi::c_char;
@@ -24,17 +24,15 @@ pub unsafe extern "C" fn presence_engine_new(
     out: *mut *mut presence_engine,
 ) -> presence_status {
     guard(|| {
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        // SAFETY: NULL or writable by the caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
         // SAFETY: caller passes NULL or a NUL-terminated string.
         let config = match unsafe { optional_text(config_json, "config_json") }? {
             Some(json) => Config::from_json(json)?,
             None => Config::default(),
         };
         let engine = Box::new(Engine::new(config)?);
-        // SAFETY: `out` is non-NULL and points to writable storage by contract.
-        unsafe { *out = Box::into_raw(engine).cast() };
+        out.write(Box::into_raw(engine).cast());
         Ok(())
     })
 }
@@ -48,11 +46,9 @@ pub unsafe extern "C" fn presence_engine_new(
 #[no_mangle]
 pub unsafe extern "C" fn presence_config_defaults(out: *mut presence_buf) -> presence_status {
     guard(|| {
-        if out.is_null() {
-            return Err(null("out"));
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = presence_buf::from_string(Config::defaults_json()) };
+        // SAFETY: NULL or writable by the caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(presence_buf::from_string(Config::defaults_json()));
         Ok(())
     })
 }

@@ -5,7 +5,7 @@
 //! argument and the spans of each part, in bytes and in UTF-16 code units.
 
 use super::guard::{
-    engine, guard, guard_value, null, optional_text, text, write_optional, Failure,
+    engine, guard, guard_value, null, optional_text, text, write_optional, Failure, Out,
 };
 use super::polls::presence_buf_free;
 use super::types::{
@@ -157,9 +157,7 @@ pub unsafe extern "C" fn presence_poll_ready(
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let envelope = unsafe { envelope_arg(envelope, join_ref) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let mut ready = ReadyBatch::default();
         e.poll_ready(envelope.as_ref(), &mut ready);
         let mut records = Vec::new();
@@ -173,14 +171,11 @@ pub unsafe extern "C" fn presence_poll_ready(
                 .cast_const()
         };
         let (text, _) = ready.into_parts();
-        // SAFETY: non-NULL and writable by contract.
-        unsafe {
-            *out = presence_ready {
-                text: presence_buf::from_string(text),
-                diffs,
-                count,
-            }
-        };
+        out.write(presence_ready {
+            text: presence_buf::from_string(text),
+            diffs,
+            count,
+        });
         Ok(())
     })
 }
@@ -200,15 +195,13 @@ pub unsafe extern "C" fn presence_ready_batch_new(
     out: *mut *mut presence_ready_batch,
 ) -> presence_status {
     guard(|| {
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        // SAFETY: NULL or writable by the caller's contract.
+        let out = unsafe { Out::new(out, "out") }?;
         let batch = Box::new(ReadyRecords {
             ready: ReadyBatch::default(),
             diffs: Vec::new(),
         });
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = Box::into_raw(batch).cast() };
+        out.write(Box::into_raw(batch).cast());
         Ok(())
     })
 }
@@ -255,9 +248,7 @@ pub unsafe extern "C" fn presence_poll_ready_into(
         let Some(b) = (unsafe { batch.cast::<ReadyRecords>().as_mut() }) else {
             return Err(null("batch"));
         };
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         e.poll_ready(envelope.as_ref(), &mut b.ready);
         ready_records(&b.ready, &mut b.diffs);
         let diffs = if b.diffs.is_empty() {
@@ -265,14 +256,11 @@ pub unsafe extern "C" fn presence_poll_ready_into(
         } else {
             b.diffs.as_ptr()
         };
-        // SAFETY: non-NULL and writable by contract.
-        unsafe {
-            *out = presence_ready_view {
-                text: presence_str::from(b.ready.text()),
-                diffs,
-                count: b.diffs.len(),
-            }
-        };
+        out.write(presence_ready_view {
+            text: presence_str::from(b.ready.text()),
+            diffs,
+            count: b.diffs.len(),
+        });
         Ok(())
     })
 }
@@ -327,19 +315,15 @@ pub unsafe extern "C" fn presence_state_message(
         let e = unsafe { self::engine(engine) }?;
         let topic = unsafe { text(topic, "topic") }?;
         let envelope = unsafe { envelope_arg(envelope, join_ref) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let state = e.list(topic)?;
         let message = match envelope {
             Some(env) => env.state_message(topic, &state),
             None => state.json,
         };
-        // SAFETY: `out` is non-NULL and writable, `seq` NULL or writable, by contract.
-        unsafe {
-            *out = presence_buf::from_string(message);
-            write_optional(seq, state.seq);
-        }
+        out.write(presence_buf::from_string(message));
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_optional(seq, state.seq) };
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //! visit every topic, which is why they are meant for a scrape and are apart from the
 //! reads of a topic.
 
-use super::guard::{engine, guard, null, string_out};
+use super::guard::{engine, guard, string_out, Out};
 use super::types::{presence_buf, presence_engine, presence_stats, presence_status};
 use presence_core::Engine;
 
@@ -17,21 +17,16 @@ pub unsafe extern "C" fn presence_get_stats(
     guard(|| {
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let s = e.stats();
-        // SAFETY: non-NULL and writable by contract.
-        unsafe {
-            *out = presence_stats {
-                topics: s.topics,
-                presences: s.presences,
-                bytes: s.bytes,
-                topics_pending: s.topics_pending,
-                polls: s.polls,
-                expired: s.expired,
-            }
-        };
+        out.write(presence_stats {
+            topics: s.topics,
+            presences: s.presences,
+            bytes: s.bytes,
+            topics_pending: s.topics_pending,
+            polls: s.polls,
+            expired: s.expired,
+        });
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 //! and `presence_buf_free`, which releases the buffers of these and of every other call.
 //! The polls that render whole socket messages are in `messages.rs`.
 
-use super::guard::{engine, guard, guard_value, null, set_last_error, string_out};
+use super::guard::{engine, guard, guard_value, null, set_last_error, string_out, Out};
 use super::types::{
     presence_buf, presence_diff_cb, presence_engine, presence_occupancy, presence_status,
     presence_str, presence_topic_diff,
@@ -118,11 +118,8 @@ pub unsafe extern "C" fn presence_pending_topics(
     guard(|| {
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = e.pending_topics() };
+        let out = unsafe { Out::new(out, "out") }?;
+        out.write(e.pending_topics());
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //! state list. Unlike the polls they take no change away, and each costs time in
 //! proportion to what it reads, not to what the engine holds.
 
-use super::guard::{engine, guard, null, text, write_optional, Failure};
+use super::guard::{engine, guard, null, text, write_optional, Failure, Out};
 use super::types::{presence_buf, presence_counts, presence_engine, presence_status};
 use std::ffi::c_char;
 
@@ -18,12 +18,9 @@ pub unsafe extern "C" fn presence_get_counts(
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let topic = unsafe { text(topic, "topic") }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let c = e.counts(topic)?;
-        // SAFETY: non-NULL and writable by contract.
-        unsafe { *out = c.into() };
+        out.write(c.into());
         Ok(())
     })
 }
@@ -105,15 +102,11 @@ pub unsafe extern "C" fn presence_list(
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let topic = unsafe { text(topic, "topic") }?;
-        if out.is_null() {
-            return Err(null("out"));
-        }
+        let out = unsafe { Out::new(out, "out") }?;
         let state = e.list(topic)?;
-        // SAFETY: `out` is non-NULL and writable, `seq` NULL or writable, by contract.
-        unsafe {
-            *out = presence_buf::from_string(state.json);
-            write_optional(seq, state.seq);
-        }
+        out.write(presence_buf::from_string(state.json));
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_optional(seq, state.seq) };
         Ok(())
     })
 }
