@@ -1,11 +1,14 @@
-//! What every exported function shares: the panic boundary, the thread's last error, and
-//! the checks that turn raw pointers into Rust references.
+//! What the exported functions share: the panic boundary, the thread's last error, the
+//! checks that turn raw pointers into Rust references and out-parameters, and the body of
+//! the calls that hand out one text.
 
-use super::types::{presence_engine, presence_status};
+use super::types::{presence_buf, presence_engine, presence_status};
 use presence_core::{Engine, Error};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -120,6 +123,35 @@ pub(crate) unsafe fn optional_text<'a>(
     })
 }
 
+/// A required out-parameter, checked for NULL with the other arguments, before the call
+/// does anything. Writing it consumes it, and a failed call returns before the write, so
+/// the value is written once and only on success.
+pub(crate) struct Out<'a, T> {
+    ptr: NonNull<T>,
+    call: PhantomData<&'a mut T>,
+}
+
+impl<'a, T> Out<'a, T> {
+    /// The out-parameter `out`, or `NullArgument` naming `what` if it is NULL.
+    ///
+    /// # Safety
+    /// `out` is NULL or valid for a write of a `T` during `'a`.
+    pub unsafe fn new(out: *mut T, what: &str) -> Result<Out<'a, T>, Failure> {
+        let ptr = NonNull::new(out).ok_or_else(|| null(what))?;
+        Ok(Out {
+            ptr,
+            call: PhantomData,
+        })
+    }
+
+    /// Writes the call's result.
+    pub fn write(self, value: T) {
+        // SAFETY: non-NULL, hence writable during 'a by the contract of `new`. `write` drops
+        // nothing, as the memory may hold no initialized value.
+        unsafe { self.ptr.as_ptr().write(value) }
+    }
+}
+
 /// Writes `value` through an optional out-parameter: NULL means the caller does not want
 /// it, so nothing is written and the call still succeeds.
 ///
@@ -132,6 +164,26 @@ pub(crate) unsafe fn write_optional<T>(out: *mut T, value: T) {
         // as the memory may hold no initialized value.
         unsafe { out.write(value) };
     }
+}
+
+/// The body of the calls that hand out one text of the engine's in a `presence_buf`:
+/// checks `engine` and `out`, then moves what `make` returns into `*out`.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `out` is NULL or writable.
+pub(crate) unsafe fn string_out(
+    engine: *const presence_engine,
+    out: *mut presence_buf,
+    make: impl FnOnce(&Engine) -> String,
+) -> presence_status {
+    guard(|| {
+        // SAFETY: pointers are NULL or valid by the caller's contract.
+        let e = unsafe { self::engine(engine) }?;
+        let out = unsafe { Out::new(out, "out") }?;
+        let text = make(e);
+        out.write(presence_buf::from_string(text));
+        Ok(())
+    })
 }
 
 /// The failure of a required pointer argument that is NULL.

@@ -1,9 +1,9 @@
-//! The exported functions of presences with a time to live. Their doc comments are copied
-//! into `include/presence.h`, like those of `api.rs`, under the same safety contract.
-#![allow(clippy::missing_safety_doc)]
+//! The exported functions of presences with a time to live, for clients without a socket:
+//! tracking with a deadline and renewing it. Apart from `presences.rs` because only such
+//! clients need them, and the header lists them after the calls every host uses.
 
-use super::api::TrackArgs;
 use super::guard::{engine, guard, write_optional};
+use super::presences::TrackArgs;
 use super::types::{presence_engine, presence_status};
 use std::ffi::c_char;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! The C types: an opaque engine handle, the status enum and the plain structs.
+//! The C types: an opaque engine handle, the status enum and the plain structs, with
+//! their conversions from the core's values.
 
 #![allow(non_camel_case_types)]
 
@@ -110,6 +111,16 @@ pub struct presence_counts {
     pub connections: u64,
 }
 
+impl From<presence_core::Counts> for presence_counts {
+    fn from(c: presence_core::Counts) -> presence_counts {
+        presence_counts {
+            viewers: c.viewers,
+            users: c.users,
+            connections: c.connections,
+        }
+    }
+}
+
 /// Engine-wide figures.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,6 +158,16 @@ pub struct presence_buf {
     pub len: usize,
 }
 
+impl presence_buf {
+    pub(crate) fn from_string(s: String) -> presence_buf {
+        let mut bytes = s.into_bytes();
+        bytes.push(0);
+        let len = bytes.len() - 1;
+        let data = Box::into_raw(bytes.into_boxed_slice()).cast::<u8>();
+        presence_buf { data, len }
+    }
+}
+
 /// A borrowed string view; not NUL-terminated. Valid only as long as the documentation
 /// of the function that gave it says.
 #[repr(C)]
@@ -156,6 +177,15 @@ pub struct presence_str {
     pub data: *const c_char,
     /// The number of bytes.
     pub len: usize,
+}
+
+impl From<&str> for presence_str {
+    fn from(s: &str) -> presence_str {
+        presence_str {
+            data: s.as_ptr().cast(),
+            len: s.len(),
+        }
+    }
 }
 
 /// One changed topic, as passed to a `presence_diff_cb`.
