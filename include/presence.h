@@ -273,6 +273,107 @@ typedef struct presence_topic_diff {
 typedef void (*presence_diff_cb)(void *userdata, const struct presence_topic_diff *diff);
 
 /**
+ * A range of bytes (or of UTF-16 code units) in the text of a `presence_ready`.
+ */
+typedef struct presence_span {
+  /**
+   * Where it starts, from the start of the text.
+   */
+  uint64_t offset;
+  /**
+   * How long it is.
+   */
+  uint64_t len;
+} presence_span;
+
+/**
+ * One changed topic of a `presence_ready`: where its parts are in the text.
+ *
+ * The `_utf16` spans give the same parts counted in UTF-16 code units, for hosts whose
+ * strings are UTF-16 (JavaScript, Java, .NET): they decode the whole text once and slice
+ * it, instead of decoding each part. In the text a topic's name comes first, then its
+ * message (which holds the payload), or its payload alone without an envelope.
+ */
+typedef struct presence_ready_diff {
+  /**
+   * The per-topic sequence number, as in `presence_topic_diff`.
+   */
+  uint64_t seq;
+  /**
+   * The live counts after this diff.
+   */
+  struct presence_counts counts;
+  /**
+   * The topic name.
+   */
+  struct presence_span topic;
+  /**
+   * The `presence_diff` payload (JSON).
+   */
+  struct presence_span payload;
+  /**
+   * The whole message in the envelope asked for; `{0, 0}` with `PRESENCE_ENVELOPE_NONE`.
+   */
+  struct presence_span message;
+  /**
+   * `topic` in UTF-16 code units.
+   */
+  struct presence_span topic_utf16;
+  /**
+   * `payload` in UTF-16 code units.
+   */
+  struct presence_span payload_utf16;
+  /**
+   * `message` in UTF-16 code units.
+   */
+  struct presence_span message_utf16;
+  /**
+   * A `presence_occupancy` value: whether the topic became occupied or vacated.
+   */
+  uint64_t occupancy;
+} presence_ready_diff;
+
+/**
+ * The changes of one poll with their messages rendered, from `presence_poll_ready`.
+ *
+ * The caller owns it and must release it with `presence_ready_free`. A zeroed
+ * `presence_ready` holds nothing and may be freed.
+ */
+typedef struct presence_ready {
+  /**
+   * Every topic's name and message (or payload) back to back, UTF-8, NUL-terminated.
+   */
+  struct presence_buf text;
+  /**
+   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+   */
+  const struct presence_ready_diff *diffs;
+  /**
+   * The number of changed topics.
+   */
+  size_t count;
+} presence_ready;
+
+/**
+ * The changes of one poll with their messages rendered, from `presence_poll_ready_into`:
+ * a view of a `presence_ready_batch`, valid until its next poll or its release.
+ */
+typedef struct presence_ready_view {
+  /**
+   * Every topic's name and message (or payload) back to back, UTF-8; not NUL-terminated.
+   */
+  struct presence_str text;
+  /**
+   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
+   */
+  const struct presence_ready_diff *diffs;
+  /**
+   * The number of changed topics.
+   */
+  size_t count;
+} presence_ready_view;
+
+/**
  * Engine-wide figures.
  */
 typedef struct presence_stats {
@@ -382,107 +483,6 @@ typedef struct presence_cluster_stats {
   uint64_t link_up;
 } presence_cluster_stats;
 
-/**
- * A range of bytes (or of UTF-16 code units) in the text of a `presence_ready`.
- */
-typedef struct presence_span {
-  /**
-   * Where it starts, from the start of the text.
-   */
-  uint64_t offset;
-  /**
-   * How long it is.
-   */
-  uint64_t len;
-} presence_span;
-
-/**
- * One changed topic of a `presence_ready`: where its parts are in the text.
- *
- * The `_utf16` spans give the same parts counted in UTF-16 code units, for hosts whose
- * strings are UTF-16 (JavaScript, Java, .NET): they decode the whole text once and slice
- * it, instead of decoding each part. In the text a topic's name comes first, then its
- * message (which holds the payload), or its payload alone without an envelope.
- */
-typedef struct presence_ready_diff {
-  /**
-   * The per-topic sequence number, as in `presence_topic_diff`.
-   */
-  uint64_t seq;
-  /**
-   * The live counts after this diff.
-   */
-  struct presence_counts counts;
-  /**
-   * The topic name.
-   */
-  struct presence_span topic;
-  /**
-   * The `presence_diff` payload (JSON).
-   */
-  struct presence_span payload;
-  /**
-   * The whole message in the envelope asked for; `{0, 0}` with `PRESENCE_ENVELOPE_NONE`.
-   */
-  struct presence_span message;
-  /**
-   * `topic` in UTF-16 code units.
-   */
-  struct presence_span topic_utf16;
-  /**
-   * `payload` in UTF-16 code units.
-   */
-  struct presence_span payload_utf16;
-  /**
-   * `message` in UTF-16 code units.
-   */
-  struct presence_span message_utf16;
-  /**
-   * A `presence_occupancy` value: whether the topic became occupied or vacated.
-   */
-  uint64_t occupancy;
-} presence_ready_diff;
-
-/**
- * The changes of one poll with their messages rendered, from `presence_poll_ready`.
- *
- * The caller owns it and must release it with `presence_ready_free`. A zeroed
- * `presence_ready` holds nothing and may be freed.
- */
-typedef struct presence_ready {
-  /**
-   * Every topic's name and message (or payload) back to back, UTF-8, NUL-terminated.
-   */
-  struct presence_buf text;
-  /**
-   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
-   */
-  const struct presence_ready_diff *diffs;
-  /**
-   * The number of changed topics.
-   */
-  size_t count;
-} presence_ready;
-
-/**
- * The changes of one poll with their messages rendered, from `presence_poll_ready_into`:
- * a view of a `presence_ready_batch`, valid until its next poll or its release.
- */
-typedef struct presence_ready_view {
-  /**
-   * Every topic's name and message (or payload) back to back, UTF-8; not NUL-terminated.
-   */
-  struct presence_str text;
-  /**
-   * `count` entries, one per changed topic in poll order; NULL when `count` is 0.
-   */
-  const struct presence_ready_diff *diffs;
-  /**
-   * The number of changed topics.
-   */
-  size_t count;
-} presence_ready_view;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -571,6 +571,38 @@ enum presence_status presence_update(const struct presence_engine *engine,
                                      const char *topic,
                                      uint64_t conn,
                                      const char *meta);
+
+/**
+ * Tracks connection `conn` in `topic` with a time to live of `ttl_ms` milliseconds (1 to
+ * 2592000000, 30 days), for a client without a socket (HTTP polling, mobile, serverless).
+ *
+ * `key` and `meta` are as for `presence_track`. The presence leaves by itself once
+ * `ttl_ms` has passed without a `presence_touch` of its connection: the next poll shows
+ * the leave like that of an untrack (in a cluster, every node sees it), and the wake-up
+ * descriptor turns readable within 10 ms of the deadline, so a host waiting on it needs no
+ * timer of its own. Time is the monotonic clock's. `presence_untrack` and
+ * `presence_untrack_conn` remove it as any presence. A `ttl_ms` out of range fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT`; the other failures are those of `presence_track`.
+ */
+enum presence_status presence_track_ttl(const struct presence_engine *engine,
+                                        const char *topic,
+                                        uint64_t conn,
+                                        const char *key,
+                                        const char *meta,
+                                        uint64_t ttl_ms);
+
+/**
+ * Renews every presence of connection `conn` tracked with a time to live, in every topic,
+ * each by its own `ttl_ms` from now: call it on each request of a polling client. A
+ * presence already past its deadline is not renewed but leaves now. Presences tracked
+ * without a time to live are left as they are.
+ *
+ * A connection without such presences is not an error (it renews nothing). If `renewed`
+ * is not NULL, `*renewed` receives the number of presences renewed.
+ */
+enum presence_status presence_touch(const struct presence_engine *engine,
+                                    uint64_t conn,
+                                    size_t *renewed);
 
 /**
  * Reads the live counts of `topic` into `*out`, in constant time. An unknown topic has
@@ -663,6 +695,90 @@ int presence_wakeup_fd(const struct presence_engine *engine);
  * grace, a held leave that is due adds 1. `out` must not be NULL.
  */
 enum presence_status presence_pending_topics(const struct presence_engine *engine, uint64_t *out);
+
+/**
+ * Takes every change since the last poll, like `presence_poll_diff`, with each changed
+ * topic's whole message already rendered in `envelope` (a `presence_envelope` value;
+ * event `"presence_diff"`), ready to write to the topic's sockets as it is.
+ *
+ * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the join_ref to put in
+ * every frame (Phoenix broadcasts diffs with a null join_ref: pass NULL unless the
+ * frames go to one channel). With `PRESENCE_ENVELOPE_NONE` the batch holds the topics
+ * and payloads only.
+ *
+ * On success `*out` holds one `presence_ready_diff` per changed topic (none when idle),
+ * whose spans point into `out->text`; the caller owns it and releases it with
+ * `presence_ready_free`. A bad `envelope` or `join_ref` fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
+ * the changes between them, as with `presence_poll_diff`. A host that polls often
+ * allocates less with `presence_poll_ready_into`, which reuses one batch's memory.
+ */
+enum presence_status presence_poll_ready(const struct presence_engine *engine,
+                                         uint32_t envelope,
+                                         const char *join_ref,
+                                         struct presence_ready *out);
+
+/**
+ * Creates an empty `presence_ready_batch` for `presence_poll_ready_into`. On success
+ * `*out` receives it; the caller owns it and releases it with `presence_ready_batch_free`.
+ * `out` must not be NULL.
+ */
+enum presence_status presence_ready_batch_new(struct presence_ready_batch **out);
+
+/**
+ * Destroys a `presence_ready_batch` and what it holds: the views of it that
+ * `presence_poll_ready_into` gave end with it. Calling with NULL does nothing.
+ */
+void presence_ready_batch_free(struct presence_ready_batch *batch);
+
+/**
+ * Takes every change since the last poll, as `presence_poll_ready` does, into `batch`
+ * (from `presence_ready_batch_new`), which keeps its memory from one poll to the next:
+ * once it is as large as the polls, a poll allocates nothing. The messages are rendered
+ * as the poll takes each topic.
+ *
+ * On success `*out` views the batch: `out->text` (not NUL-terminated) holds every
+ * topic's name and message, and `out->diffs` one `presence_ready_diff` per changed topic
+ * (NULL when idle), whose spans point into `out->text`. The view stays valid until the
+ * next `presence_poll_ready_into` with the same batch or `presence_ready_batch_free`; it
+ * is not released by itself (never pass it to `presence_ready_free`). A batch must not be
+ * used by two calls at once; each thread that polls can have its own. `envelope` and
+ * `join_ref` are those of `presence_poll_ready`; a bad one fails with
+ * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled, leaving the batch as it
+ * was. `batch` and `out` must not be NULL.
+ */
+enum presence_status presence_poll_ready_into(const struct presence_engine *engine,
+                                              uint32_t envelope,
+                                              const char *join_ref,
+                                              struct presence_ready_batch *batch,
+                                              struct presence_ready_view *out);
+
+/**
+ * Releases what `presence_poll_ready` put in `*ready` and sets it to `{{NULL, 0}, NULL, 0}`.
+ *
+ * Calling with NULL, or with a `presence_ready` that is already zeroed, does nothing.
+ */
+void presence_ready_free(struct presence_ready *ready);
+
+/**
+ * Renders into `*out` the whole message that brings a client joining `topic` now up to
+ * date: its `presence_state` payload as of the last poll (see `presence_list`) in
+ * `envelope` (a `presence_envelope` value; event `"presence_state"`), ready to send.
+ * Send it, then the diffs of later polls.
+ *
+ * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the joining
+ * channel's join_ref, which Phoenix puts in this push (NULL sends `null`, which
+ * phoenix.js accepts too). With `PRESENCE_ENVELOPE_NONE`, `*out` is the payload alone,
+ * as from `presence_list`. The caller owns `*out` and must release it with
+ * `presence_buf_free`. If `seq` is not NULL, `*seq` receives the seq of the last diff
+ * the state includes (0 before the first); the next diff of this topic has `*seq + 1`.
+ */
+enum presence_status presence_state_message(const struct presence_engine *engine,
+                                            const char *topic,
+                                            uint32_t envelope,
+                                            const char *join_ref,
+                                            struct presence_buf *out,
+                                            uint64_t *seq);
 
 /**
  * Reads engine-wide figures into `*out`. Computing `bytes` visits every topic, so this
@@ -787,122 +903,6 @@ const char *presence_status_name(uint32_t status);
  * not free. Compare it with `PRESENCE_VERSION` to detect a header/library mismatch.
  */
 const char *presence_version(void);
-
-/**
- * Takes every change since the last poll, like `presence_poll_diff`, with each changed
- * topic's whole message already rendered in `envelope` (a `presence_envelope` value;
- * event `"presence_diff"`), ready to write to the topic's sockets as it is.
- *
- * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the join_ref to put in
- * every frame (Phoenix broadcasts diffs with a null join_ref: pass NULL unless the
- * frames go to one channel). With `PRESENCE_ENVELOPE_NONE` the batch holds the topics
- * and payloads only.
- *
- * On success `*out` holds one `presence_ready_diff` per changed topic (none when idle),
- * whose spans point into `out->text`; the caller owns it and releases it with
- * `presence_ready_free`. A bad `envelope` or `join_ref` fails with
- * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled. Concurrent polls split
- * the changes between them, as with `presence_poll_diff`. A host that polls often
- * allocates less with `presence_poll_ready_into`, which reuses one batch's memory.
- */
-enum presence_status presence_poll_ready(const struct presence_engine *engine,
-                                         uint32_t envelope,
-                                         const char *join_ref,
-                                         struct presence_ready *out);
-
-/**
- * Creates an empty `presence_ready_batch` for `presence_poll_ready_into`. On success
- * `*out` receives it; the caller owns it and releases it with `presence_ready_batch_free`.
- * `out` must not be NULL.
- */
-enum presence_status presence_ready_batch_new(struct presence_ready_batch **out);
-
-/**
- * Destroys a `presence_ready_batch` and what it holds: the views of it that
- * `presence_poll_ready_into` gave end with it. Calling with NULL does nothing.
- */
-void presence_ready_batch_free(struct presence_ready_batch *batch);
-
-/**
- * Takes every change since the last poll, as `presence_poll_ready` does, into `batch`
- * (from `presence_ready_batch_new`), which keeps its memory from one poll to the next:
- * once it is as large as the polls, a poll allocates nothing. The messages are rendered
- * as the poll takes each topic.
- *
- * On success `*out` views the batch: `out->text` (not NUL-terminated) holds every
- * topic's name and message, and `out->diffs` one `presence_ready_diff` per changed topic
- * (NULL when idle), whose spans point into `out->text`. The view stays valid until the
- * next `presence_poll_ready_into` with the same batch or `presence_ready_batch_free`; it
- * is not released by itself (never pass it to `presence_ready_free`). A batch must not be
- * used by two calls at once; each thread that polls can have its own. `envelope` and
- * `join_ref` are those of `presence_poll_ready`; a bad one fails with
- * `PRESENCE_STATUS_INVALID_ARGUMENT` before anything is polled, leaving the batch as it
- * was. `batch` and `out` must not be NULL.
- */
-enum presence_status presence_poll_ready_into(const struct presence_engine *engine,
-                                              uint32_t envelope,
-                                              const char *join_ref,
-                                              struct presence_ready_batch *batch,
-                                              struct presence_ready_view *out);
-
-/**
- * Releases what `presence_poll_ready` put in `*ready` and sets it to `{{NULL, 0}, NULL, 0}`.
- *
- * Calling with NULL, or with a `presence_ready` that is already zeroed, does nothing.
- */
-void presence_ready_free(struct presence_ready *ready);
-
-/**
- * Renders into `*out` the whole message that brings a client joining `topic` now up to
- * date: its `presence_state` payload as of the last poll (see `presence_list`) in
- * `envelope` (a `presence_envelope` value; event `"presence_state"`), ready to send.
- * Send it, then the diffs of later polls.
- *
- * `join_ref` is NULL, or with `PRESENCE_ENVELOPE_PHOENIX_V2` only, the joining
- * channel's join_ref, which Phoenix puts in this push (NULL sends `null`, which
- * phoenix.js accepts too). With `PRESENCE_ENVELOPE_NONE`, `*out` is the payload alone,
- * as from `presence_list`. The caller owns `*out` and must release it with
- * `presence_buf_free`. If `seq` is not NULL, `*seq` receives the seq of the last diff
- * the state includes (0 before the first); the next diff of this topic has `*seq + 1`.
- */
-enum presence_status presence_state_message(const struct presence_engine *engine,
-                                            const char *topic,
-                                            uint32_t envelope,
-                                            const char *join_ref,
-                                            struct presence_buf *out,
-                                            uint64_t *seq);
-
-/**
- * Tracks connection `conn` in `topic` with a time to live of `ttl_ms` milliseconds (1 to
- * 2592000000, 30 days), for a client without a socket (HTTP polling, mobile, serverless).
- *
- * `key` and `meta` are as for `presence_track`. The presence leaves by itself once
- * `ttl_ms` has passed without a `presence_touch` of its connection: the next poll shows
- * the leave like that of an untrack (in a cluster, every node sees it), and the wake-up
- * descriptor turns readable within 10 ms of the deadline, so a host waiting on it needs no
- * timer of its own. Time is the monotonic clock's. `presence_untrack` and
- * `presence_untrack_conn` remove it as any presence. A `ttl_ms` out of range fails with
- * `PRESENCE_STATUS_INVALID_ARGUMENT`; the other failures are those of `presence_track`.
- */
-enum presence_status presence_track_ttl(const struct presence_engine *engine,
-                                        const char *topic,
-                                        uint64_t conn,
-                                        const char *key,
-                                        const char *meta,
-                                        uint64_t ttl_ms);
-
-/**
- * Renews every presence of connection `conn` tracked with a time to live, in every topic,
- * each by its own `ttl_ms` from now: call it on each request of a polling client. A
- * presence already past its deadline is not renewed but leaves now. Presences tracked
- * without a time to live are left as they are.
- *
- * A connection without such presences is not an error (it renews nothing). If `renewed`
- * is not NULL, `*renewed` receives the number of presences renewed.
- */
-enum presence_status presence_touch(const struct presence_engine *engine,
-                                    uint64_t conn,
-                                    size_t *renewed);
 
 #ifdef __cplusplus
 }  // extern "C"

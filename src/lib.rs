@@ -18,19 +18,19 @@ mod lifecycle;
 
 mod presences;
 
+mod ttl;
+
 mod reads;
 
 mod polls;
+
+mod messages;
 
 mod monitoring;
 
 mod cluster;
 
 mod library;
-
-mod messages;
-
-mod ttl;
 
 mod guard;
 mod types;
