@@ -5,6 +5,7 @@
 
 use super::guard::{engine, guard, null, text, Failure, Out};
 use super::types::{presence_cluster_stats, presence_engine, presence_message_cb, presence_status};
+use presence_core::Engine;
 use std::ffi::{c_char, c_void};
 
 /// Cluster mode: hands `callback` every message this node must publish now, in order,
@@ -23,13 +24,25 @@ pub unsafe extern "C" fn presence_cluster_tick(
     callback: presence_message_cb,
     userdata: *mut c_void,
 ) -> presence_status {
+    // SAFETY: pointers are NULL or valid by the caller's contract.
+    unsafe { publish(engine, callback, userdata, Engine::cluster_tick) }
+}
+
+/// Hands `callback` each message `make` returns, in order: the body of the calls whose
+/// messages the host publishes.
+unsafe fn publish(
+    engine: *const presence_engine,
+    callback: presence_message_cb,
+    userdata: *mut c_void,
+    make: impl FnOnce(&Engine) -> presence_core::Result<Vec<Vec<u8>>>,
+) -> presence_status {
     guard(|| {
         // SAFETY: pointers are NULL or valid by the caller's contract.
         let e = unsafe { self::engine(engine) }?;
         let Some(callback) = callback else {
             return Err(null("callback"));
         };
-        for msg in e.cluster_tick()? {
+        for msg in make(e)? {
             // SAFETY: the callback's contract is the caller's; `msg` outlives the call.
             unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
         }
@@ -73,17 +86,8 @@ pub unsafe extern "C" fn presence_cluster_leave(
     callback: presence_message_cb,
     userdata: *mut c_void,
 ) -> presence_status {
-    guard(|| {
-        // SAFETY: pointers are NULL or valid by the caller's contract.
-        let e = unsafe { self::engine(engine) }?;
-        let Some(callback) = callback else {
-            return Err(null("callback"));
-        };
-        let msg = e.cluster_leave()?;
-        // SAFETY: as in `presence_cluster_tick`.
-        unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
-        Ok(())
-    })
+    // SAFETY: pointers are NULL or valid by the caller's contract.
+    unsafe { publish(engine, callback, userdata, |e| Ok(vec![e.cluster_leave()?])) }
 }
 
 /// Cluster mode: after the host's own bus reconnects (messages may have been lost both
@@ -97,17 +101,12 @@ pub unsafe extern "C" fn presence_cluster_resync(
     callback: presence_message_cb,
     userdata: *mut c_void,
 ) -> presence_status {
-    guard(|| {
-        // SAFETY: pointers are NULL or valid by the caller's contract.
-        let e = unsafe { self::engine(engine) }?;
-        let Some(callback) = callback else {
-            return Err(null("callback"));
-        };
-        let msg = e.cluster_resync()?;
-        // SAFETY: as in `presence_cluster_tick`.
-        unsafe { callback(userdata, msg.as_ptr(), msg.len()) };
-        Ok(())
-    })
+    // SAFETY: pointers are NULL or valid by the caller's contract.
+    unsafe {
+        publish(engine, callback, userdata, |e| {
+            Ok(vec![e.cluster_resync()?])
+        })
+    }
 }
 
 /// Cluster mode: reads the replication counters into `*out`. `out` must not be NULL.
