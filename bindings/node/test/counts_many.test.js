@@ -7,25 +7,15 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const pe = require('..');
+const { rng } = require('./helpers/model');
 
 const { Engine, Status } = pe;
 const SECRET = 'a shared secret of the test cluster';
 
-/** A seeded xorshift: the same workload on every run. */
-function rng(seed) {
-  let x = seed;
-  return (n) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
-}
-
 for (const format of ['counts', 'phoenix']) {
   test(`${format}: each topic gets what counts() gives, unknown ones zeros`, () => {
     const e = new Engine({ format });
-    const r = rng(7);
+    const r = rng(7).int;
     for (let conn = 0; conn < 1500; conn++) {
       e.track(`t${r(30)}`, conn, r(10) < 7 ? `u${r(200)}` : null);
       if (r(10) < 2) e.untrackConn(r(conn + 1));
