@@ -4,6 +4,7 @@
 use presence_bench::args::{self, Args};
 use presence_bench::fanout::{self, Mode};
 use presence_bench::floor::{self, Floor};
+use presence_bench::measure::{rotate, thread_cpu, time_calls};
 use presence_bench::out::{ns_per, rate, Record};
 use presence_bench::redis_patterns::{self as rp, Pattern};
 use presence_bench::workload::Workload;
@@ -42,19 +43,6 @@ fn main() {
         "check" => check(&args),
         other => args::fail(USAGE, &format!("unknown command {other:?}")),
     }
-}
-
-/// Runs the closures of `jobs` once each per run, starting each run at a different
-/// one, so that no implementation always goes first (caches, neighbours' load).
-fn rotate<T, const K: usize>(runs: usize, jobs: [&mut dyn FnMut() -> T; K]) -> [Vec<T>; K] {
-    let mut out: [Vec<T>; K] = std::array::from_fn(|_| Vec::with_capacity(runs));
-    for r in 0..runs {
-        for k in 0..K {
-            let j = (r + k) % K;
-            out[j].push(jobs[j]());
-        }
-    }
-    out
 }
 
 /// One track-all-then-untrack-all run: (2N calls) / time, and each phase's ns per call.
@@ -321,14 +309,6 @@ fn naive_list(room: &HashMap<u64, (String, Value)>) -> String {
     serde_json::to_string(&state).expect("serialisable")
 }
 
-fn time_calls(calls: usize, mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    for _ in 0..calls {
-        f();
-    }
-    t.elapsed()
-}
-
 fn hot(a: &Args) {
     let (n, calls, runs) = (
         a.usize("n", 100_000),
@@ -452,19 +432,11 @@ fn many(a: &Args) {
     }
 }
 
-/// CPU time of the calling thread. The host-path figures are compared across three
-/// processes on two cores shared with other work: the time a poll spent on a CPU is what
-/// it costs, whereas its wall time also counts whatever else ran meanwhile.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
+/// Timed in thread CPU time: these figures are compared with the Python and Node drivers'
+/// across three processes on two cores shared with other work, where the time a poll
+/// spent on a CPU is what it costs, whereas its wall time also counts whatever else ran
+/// meanwhile.
+///
 /// The host path, per changed topic: `total` topics of one presence each (phoenix: with
 /// the small meta), `k` of them changed by one more presence (key "v"), then one poll
 /// timed in thread CPU time, the state restored off the clock. `rust-poll_diff` is

@@ -8,7 +8,8 @@
 //! "tracked on a at t0, seen on b at t1" subtracts across processes.
 
 use presence_bench::args::{self, Args};
-use presence_bench::cluster::{cluster_engine, now_ns, Churn, Event};
+use presence_bench::cluster::{cluster_engine, Churn, Event};
+use presence_bench::measure::{now_ns, thread_cpu};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;
 use presence_bench::workload::Workload;
@@ -77,30 +78,18 @@ fn ingest(a: &Args) {
                 .expect("track");
         }
         let parts = sender.cluster_tick().expect("tick");
-        let (t, cpu) = (Instant::now(), thread_cpu_ns());
+        let (t, cpu) = (Instant::now(), thread_cpu());
         for m in &parts {
             receiver.cluster_ingest(m).expect("ingest");
         }
         runs.push(t.elapsed().as_secs_f64() * 1e3);
-        cpu_ms.push((thread_cpu_ns() - cpu) as f64 / 1e6);
+        cpu_ms.push((thread_cpu() - cpu).as_nanos() as f64 / 1e6);
         assert_eq!(receiver.counts("hot").expect("counts").connections, 2 * n);
     }
     Record::new("cluster_ingest", "phoenix-snapshot", "ms")
         .params(json!({"entries": n, "local_entries": n}))
         .field("cpu_ms", json!(cpu_ms))
         .emit(&runs);
-}
-
-/// CPU time of the calling thread: on a busy machine, closer to the cost than wall time.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn format_of(name: &str) -> Format {
