@@ -4,9 +4,9 @@
 //! merges into `BENCHMARKS.md`.
 //!
 //! The drivers are the binaries of this crate (src/bin/): among them `presence-bench`
-//! (timings, Redis, fan-out, checks), `presence-mem` (memory per presence, with a
-//! counting global allocator that the timing binary does not pay for) and
-//! `presence-cluster` (three node processes over Redis).
+//! (timings, Redis, fan-out, checks; one module per command), `presence-mem` (memory per
+//! presence, with a counting global allocator that the timing binary does not pay for)
+//! and `presence-cluster` (three node processes over Redis; one module per command).
 
 pub mod alloc;
 pub mod args;
