@@ -1,6 +1,5 @@
-//! Pieces of the cluster benchmarks (`presence-cluster`): the clock that node processes
-//! share, the churn each node applies, and the message that per-event replication would
-//! publish for each join or leave.
+//! Pieces of the cluster benchmarks (`presence-cluster`): the churn each node applies,
+//! and the message that per-event replication would publish for each join or leave.
 //!
 //! The churn keeps about `presences` presences on a node, over `topics` topics: a join
 //! tracks a new connection in a random topic, as a random user of a pool shared by every
@@ -13,19 +12,6 @@ use presence_core::{ClusterConfig, Config, Engine, Format};
 
 /// The shared secret of every benchmark cluster.
 pub const SECRET: &str = "presence-engine benchmark cluster secret";
-
-/// Nanoseconds of `CLOCK_MONOTONIC`: one clock for every process of the machine, so that a
-/// time taken in one node process and a time taken in another subtract.
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// A cluster engine for the benchmarks: the default timers unless given, limits raised.
 pub fn cluster_engine(
@@ -249,12 +235,5 @@ mod tests {
                 assert_eq!(v["meta"]["phx_ref"].as_str().unwrap().len(), 11, "{m}");
             }
         }
-    }
-
-    #[test]
-    fn the_clock_moves_forward() {
-        let a = now_ns();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        assert!(now_ns() >= a + 2_000_000);
     }
 }

@@ -1,16 +1,19 @@
 //! Shared pieces of the benchmark drivers: the standard workload, the bare `HashMap`
-//! tracker (the floor), the Redis counting patterns, the fan-out simulation and the
-//! JSON-lines output that `bench/run.py` merges into `BENCHMARKS.md`.
+//! tracker (the floor), the Redis counting patterns, the fan-out simulation, the clocks
+//! and run order of the timings (`measure`) and the JSON-lines output that `bench/run.py`
+//! merges into `BENCHMARKS.md`.
 //!
-//! Three binaries use this crate: `presence-bench` (timings, Redis, fan-out, checks),
-//! `presence-mem` (memory per presence, with a counting global allocator that the timing
-//! binary does not pay for) and `presence-cluster` (three node processes over Redis).
+//! The drivers are the binaries of this crate (src/bin/): among them `presence-bench`
+//! (timings, Redis, fan-out, checks; one module per command), `presence-mem` (memory per
+//! presence, with a counting global allocator that the timing binary does not pay for)
+//! and `presence-cluster` (three node processes over Redis; one module per command).
 
 pub mod alloc;
 pub mod args;
 pub mod cluster;
 pub mod fanout;
 pub mod floor;
+pub mod measure;
 pub mod out;
 pub mod redis_patterns;
 pub mod rng;

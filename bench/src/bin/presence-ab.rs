@@ -13,6 +13,7 @@
 
 use hashbrown::HashTable;
 use presence_bench::args::{self, Args};
+use presence_bench::measure::{rotate, thread_cpu};
 use presence_bench::out::Record;
 use presence_bench::rng::Rng;
 use presence_core::internals::{populate, KeyHash, Mixed, Probe, Table};
@@ -29,21 +30,6 @@ fn main() {
         "populate" => populate_ab(args.usize("n", 2 << 20), runs),
         other => args::fail(USAGE, &format!("unknown command {other:?}")),
     }
-}
-
-/// Runs `hand` and `crate_` once each per run, the first of the two alternating.
-fn ab<T>(runs: usize, mut hand: impl FnMut() -> T, mut crate_: impl FnMut() -> T) -> [Vec<T>; 2] {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for r in 0..runs {
-        if r % 2 == 0 {
-            a.push(hand());
-            b.push(crate_());
-        } else {
-            b.push(crate_());
-            a.push(hand());
-        }
-    }
-    [a, b]
 }
 
 /// Emits the pair of records of one comparison.
@@ -72,24 +58,11 @@ fn emit(
         .emit(&b);
 }
 
-/// This thread's CPU time in ns (user and system: page faults count). CPU time rather than
-/// wall time, because the two cores are shared with other work: a wall clock would also
-/// count the time other processes ran meanwhile.
-fn cpu_ns() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which `ts` is.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
-}
-
 /// CPU ns per operation of `f` over `n` operations.
 fn time_ns(n: usize, f: impl FnOnce()) -> f64 {
-    let t = cpu_ns();
+    let t = thread_cpu();
     f();
-    (cpu_ns() - t) as f64 / n as f64
+    (thread_cpu() - t).as_nanos() as f64 / n as f64
 }
 
 /// A shuffled copy of 0..n (seeded: every run probes in the same order).
@@ -106,7 +79,7 @@ fn table(n: usize, runs: usize) {
     let order = shuffled(n);
     let hash = Mixed::hash;
     // (insert, lookup, remove) ns per op and the heap bytes at n, of one run.
-    let hand = || {
+    let mut hand = || {
         let mut t: Table<2, Mixed> = Table::default();
         let ins = time_ns(n, || {
             for &k in &order {
@@ -128,7 +101,7 @@ fn table(n: usize, runs: usize) {
         });
         [ins, get, rem, bytes as f64 / n as f64]
     };
-    let krate = || {
+    let mut krate = || {
         let mut t: HashTable<[u64; 2]> = HashTable::new();
         let ins = time_ns(n, || {
             for &k in &order {
@@ -154,7 +127,7 @@ fn table(n: usize, runs: usize) {
         });
         [ins, get, rem, bytes as f64 / n as f64]
     };
-    let [a, b] = ab(runs, hand, krate);
+    let [a, b] = rotate(runs, [&mut hand, &mut krate]);
     let col = |v: &[[f64; 4]], j: usize| v.iter().map(|r| r[j]).collect::<Vec<f64>>();
     let hand_name = "`table::Table<2, Mixed>`";
     let crate_name = "`hashbrown::HashTable<[u64; 2]>`";
@@ -182,7 +155,7 @@ fn table(n: usize, runs: usize) {
 
 fn populate_ab(n: usize, runs: usize) {
     let fill = |pre: bool| {
-        let t = cpu_ns();
+        let t = thread_cpu();
         let mut slots = vec![[0u64; 2]; n].into_boxed_slice();
         if pre {
             populate(&mut slots);
@@ -195,11 +168,11 @@ fn populate_ab(n: usize, runs: usize) {
             }
             slots[i] = [k, k];
         }
-        let ms = (cpu_ns() - t) as f64 / 1e6;
+        let ms = (thread_cpu() - t).as_nanos() as f64 / 1e6;
         drop(black_box(slots));
         ms
     };
-    let runs = ab(runs, || fill(true), || fill(false));
+    let runs = rotate(runs, [&mut || fill(true), &mut || fill(false)]);
     emit(
         "populate",
         "fill",
