@@ -170,3 +170,45 @@ fn a_track_after_a_refusal_succeeds_once_there_is_room() {
     e.track("t", 4, None, None).unwrap();
     assert_eq!(e.counts("t").unwrap().connections, 3);
 }
+
+#[test]
+fn reads_refuse_the_names_tracks_refuse_with_the_same_error() {
+    for format in [Format::Counts, Format::Phoenix] {
+        let engine = Engine::new(Config {
+            format,
+            max_topic_bytes: 8,
+            ..Config::default()
+        })
+        .unwrap();
+        // Held topics whose names the refused ones start like: a read must not find
+        // them instead of refusing.
+        engine.track("t", 1, None, None).unwrap();
+        engine.track("much-too", 2, None, None).unwrap();
+        let long_with_nul = format!("{}\0", "x".repeat(20));
+        for name in [
+            "",
+            "t\0",
+            "\0",
+            "much-too-long",
+            "t\0\0\0\0\0\0\0\0",
+            &long_with_nul,
+        ] {
+            let refused = engine.track(name, 9, None, None).unwrap_err();
+            for (call, e) in [
+                ("counts", engine.counts(name).unwrap_err()),
+                ("list", engine.list(name).unwrap_err()),
+                ("counts_many", engine.counts_many(&["t", name]).unwrap_err()),
+            ] {
+                assert_eq!(e.kind(), refused.kind(), "{format:?} {call}({name:?})");
+                assert_eq!(
+                    e.message().trim_start_matches("topics[1]: "),
+                    refused.message(),
+                    "{format:?} {call}({name:?})"
+                );
+            }
+        }
+        // Names that are fine but held by nothing read as empty.
+        assert_eq!(engine.counts("u").unwrap(), Default::default());
+        assert_eq!(engine.counts("t").unwrap().connections, 1);
+    }
+}
