@@ -396,3 +396,33 @@ fn first_ttl_tracks_racing_from_threads_leave_the_timer_running() {
         }
     }
 }
+
+#[test]
+fn whoever_sees_an_expiry_sees_it_counted() {
+    // The timer expires a tick's presences shard by shard; a reader that sees some gone
+    // must find them in `expired` already, whatever the pass has still to do.
+    let engine = Engine::new(Config::default()).unwrap();
+    let n = 20_000u64;
+    for round in 0..4u64 {
+        for conn in 0..n {
+            engine
+                .track_ttl("room", round * n + conn, None, None, ms(50))
+                .unwrap();
+        }
+        let before = round * n;
+        loop {
+            let left = engine.counts("room").unwrap().connections;
+            let expired = engine.stats().expired;
+            assert!(
+                expired - before >= n - left,
+                "round {round}: {} gone, {} counted",
+                n - left,
+                expired - before
+            );
+            if left == 0 {
+                break;
+            }
+        }
+        assert_eq!(engine.stats().expired, before + n);
+    }
+}

@@ -51,15 +51,17 @@ impl Shared {
             conns.ttl.due(now, &mut due);
             self.ttl.publish(i, &conns.ttl);
             expired += due.len();
+            self.count_expired(due.len());
             for (conn, place) in due.drain(..) {
                 self.expire(&mut conns, conn, place);
             }
         }
-        self.count_expired(expired);
         expired
     }
 
-    /// One write of the counter per pass, not per presence: a pass may expire thousands.
+    /// Counts expiries before they are made: whoever sees a presence gone (its topic's
+    /// counts, the wake-up descriptor) then finds it counted. One write per shard, not per
+    /// presence: a pass may expire thousands.
     fn count_expired(&self, n: usize) {
         if n > 0 {
             self.expired_count.fetch_add(n as u64, Ordering::Relaxed);
