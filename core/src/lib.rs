@@ -48,6 +48,9 @@ pub use config::{
 pub use engine::Engine;
 pub use envelope::{Envelope, DIFF_EVENT, STATE_EVENT};
 pub use error::{Error, ErrorClass, ErrorKind, Result, ERROR_CLASSES};
+/// Escapes a string as the engine's texts do: a binding that writes a meta itself (Python's
+/// dict metas) escapes it the same way, so the engine hands back the bytes it was given.
+pub use json::push_str as push_json_str;
 pub use metrics::{Metric, MetricKind, METRICS};
 pub use ready::{ReadyBatch, ReadyDiff, ReadySpans};
 pub use shared::{State, Stats};

@@ -2,7 +2,7 @@
 //! written out as compact JSON here, in Rust, without going through the `json` module).
 
 use crate::errors;
-use presence_core::ErrorKind;
+use presence_core::{push_json_str, ErrorKind};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -258,34 +258,4 @@ fn push_float(out: &mut String, x: f64) {
         out.push('0');
     }
     out.push_str(&digits);
-}
-
-/// Appends `s` as a JSON string literal, escaped as `json.dumps(..., ensure_ascii=False)`
-/// escapes it (and as the engine escapes topics and keys), so that a dict meta comes back
-/// from the engine as the bytes `json.dumps` would write for it.
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escaped);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
 }
