@@ -410,7 +410,12 @@ fn whoever_sees_an_expiry_sees_it_counted() {
                 .unwrap();
         }
         let before = round * n;
+        let start = Instant::now();
         loop {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "round {round}: the timer did not expire every presence"
+            );
             let left = engine.counts("room").unwrap().connections;
             let expired = engine.stats().expired;
             assert!(
