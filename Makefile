@@ -4,12 +4,18 @@
 # Components add themselves through mk/*.mk: each fragment appends its test target to
 # TEST_SUITES (and its bench target to BENCH_SUITES), so no shared list needs editing.
 
+ROOT := $(abspath .)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
+# With RECIPE_TIMEOUT (seconds), each recipe line runs under mk/timed-shell, which stops it
+# after that long: `make test` sets it, so that a hung test fails its suite and shows.
+ifneq ($(RECIPE_TIMEOUT),)
+SHELL := $(ROOT)/mk/timed-shell
+.SHELLFLAGS := $(RECIPE_TIMEOUT) -eu -o pipefail -c
+endif
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
-ROOT := $(abspath .)
 TARGET_DIR := $(ROOT)/target
 # Tests and lints build in the dev profile with line tables only instead of full debug
 # info: backtraces and sanitizer reports keep their files and lines, and there is much
@@ -49,11 +55,14 @@ demo: demo-$(DEMO)
 ## which most suites wait for, and test-rust, the longest, are started first; the system
 ## packages of all suites are installed in one apt-get run beside them (mk/deps.mk). Each
 ## target's output is printed whole when it finishes; a failing suite fails the run once
-## the suites already started have finished.
+## the suites already started have finished. No line may run longer than TEST_LINE_TIMEOUT
+## seconds: far above any line of a passing run, far below CI's limit.
 TEST_JOBS ?= 3
+TEST_LINE_TIMEOUT ?= 1200
 test:
-	$(MAKE) --no-print-directory -j1 test-deps
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites APT_FIRST=deps-apt
+	$(MAKE) --no-print-directory -j1 test-deps RECIPE_TIMEOUT=$(TEST_LINE_TIMEOUT)
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites APT_FIRST=deps-apt \
+	  RECIPE_TIMEOUT=$(TEST_LINE_TIMEOUT)
 
 test-deps: $(TEST_DEPS)
 
