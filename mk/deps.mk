@@ -8,14 +8,16 @@
 # made on its own installs only its own packages. TEST_DEPS are the targets that may
 # install a tool by other means (python3, node): `make test` runs them before the suites.
 
-APT_GET := $(if $(shell command -v sudo 2>/dev/null),sudo ,)apt-get
+# DEBIAN_FRONTEND through env, after sudo (which would reset it): no package may stop the
+# run to ask a question.
+APT_GET := $(if $(shell command -v sudo 2>/dev/null),sudo ,)env DEBIAN_FRONTEND=noninteractive apt-get
 
 # apt-get install only what is missing; `apt-get update` runs once, when needed.
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing </dev/null >/dev/null; \
 	fi
 endef
 

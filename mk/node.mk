@@ -16,7 +16,7 @@ TEST_DEPS += deps-node
 deps-node:
 	@if ! command -v $(NODE) >/dev/null 2>&1 || ! command -v $(NPM) >/dev/null 2>&1; then \
 	  echo "installing: nodejs npm"; \
-	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq nodejs npm >/dev/null; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq nodejs npm </dev/null >/dev/null; \
 	fi
 	@$(NODE) -e 'if (+process.versions.node.split(".")[0] < 20) { console.error("test-node needs Node >= 20, found " + process.version); process.exit(1) }'
 

@@ -40,7 +40,7 @@ TEST_DEPS += deps-python
 deps-python:
 	@$(PYTHON3) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  echo "installing python3-venv python3-pip"; \
-	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3 python3-venv python3-pip >/dev/null; }
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq python3 python3-venv python3-pip </dev/null >/dev/null; }
 
 ## The build venv: maturin from PyPI (a binary wheel, no Rust build of its own).
 $(PY_BUILD_VENV)/.ready:
