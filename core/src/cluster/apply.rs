@@ -139,7 +139,6 @@ fn reserve_many(count: &AtomicUsize, max: usize, n: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::config::{ClusterConfig, Config};
-    use crate::format::Change;
 
     fn cluster_state(max_presences: usize, max_topics: usize) -> Shared {
         let config = Config {
@@ -151,18 +150,6 @@ mod tests {
         Shared::new(config, None).unwrap()
     }
 
-    fn users(topic: &str, connections: u64, added: &[u64]) -> TopicChange {
-        TopicChange {
-            topic: topic.into(),
-            change: Change::Counts {
-                viewers: 0,
-                connections,
-                added: added.to_vec(),
-                removed: Vec::new(),
-            },
-        }
-    }
-
     fn connections(shared: &Shared, topic: &str) -> u64 {
         shared.counts(topic).unwrap().connections
     }
@@ -171,7 +158,10 @@ mod tests {
     fn a_change_within_the_limits_is_merged_whole() {
         let shared = cluster_state(10, 10);
         let mut peer = Peer::new(1, 1);
-        let changes = vec![users("a", 2, &[7]), users("b", 1, &[])];
+        let changes = vec![
+            TopicChange::users("a", 2, &[7]),
+            TopicChange::users("b", 1, &[]),
+        ];
         merge(&shared, &mut peer, changes, false).unwrap();
         assert_eq!(
             (connections(&shared, "a"), connections(&shared, "b")),
@@ -186,12 +176,24 @@ mod tests {
     fn a_change_over_the_limits_changes_nothing() {
         let shared = cluster_state(3, 2);
         let mut peer = Peer::new(1, 1);
-        merge(&shared, &mut peer, vec![users("a", 2, &[])], false).unwrap();
+        merge(
+            &shared,
+            &mut peer,
+            vec![TopicChange::users("a", 2, &[])],
+            false,
+        )
+        .unwrap();
         let before = shared.stats();
 
-        let too_many_presences = vec![users("a", 2, &[]), users("b", 2, &[])];
+        let too_many_presences = vec![
+            TopicChange::users("a", 2, &[]),
+            TopicChange::users("b", 2, &[]),
+        ];
         assert!(merge(&shared, &mut peer, too_many_presences, false).is_err());
-        let too_many_topics = vec![users("b", 0, &[5]), users("c", 0, &[6])];
+        let too_many_topics = vec![
+            TopicChange::users("b", 0, &[5]),
+            TopicChange::users("c", 0, &[6]),
+        ];
         assert!(merge(&shared, &mut peer, too_many_topics, false).is_err());
 
         assert_eq!(shared.stats(), before);
@@ -210,11 +212,20 @@ mod tests {
         merge(
             &shared,
             &mut peer,
-            vec![users("a", 2, &[]), users("b", 1, &[])],
+            vec![
+                TopicChange::users("a", 2, &[]),
+                TopicChange::users("b", 1, &[]),
+            ],
             false,
         )
         .unwrap();
-        merge(&shared, &mut peer, vec![users("b", 3, &[])], true).unwrap();
+        merge(
+            &shared,
+            &mut peer,
+            vec![TopicChange::users("b", 3, &[])],
+            true,
+        )
+        .unwrap();
         assert_eq!(
             (connections(&shared, "a"), connections(&shared, "b")),
             (0, 3)

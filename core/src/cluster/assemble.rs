@@ -106,18 +106,6 @@ impl Staging {
 mod tests {
     use super::*;
 
-    fn users(topic: &str, connections: u64, added: &[u64]) -> TopicChange {
-        TopicChange {
-            topic: topic.into(),
-            change: Change::Counts {
-                viewers: 0,
-                connections,
-                added: added.to_vec(),
-                removed: Vec::new(),
-            },
-        }
-    }
-
     fn whole(staged: Staged) -> Vec<(String, u64, Vec<u64>)> {
         let Staged::Whole(topics) = staged else {
             panic!("not whole: {staged:?}");
@@ -139,7 +127,10 @@ mod tests {
     fn parts_in_order_make_the_whole_state() {
         let limits = Config::default();
         let mut s = None;
-        let part0 = vec![users("a", 2, &[1]), users("b", 1, &[])];
+        let part0 = vec![
+            TopicChange::users("a", 2, &[1]),
+            TopicChange::users("b", 1, &[]),
+        ];
         assert_eq!(
             stage(&mut s, &limits, 7, false, 0, false, part0),
             Ok(Staged::Partial)
@@ -152,7 +143,7 @@ mod tests {
             false,
             1,
             true,
-            vec![users("a", 2, &[2])],
+            vec![TopicChange::users("a", 2, &[2])],
         );
         assert_eq!(
             whole(got.unwrap()),
@@ -168,7 +159,16 @@ mod tests {
     fn parts_for_this_node_alone_share_one_seq() {
         let limits = Config::default();
         let mut s = None;
-        stage(&mut s, &limits, 7, true, 0, false, vec![users("a", 1, &[])]).unwrap();
+        stage(
+            &mut s,
+            &limits,
+            7,
+            true,
+            0,
+            false,
+            vec![TopicChange::users("a", 1, &[])],
+        )
+        .unwrap();
         let got = stage(&mut s, &limits, 7, true, 1, true, vec![]).unwrap();
         assert_eq!(whole(got), [("a".to_string(), 1, vec![])]);
     }
@@ -184,7 +184,7 @@ mod tests {
             false,
             0,
             false,
-            vec![users("a", 1, &[])],
+            vec![TopicChange::users("a", 1, &[])],
         )
         .unwrap();
         assert_eq!(
@@ -207,20 +207,27 @@ mod tests {
             ..Config::default()
         };
         let mut s = None;
-        let over = vec![users("a", 4, &[])];
+        let over = vec![TopicChange::users("a", 4, &[])];
         assert!(stage(&mut s, &limits, 1, false, 0, true, over).is_err());
-        let many = vec![users("a", 1, &[]), users("b", 1, &[]), users("c", 1, &[])];
+        let many = vec![
+            TopicChange::users("a", 1, &[]),
+            TopicChange::users("b", 1, &[]),
+            TopicChange::users("c", 1, &[]),
+        ];
         assert!(stage(&mut s, &limits, 2, false, 0, true, many).is_err());
-        let fits = vec![users("a", 1, &[]), users("b", 2, &[5, 6])];
+        let fits = vec![
+            TopicChange::users("a", 1, &[]),
+            TopicChange::users("b", 2, &[5, 6]),
+        ];
         assert!(stage(&mut s, &limits, 3, false, 0, true, fits).is_ok());
     }
 
     #[test]
     fn staging_skips_topics_that_hold_nothing_and_counts_bytes() {
         let mut s = Staging::default();
-        s.add(users("empty", 0, &[]));
+        s.add(TopicChange::users("empty", 0, &[]));
         assert!(s.topics.is_empty() && s.bytes == 0);
-        s.add(users("a", 1, &[9]));
+        s.add(TopicChange::users("a", 1, &[9]));
         assert_eq!(s.items, 1);
         assert!(s.bytes > std::mem::size_of::<u64>());
     }

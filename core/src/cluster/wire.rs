@@ -55,6 +55,23 @@ pub struct TopicChange {
     pub change: Change,
 }
 
+#[cfg(test)]
+impl TopicChange {
+    /// A counts-format change that adds the users hashed as `added` and leaves the topic
+    /// with `connections`: what the cluster's unit tests stage and merge.
+    pub(crate) fn users(topic: &str, connections: u64, added: &[u64]) -> TopicChange {
+        TopicChange {
+            topic: topic.into(),
+            change: Change::Counts {
+                viewers: 0,
+                connections,
+                added: added.to_vec(),
+                removed: Vec::new(),
+            },
+        }
+    }
+}
+
 /// A decoded, authenticated message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
