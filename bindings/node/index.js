@@ -12,28 +12,9 @@ const scratch = require('./lib/scratch');
 const { COUNTS, CLUSTER_STATS, READY_DIFF, u64Scratch, seqScratch, sizeScratch, LO, HI, u64, u64Big, structObject } = scratch;
 const { bufferScratch, takeBuffer, collectMessages, fail } = scratch;
 const { checkConn, checkText, checkTopic, checkKey, checkMeta, checkInterval, describe, configJson } = require('./lib/checks');
-
-// ---------------------------------------------------------------------------------------
-// Functions newer than those native() declares are declared on first use, from the
-// library native() loaded: a library built before them still serves every other call,
-// and the first call of one names what it lacks.
-
-function declareLater(n, decls) {
-  const lib = n.koffi.load(n.path);
-  const fns = {};
-  for (const [key, decl] of Object.entries(decls)) {
-    try {
-      fns[key] = lib.func(decl);
-    } catch (err) {
-      const name = /(presence_\w+)\(/.exec(decl)[1];
-      throw new Error(
-        `presence-engine: ${n.path} has no ${name}: it was built before this package's functions were added; ` +
-          `rebuild it (cargo build --release --lib) (${err.message})`
-      );
-    }
-  }
-  return fns;
-}
+const { declareLater } = require('./lib/declare');
+const { ttlCalls, checkTtl } = require('./lib/ttl');
+const { httpReads, COUNTS_WORDS, refusedTopic } = require('./lib/reads');
 
 // The host's fast path: presence_poll_ready_into and presence_state_message. The core
 // renders every message as it polls, into a presence_ready_batch of the engine's that
@@ -294,84 +275,6 @@ class Diff {
     if (this.occupancy !== null) entry.occupancy = this.occupancy;
     return entry;
   }
-}
-
-// ---------------------------------------------------------------------------------------
-// Presences with a time to live: presence_track_ttl and presence_touch.
-
-let ttlFns = null;
-
-function ttlCalls(n) {
-  if (ttlFns === null) {
-    ttlFns = declareLater(n, {
-      track_ttl:
-        'int presence_track_ttl(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta, uint64_t ttl_ms)',
-      touch: 'int presence_touch(const presence_engine *engine, uint64_t conn, void *renewed)',
-    });
-  }
-  return ttlFns;
-}
-
-/** The ttlMs of track()'s options, or null; the library checks its range. */
-function checkTtl(options) {
-  if (options === undefined || options === null) return null;
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`options must be an object like { ttlMs: 30000 }, got ${describe(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (name !== 'ttlMs') throw new TypeError(`unknown track option ${JSON.stringify(name)} (the only one is ttlMs)`);
-  }
-  const ttl = options.ttlMs;
-  if (ttl === undefined || ttl === null) return null;
-  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 0) {
-    throw new TypeError(`ttlMs must be a whole number of milliseconds, got ${describe(ttl)}`);
-  }
-  return ttl;
-}
-
-// ---------------------------------------------------------------------------------------
-// The reads of an HTTP side: presence_counts_many (koffi passes a JS array of strings as
-// the `const char **`, each encoded as UTF-8) and presence_metrics.
-
-let readFns = null;
-
-function httpReads(n) {
-  if (readFns === null) {
-    readFns = declareLater(n, {
-      counts_many: 'int presence_counts_many(const presence_engine *engine, const char **topics, size_t n, void *out)',
-      metrics: 'int presence_metrics(const presence_engine *engine, void *out)',
-    });
-  }
-  return readFns;
-}
-
-const COUNTS_WORDS = STRUCT_WORDS.presence_counts.length;
-
-/**
- * The first topic of countsMany() that JS refuses before C sees it (see checkText), as
- * [index, error], or null: a TypeError for one that is not a string, InvalidInputError for
- * one C cannot receive intact.
- */
-function refusedTopic(list) {
-  for (let i = 0; i < list.length; i++) {
-    const topic = list[i];
-    let err = null;
-    if (typeof topic !== 'string') {
-      err = new TypeError(`topics[${i}] must be a string, got ${describe(topic)}`);
-    } else if (topic.includes('\0')) {
-      err = new InvalidInputError(`topics[${i}]: topic must not contain NUL characters`, Status.INVALID_ARGUMENT);
-    } else if (!topic.isWellFormed()) {
-      err = new InvalidInputError(
-        `topics[${i}]: topic is not well-formed UTF-16 (it has a lone surrogate), so it has no UTF-8 form`,
-        Status.INVALID_UTF8
-      );
-    }
-    if (err !== null) {
-      err.index = i;
-      return [i, err];
-    }
-  }
-  return null;
 }
 
 // ---------------------------------------------------------------------------------------
