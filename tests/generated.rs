@@ -158,7 +158,7 @@ fn node_generated() -> String {
     }
     s.push_str("});\n\n");
     s.push_str(
-        "/** The u64 words of the C structs read by index.js, in order (nested structs flattened). */\n\
+        "/** The u64 words of the C structs read by the Node binding, in order (nested structs flattened). */\n\
          const STRUCT_WORDS = Object.freeze({\n",
     );
     for name in [

@@ -52,7 +52,7 @@ const CLASS_OF = Object.freeze({
   PANIC: 'PanicError',
 });
 
-/** The u64 words of the C structs read by index.js, in order (nested structs flattened). */
+/** The u64 words of the C structs read by the Node binding, in order (nested structs flattened). */
 const STRUCT_WORDS = Object.freeze({
   presence_counts: Object.freeze(['viewers', 'users', 'connections']),
   presence_stats: Object.freeze(['topics', 'presences', 'bytes', 'topics_pending', 'polls', 'expired']),

@@ -1,7 +1,7 @@
 'use strict';
 
 // Finds libpresence, loads it with koffi and declares the C functions of
-// include/presence.h. Nothing here knows about the JS API; index.js builds on it.
+// include/presence.h. Nothing here knows about the JS API; the rest of lib/ builds on it.
 //
 // Where the library comes from, first match wins:
 //  1. PRESENCE_LIB: an explicit path (an error if the file is missing).
@@ -117,10 +117,10 @@ function native() {
   // koffi's type names are global: declared once, even if a load is retried.
   if (!typesDeclared) {
     koffi.opaque('presence_engine');
-    // What presence_poll_ready_into renders into (index.js declares the functions).
+    // What presence_poll_ready_into renders into (lib/batch.js declares the functions).
     koffi.opaque('presence_ready_batch');
     // The cluster calls hand out messages through this callback, synchronously, on the
-    // calling thread (index.js passes a JS function: a koffi transient callback).
+    // calling thread (lib/scratch.js passes a JS function: a koffi transient callback).
     koffi.proto('void presence_message_cb(void *userdata, const uint8_t *data, size_t len)');
     typesDeclared = true;
   }
