@@ -91,13 +91,15 @@ for (const kind of Object.keys(SERVERS)) {
       ;[servers.a, servers.b] = await Promise.all([startServer(kind, options('a')), startServer(kind, options('b'))])
     })
 
+    // Every server and the Redis stop before any check: a process left running would keep
+    // this test file from ever exiting.
     after(async () => {
       for (const context of contexts) await context.close()
-      for (const [name, server] of Object.entries(servers)) {
-        const code = await stopServer(server)
+      const stopped = await Promise.all(Object.entries(servers).map(async ([name, server]) => [name, server, await stopServer(server)]))
+      await redis?.stop()
+      for (const [name, server, code] of stopped) {
         assert.equal(code, 0, `${kind} node ${name} did not stop cleanly (${code}):\n${server.output()}`)
       }
-      await redis?.stop()
     })
 
     test('pages on either node show the whole cluster, live', async (t) => {
