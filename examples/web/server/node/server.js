@@ -176,16 +176,6 @@ const endpoint = attachPhoenix(server, engine, {
   },
 })
 
-// Every socket the server accepted, upgraded ones included, so that a shutdown can close
-// them all: server.close() waits for any that is not idle, and one whose request is still
-// arriving (a page reconnecting as the server stops) held the process until the request
-// timeout, a minute.
-const sockets = new Set()
-server.on('connection', (socket) => {
-  sockets.add(socket)
-  socket.once('close', () => sockets.delete(socket))
-})
-
 // A port in use (or any error of the listening socket): say so and exit.
 const listenFailed = (err) => {
   console.error(`server.js: ${err.message}`)
@@ -207,7 +197,10 @@ async function shutdown() {
   stopping = true
   endpoint.close()
   const closed = new Promise((resolve) => server.close(resolve))
-  for (const socket of sockets) socket.destroy()
+  // server.close() waits for every connection that is not idle, and one whose request was
+  // still arriving (a page reconnecting as the server stops) held the process until the
+  // request timeout; the WebSockets are closed by endpoint.close() already.
+  server.closeAllConnections()
   // The Redis link publishes this node's departure before it stops: the other nodes drop
   // its presences at once instead of after down-after-ms.
   if (cluster) {
