@@ -7,7 +7,7 @@ const { STRUCT_WORDS } = require('./generated');
 const { Status, InvalidInputError } = require('./errors');
 const { READY_DIFF, LO, HI } = require('./scratch');
 const { checkText, describe } = require('./checks');
-const { declareLater } = require('./declare');
+const { declaredOnFirstUse } = require('./declare');
 
 // The host's fast path: presence_poll_ready_into and presence_state_message. The core
 // renders every message as it polls, into a presence_ready_batch of the engine's that
@@ -16,27 +16,14 @@ const { declareLater } = require('./declare');
 // spans the library computes) and its bytes views of the text, so nothing is parsed or
 // serialised per topic.
 
-let readyFns = null;
-
-function fastPath(n) {
-  if (readyFns === null) {
-    readyFns = declareLater(n, {
-      poll_ready_into:
-        'int presence_poll_ready_into(const presence_engine *engine, uint32_t envelope, const char *join_ref, presence_ready_batch *batch, void *out)',
-      ready_batch_new: 'int presence_ready_batch_new(_Out_ presence_ready_batch **out)',
-      ready_batch_free: 'void presence_ready_batch_free(presence_ready_batch *batch)',
-      state_message:
-        'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)',
-    });
-  }
-  return readyFns;
-}
-
-// The registry and Engine.close() free an engine's batch through this, so that
-// readyFns stays this module's; an engine has a batch only once fastPath() has run.
-function freeReadyBatch(ready) {
-  readyFns.ready_batch_free(ready);
-}
+const fastPath = declaredOnFirstUse({
+  poll_ready_into:
+    'int presence_poll_ready_into(const presence_engine *engine, uint32_t envelope, const char *join_ref, presence_ready_batch *batch, void *out)',
+  ready_batch_new: 'int presence_ready_batch_new(_Out_ presence_ready_batch **out)',
+  ready_batch_free: 'void presence_ready_batch_free(presence_ready_batch *batch)',
+  state_message:
+    'int presence_state_message(const presence_engine *engine, const char *topic, uint32_t envelope, const char *join_ref, void *out, void *seq)',
+});
 
 // presence_envelope values.
 const ENVELOPES = Object.freeze({ event: 1, phoenix: 2 });
@@ -280,7 +267,6 @@ module.exports = {
   Batch,
   Diff,
   fastPath,
-  freeReadyBatch,
   envelopeArgs,
   readyScratchFor,
   takeReady,

@@ -1,6 +1,6 @@
 'use strict';
 
-// declareLater: the C functions that the JS calls declare themselves, on first use.
+// declaredOnFirstUse: the C functions that the JS calls declare themselves, on first use.
 
 // Functions newer than those native() declares are declared on first use, from the
 // library native() loaded: a library built before them still serves every other call,
@@ -23,4 +23,13 @@ function declareLater(n, decls) {
   return fns;
 }
 
-module.exports = { declareLater };
+/** (n) => the functions of `decls`, declared at the first call and the same table after. */
+function declaredOnFirstUse(decls) {
+  let fns = null;
+  return (n) => {
+    if (fns === null) fns = declareLater(n, decls);
+    return fns;
+  };
+}
+
+module.exports = { declaredOnFirstUse };

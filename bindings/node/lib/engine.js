@@ -9,7 +9,7 @@ const scratch = require('./scratch');
 const { COUNTS, CLUSTER_STATS, u64Scratch, seqScratch, sizeScratch, u64, u64Big, structObject } = scratch;
 const { bufferScratch, takeBuffer, collectMessages, fail } = scratch;
 const { checkConn, checkText, checkTopic, checkKey, checkMeta, checkInterval, describe, configJson } = require('./checks');
-const { fastPath, freeReadyBatch, envelopeArgs, readyScratchFor, takeReady } = require('./batch');
+const { fastPath, envelopeArgs, readyScratchFor, takeReady } = require('./batch');
 const { ttlCalls, checkTtl } = require('./ttl');
 const { httpReads, COUNTS_WORDS, refusedTopic } = require('./reads');
 
@@ -19,7 +19,7 @@ const { httpReads, COUNTS_WORDS, refusedTopic } = require('./reads');
 // its first pollBatch(), after the registration.
 const registry = new FinalizationRegistry((handles) => {
   native().engine_free(handles.engine);
-  if (handles.ready !== null) freeReadyBatch(handles.ready);
+  if (handles.ready !== null) fastPath(native()).ready_batch_free(handles.ready);
 });
 
 class Engine {
@@ -543,7 +543,7 @@ class Engine {
     for (const stop of [...this.#stops]) stop();
     registry.unregister(this);
     if (this.#handles.ready !== null) {
-      freeReadyBatch(this.#handles.ready);
+      fastPath(native()).ready_batch_free(this.#handles.ready);
       this.#handles.ready = null;
     }
     if (this.#inflight > 0) this.#freeLater = h;

@@ -5,22 +5,15 @@
 const { STRUCT_WORDS } = require('./generated');
 const { Status, InvalidInputError } = require('./errors');
 const { describe } = require('./checks');
-const { declareLater } = require('./declare');
+const { declaredOnFirstUse } = require('./declare');
 
 // The reads of an HTTP side: presence_counts_many (koffi passes a JS array of strings as
 // the `const char **`, each encoded as UTF-8) and presence_metrics.
 
-let readFns = null;
-
-function httpReads(n) {
-  if (readFns === null) {
-    readFns = declareLater(n, {
-      counts_many: 'int presence_counts_many(const presence_engine *engine, const char **topics, size_t n, void *out)',
-      metrics: 'int presence_metrics(const presence_engine *engine, void *out)',
-    });
-  }
-  return readFns;
-}
+const httpReads = declaredOnFirstUse({
+  counts_many: 'int presence_counts_many(const presence_engine *engine, const char **topics, size_t n, void *out)',
+  metrics: 'int presence_metrics(const presence_engine *engine, void *out)',
+});
 
 const COUNTS_WORDS = STRUCT_WORDS.presence_counts.length;
 

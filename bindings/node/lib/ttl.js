@@ -3,22 +3,15 @@
 // The calls of presences with a time to live, and the check of track()'s ttlMs option.
 
 const { describe } = require('./checks');
-const { declareLater } = require('./declare');
+const { declaredOnFirstUse } = require('./declare');
 
 // Presences with a time to live: presence_track_ttl and presence_touch.
 
-let ttlFns = null;
-
-function ttlCalls(n) {
-  if (ttlFns === null) {
-    ttlFns = declareLater(n, {
-      track_ttl:
-        'int presence_track_ttl(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta, uint64_t ttl_ms)',
-      touch: 'int presence_touch(const presence_engine *engine, uint64_t conn, void *renewed)',
-    });
-  }
-  return ttlFns;
-}
+const ttlCalls = declaredOnFirstUse({
+  track_ttl:
+    'int presence_track_ttl(const presence_engine *engine, const char *topic, uint64_t conn, const char *key, const char *meta, uint64_t ttl_ms)',
+  touch: 'int presence_touch(const presence_engine *engine, uint64_t conn, void *renewed)',
+});
 
 /** The ttlMs of track()'s options, or null; the library checks its range. */
 function checkTtl(options) {
