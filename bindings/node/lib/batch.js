@@ -5,7 +5,7 @@
 
 const { STRUCT_WORDS } = require('./generated');
 const { Status, InvalidInputError } = require('./errors');
-const { READY_DIFF, LO, HI } = require('./scratch');
+const { READY_DIFF, LO, HI, pointerWords, asPointer } = require('./scratch');
 const { checkText, describe } = require('./checks');
 const { declaredOnFirstUse } = require('./declare');
 
@@ -45,18 +45,12 @@ function envelopeArgs(envelope, joinRef) {
 
 // presence_ready_view {presence_str text; const presence_ready_diff *diffs; size_t count;}:
 // four pointer-sized words.
-let readyScratch = null;
 let readyWords = null;
 
 function readyScratchFor(n) {
-  if (readyScratch === null) {
-    readyScratch = new ArrayBuffer(4 * n.pointerSize);
-    readyWords = n.pointerSize === 8 ? new BigUint64Array(readyScratch) : new Uint32Array(readyScratch);
-  }
-  return readyScratch;
+  if (readyWords === null) readyWords = pointerWords(n, 4);
+  return readyWords.buffer;
 }
-
-const asPointer = (w) => (typeof w === 'bigint' ? w : BigInt(w));
 
 // presence_ready_diff: u64 words, as twice as many u32; the word positions below are
 // resolved once, here, from the header's layout. Offsets and lengths stay far below 2^32:

@@ -53,26 +53,29 @@ function structObject(struct) {
   return out;
 }
 
+/** `count` pointer-sized words, for a C struct of pointers and size_t the library writes. */
+function pointerWords(n, count) {
+  const buffer = new ArrayBuffer(count * n.pointerSize);
+  return n.pointerSize === 8 ? new BigUint64Array(buffer) : new Uint32Array(buffer);
+}
+
+/** A pointer read from such words, as koffi takes it. */
+const asPointer = (w) => (typeof w === 'bigint' ? w : BigInt(w));
+
 // presence_buf {const uint8_t *data; size_t len;}: two pointer-sized words.
-let bufScratch = null;
 let bufWords = null;
 
 function bufferScratch(n) {
-  if (bufScratch === null) {
-    bufScratch = new ArrayBuffer(2 * n.pointerSize);
-    bufWords = n.pointerSize === 8 ? new BigUint64Array(bufScratch) : new Uint32Array(bufScratch);
-  }
-  return bufScratch;
+  if (bufWords === null) bufWords = pointerWords(n, 2);
+  return bufWords.buffer;
 }
 
 /** Decodes the presence_buf in the scratch as a string, and always frees it. */
 function takeBuffer(n) {
   try {
-    const ptr = bufWords[0];
-    const len = Number(bufWords[1]);
-    return n.koffi.decode.string(typeof ptr === 'bigint' ? ptr : BigInt(ptr), len);
+    return n.koffi.decode.string(asPointer(bufWords[0]), Number(bufWords[1]));
   } finally {
-    n.buf_free(bufScratch);
+    n.buf_free(bufWords.buffer);
   }
 }
 
@@ -131,6 +134,8 @@ module.exports = {
   u64,
   u64Big,
   structObject,
+  pointerWords,
+  asPointer,
   bufferScratch,
   takeBuffer,
   collectMessages,
